@@ -1,0 +1,62 @@
+"""durable: a durable workflow engine that keeps its state in the application's database.
+
+Workflows are generator functions registered with `@workflow(name)`; they yield commands built
+by their context (`ctx.step`, `ctx.transaction`, `ctx.wait_for_signal`, `ctx.sleep`, `ctx.now`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from durable.commands import TIMED_OUT, WorkflowContext
+from durable.errors import (
+    DurableError,
+    LeaseLost,
+    ReplayDivergence,
+    RunConflict,
+    RunNotFound,
+    StepFailed,
+    WorkflowNotRegistered,
+)
+from durable.registry import workflow
+
+__all__ = [
+    "TIMED_OUT",
+    "DurableError",
+    "LeaseLost",
+    "ReplayDivergence",
+    "RunConflict",
+    "RunHandle",
+    "RunNotFound",
+    "SignalResult",
+    "StepFailed",
+    "WorkflowContext",
+    "WorkflowNotRegistered",
+    "accepted_signal_count",
+    "cancel",
+    "database_now",
+    "get",
+    "send_signal",
+    "start",
+    "workflow",
+]
+
+_ENGINE_NAMES = {
+    "RunHandle",
+    "SignalResult",
+    "accepted_signal_count",
+    "cancel",
+    "database_now",
+    "get",
+    "send_signal",
+    "start",
+}
+
+
+def __getattr__(name: str) -> Any:
+    # The engine imports models, which Django allows only once apps are loaded.
+    if name in _ENGINE_NAMES:
+        from durable import engine
+
+        return getattr(engine, name)
+    raise AttributeError(f"module 'durable' has no attribute {name!r}")

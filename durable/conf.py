@@ -1,0 +1,26 @@
+"""The engine's settings, read lazily from `settings.DURABLE` so override_settings works."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.conf import settings
+
+DEFAULTS: dict[str, float] = {
+    "LEASE_SECONDS": 15.0,
+    "POLL_INTERVAL_SECONDS": 0.1,
+    "REDELIVER_AFTER_SECONDS": 30.0,
+    "RETRY_BACKOFF_SECONDS": 0.5,
+    "RETRY_BACKOFF_MAX_SECONDS": 60.0,
+    "POLL_BATCH_SIZE": 500,
+}
+
+
+def get(name: str) -> float:
+    """The value of DURABLE[name], or its default."""
+    return float(getattr(settings, "DURABLE", {}).get(name, DEFAULTS[name]))
+
+
+def seconds(name: str) -> dt.timedelta:
+    """DURABLE[name] as a timedelta."""
+    return dt.timedelta(seconds=get(name))

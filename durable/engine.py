@@ -1,0 +1,196 @@
+"""The engine's public operations: start runs, read them, send workflow signals, recover."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from durable import conf, queue, store
+from durable.executor import Advanced, advance, to_json
+from durable.models import ACTIVE_STATUSES, RunStatus, WorkflowRun, WorkflowSignal
+from durable.registry import WorkflowFunction, workflow_name
+
+logger = logging.getLogger("durable.engine")
+
+
+@dataclass(frozen=True, slots=True)
+class RunHandle:
+    """A snapshot of a run, as callers read it."""
+
+    run_id: str
+    workflow: str
+    status: str
+    result: Any
+    error: str
+    wait_deadline: dt.datetime | None
+    waiting_for: str
+    created_at: dt.datetime
+    finished_at: dt.datetime | None
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED)
+
+    @classmethod
+    def from_run(cls, run: WorkflowRun) -> RunHandle:
+        return cls(
+            run_id=run.id,
+            workflow=run.workflow,
+            status=run.status,
+            result=run.result,
+            error=run.error,
+            wait_deadline=run.wake_at if run.waiting_signal else None,
+            waiting_for=run.waiting_signal,
+            created_at=run.created_at,
+            finished_at=run.finished_at,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SignalResult:
+    """`accepted`: the run's wait will see the workflow signal. Otherwise `reason` says why not."""
+
+    accepted: bool
+    reason: str
+    run: RunHandle
+
+
+def start(run_id: str, workflow: WorkflowFunction | str, *args: Any) -> tuple[RunHandle, bool]:
+    """Start `workflow(*args)` as run `run_id`, or return the run that has this id.
+
+    Idempotent and safe under concurrent calls (the primary key decides): the same id returns the
+    existing run with `created` False; the same id with another workflow or other arguments raises
+    RunConflict. A new run is enqueued atomically with its creation (ORM broker) or right after
+    the surrounding transaction commits."""
+    name = workflow_name(workflow)
+    json_args = to_json(list(args))
+    with transaction.atomic():
+        run, created = store.create_run(run_id, name, json_args)
+        if created:
+            queue.enqueue(run_id)
+    if created:
+        logger.info("run %s workflow=%s started", run_id, name)
+    return RunHandle.from_run(run), created
+
+
+def get(run_id: str) -> RunHandle:
+    """The run's current state; RunNotFound if there is no such run."""
+    return RunHandle.from_run(store.get_run(run_id))
+
+
+def send_signal(run_id: str, name: str, payload: Any = None) -> SignalResult:
+    """Send the workflow signal `name` to a run. The row is kept whatever the verdict.
+
+    Accepted means the workflow will receive it (its open wait, or the next wait for `name` it
+    reaches); rejected means it never will (the run finished, or that wait already timed out).
+    The verdict and the wait's timeout decision serialise on the run's row."""
+    with transaction.atomic():
+        verdict = store.record_signal(run_id, name, to_json(payload))
+        if verdict.wakes_run:
+            queue.enqueue(run_id)
+    logger.info(
+        "run %s workflow signal %r %s (%s)",
+        run_id, name, "accepted" if verdict.accepted else "rejected", verdict.reason,
+    )  # fmt: skip
+    return SignalResult(verdict.accepted, verdict.reason, get(run_id))
+
+
+def database_now() -> dt.datetime:
+    """The time by the clock the engine decides deadlines with (the database's on PostgreSQL).
+
+    Compute deadlines handed to `wait_for_signal(until=...)` from it, so every machine agrees."""
+    return store.db_now()
+
+
+def accepted_signal_count(run_id: str, name: str) -> int:
+    """How many workflow signals `name` the run has accepted."""
+    return WorkflowSignal.objects.filter(run_id=run_id, name=name, accepted=True).count()
+
+
+def cancel(run_id: str, reason: str = "cancelled by an operator") -> bool:
+    """Stop an active run where it is (no more steps run); False if it had already finished."""
+    cancelled = store.cancel_run(run_id, reason)
+    if cancelled:
+        logger.info("run %s cancelled: %s", run_id, reason)
+    return cancelled
+
+
+def poll_once(limit: int | None = None) -> list[str]:
+    """Enqueue every run that is due: wake-up time come, lease expired (dead worker), or a task
+    enqueued long ago and never taken (lost). Safe to run in several pollers at once."""
+    now = timezone.now()
+    ids = store.claim_due_runs(
+        now,
+        now - conf.seconds("REDELIVER_AFTER_SECONDS"),
+        int(limit or conf.get("POLL_BATCH_SIZE")),
+    )
+    if ids:
+        with transaction.atomic():
+            queue.enqueue_many(ids)
+    return ids
+
+
+@dataclass(frozen=True, slots=True)
+class StuckRun:
+    run_id: str
+    workflow: str
+    status: str
+    why: str
+
+
+def find_stuck(older_than: dt.timedelta = dt.timedelta(0), run_id: str | None = None) -> list[StuckRun]:
+    """Active runs that are not progressing: lease expired, wake-up time passed, or enqueued
+    and never picked up, for at least `older_than`."""
+    now = timezone.now()
+    cutoff = now - older_than
+    runs = WorkflowRun.objects.filter(status__in=ACTIVE_STATUSES).filter(
+        Q(lease_expires_at__lt=cutoff)
+        | Q(lease_owner="", wake_at__lte=cutoff)
+        | Q(lease_owner="", wake_at__isnull=True, updated_at__lte=cutoff)
+    )
+    if run_id is not None:
+        runs = runs.filter(pk=run_id)
+    stuck = []
+    for run in runs.order_by("created_at"):
+        if run.lease_expires_at is not None and run.lease_expires_at < cutoff:
+            why = f"lease held by {run.lease_owner} expired at {run.lease_expires_at.isoformat()}"
+        elif run.wake_at is not None:
+            why = f"wake-up time {run.wake_at.isoformat()} has passed"
+        else:
+            why = "runnable but not picked up"
+        stuck.append(StuckRun(run.id, run.workflow, run.status, why))
+    return stuck
+
+
+def resume(run_ids: Iterable[str], *, inline: bool = False) -> dict[str, str]:
+    """Re-enqueue the runs (or advance them in this process when `inline`)."""
+    outcome: dict[str, str] = {}
+    for run_id in run_ids:
+        if inline:
+            outcome[run_id] = drain(run_id).value
+        else:
+            with transaction.atomic():
+                WorkflowRun.objects.filter(pk=run_id).update(enqueued_at=timezone.now())
+                queue.enqueue(run_id)
+            outcome[run_id] = "enqueued"
+    return outcome
+
+
+def drain(run_id: str, max_rounds: int = 100) -> Advanced:
+    """Advance one run in this process until it finishes or must wait for the clock or a signal."""
+    result = Advanced.BUSY
+    for _ in range(max_rounds):
+        result = advance(run_id)
+        run = store.get_run(run_id)
+        if run.is_finished or result is not Advanced.SUSPENDED:
+            return result
+        if run.wake_at is None or run.wake_at > timezone.now():
+            return result
+    return result

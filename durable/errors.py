@@ -1,0 +1,49 @@
+"""Exceptions of the durable engine."""
+
+from __future__ import annotations
+
+
+class DurableError(Exception):
+    """Base class of the engine's errors."""
+
+
+class WorkflowNotRegistered(DurableError):
+    """No workflow is registered under the name asked for."""
+
+
+class RunConflict(DurableError):
+    """A run with this id exists already, for another workflow or other arguments."""
+
+
+class RunNotFound(DurableError):
+    """No run has this id."""
+
+
+class LeaseLost(DurableError):
+    """This executor no longer holds the run's lease: it must stop without writing."""
+
+
+class StepFailed(DurableError):
+    """A step failed after its last attempt; raised inside the workflow at the step's yield.
+
+    Live execution and replay raise the same exception with the same text, so a workflow that
+    catches it behaves the same both times.
+    """
+
+    def __init__(self, step_name: str, error: str) -> None:
+        super().__init__(f"step {step_name!r} failed: {error}")
+        self.step_name = step_name
+        self.error = error
+
+
+class ReplayDivergence(DurableError):
+    """Replay met a command other than the one recorded at that position: the code changed."""
+
+    def __init__(self, position: int, recorded: str, found: str) -> None:
+        super().__init__(
+            f"replay diverged at position {position}: the checkpoint records {recorded!r} "
+            f"but the workflow now yields {found!r}"
+        )
+        self.position = position
+        self.recorded = recorded
+        self.found = found

@@ -1,0 +1,289 @@
+"""Advancing a run: take its lease, replay, execute commands until it suspends or finishes.
+
+Every checkpoint is written in a transaction that first fences the lease (`store.fence`), so an
+executor that lost its lease never writes. A transactional step's own writes share that
+transaction: they commit with the checkpoint or not at all.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import enum
+import json
+import logging
+import os
+import socket
+import time
+import uuid
+from typing import Any
+
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import transaction
+from django.utils import timezone
+
+from durable import conf, store
+from durable.commands import Command, Now, Sleep, Step, TransactionStep, WaitForSignal
+from durable.errors import LeaseLost, WorkflowNotRegistered
+from durable.models import CheckpointStatus, RunStatus
+from durable.registry import instantiate
+from durable.replay import (
+    Completed,
+    Crashed,
+    Diverged,
+    Raised,
+    Recorded,
+    Resolved,
+    Suspend,
+    Suspended,
+    describe,
+    drive,
+)
+
+logger = logging.getLogger("durable.executor")
+
+_HOST = socket.gethostname()
+
+
+class Advanced(enum.Enum):
+    """What one call of `advance` did."""
+
+    BUSY = "busy"  # another executor holds the lease, or the run is not due yet
+    SUSPENDED = "suspended"
+    FINISHED = "finished"
+    LEASE_LOST = "lease_lost"
+
+
+def new_owner() -> str:
+    """A lease token unique to one acquisition, naming the host and process for operators."""
+    return f"{_HOST}:{os.getpid()}:{uuid.uuid4().hex[:12]}"[:64]
+
+
+def to_json(value: Any) -> Any:
+    """The value exactly as it will come back from the database, so live and replay agree."""
+    return json.loads(json.dumps(value, cls=DjangoJSONEncoder))
+
+
+def advance(run_id: str) -> Advanced:
+    """Advance the run as far as it can go now.
+
+    Guarantees: at most one executor at a time (lease); each command that finished before is not
+    run again; the run ends, or is parked with the time it must wake, or is left to another
+    executor if the lease was lost."""
+    owner = new_owner()
+    ttl = conf.seconds("LEASE_SECONDS")
+    if not store.acquire_lease(run_id, owner, timezone.now(), ttl):
+        return Advanced.BUSY
+    started = time.monotonic()
+    try:
+        return _advance_leased(run_id, owner, ttl, started)
+    except LeaseLost:
+        logger.warning("run %s: lease lost, leaving it to its new owner", run_id)
+        return Advanced.LEASE_LOST
+    except BaseException:
+        # Unexpected (database down, worker timeout): give the run back at once rather than
+        # waiting out the lease; if even that fails, the lease expires on its own.
+        with contextlib.suppress(Exception):
+            store.release_lease(run_id, owner)
+        raise
+
+
+def _advance_leased(run_id: str, owner: str, ttl: dt.timedelta, started: float) -> Advanced:
+    run = store.get_run(run_id)
+    try:
+        generator = instantiate(run.workflow, run.id, list(run.args))
+    except WorkflowNotRegistered as exc:
+        # Another deployment may know it; do not fail the run, let the lease lapse instead.
+        logger.error("run %s: %s", run_id, exc)
+        store.release_lease(run_id, owner)
+        return Advanced.BUSY
+    history = store.load_history(run_id)
+    runner = _LiveCommands(run_id, owner, ttl)
+    outcome = drive(generator, history, runner.execute)
+    elapsed_ms = (time.monotonic() - started) * 1000
+    if isinstance(outcome, Suspended):
+        logger.info(
+            "run %s workflow=%s suspended at position=%d reason=%s wake_at=%s duration_ms=%.1f",
+            run_id, run.workflow, outcome.position, outcome.suspend.reason,
+            outcome.suspend.wake_at, elapsed_ms,
+        )  # fmt: skip
+        return Advanced.SUSPENDED
+    with transaction.atomic():
+        store.fence(run_id, owner, ttl)
+        if isinstance(outcome, Completed):
+            status, result, error = RunStatus.SUCCEEDED, to_json(outcome.value), ""
+        elif isinstance(outcome, Crashed):
+            status, result, error = RunStatus.FAILED, None, outcome.error
+        else:
+            assert isinstance(outcome, Diverged)
+            status, result, error = RunStatus.FAILED, None, str(outcome.error)
+        store.finish_run(run_id, owner, status, result, error)
+    log = logger.info if status == RunStatus.SUCCEEDED else logger.error
+    log(
+        "run %s workflow=%s %s duration_ms=%.1f%s",
+        run_id, run.workflow, status, elapsed_ms, f" error={error}" if error else "",
+    )  # fmt: skip
+    return Advanced.FINISHED
+
+
+class _LiveCommands:
+    """Runs the commands that have no finished checkpoint, for one leased run."""
+
+    def __init__(self, run_id: str, owner: str, ttl: dt.timedelta) -> None:
+        self.run_id = run_id
+        self.owner = owner
+        self.ttl = ttl
+
+    def execute(
+        self, position: int, command: Command, recorded: Recorded | None
+    ) -> Resolved | Raised | Suspend:
+        if isinstance(command, TransactionStep):
+            return self._transaction(position, command, recorded)
+        if isinstance(command, Step):
+            return self._step(position, command, recorded)
+        if isinstance(command, WaitForSignal):
+            return self._wait(position, command, recorded)
+        if isinstance(command, Sleep):
+            return self._sleep(position, command, recorded)
+        if isinstance(command, Now):
+            return self._now(position, command)
+        raise TypeError(f"unknown command {command!r}")
+
+    # -- steps -----------------------------------------------------------------------------------
+
+    def _step(self, position: int, command: Step, recorded: Recorded | None) -> Resolved | Raised | Suspend:
+        attempt = (recorded.attempts if recorded else 0) + 1
+        try:
+            result = to_json(command.fn(*command.args))
+        except LeaseLost:
+            raise
+        except Exception as exc:
+            return self._step_failed(position, command, attempt, exc)
+        with transaction.atomic():
+            store.fence(self.run_id, self.owner, self.ttl)
+            self._write_result(position, command, result, attempt, recorded)
+        return Resolved(result)
+
+    def _transaction(
+        self, position: int, command: TransactionStep, recorded: Recorded | None
+    ) -> Resolved | Raised | Suspend:
+        attempt = (recorded.attempts if recorded else 0) + 1
+        try:
+            with transaction.atomic():
+                store.fence(self.run_id, self.owner, self.ttl)
+                result = to_json(command.fn(*command.args))
+                self._write_result(position, command, result, attempt, recorded)
+        except LeaseLost:
+            raise
+        except Exception as exc:
+            return self._step_failed(position, command, attempt, exc)
+        return Resolved(result)
+
+    def _write_result(
+        self, position: int, command: Step, result: Any, attempt: int, recorded: Recorded | None
+    ) -> None:
+        if recorded is None:
+            store.insert_checkpoint(
+                self.run_id, position, name=command.name, kind=command.kind, result=result
+            )
+        else:
+            store.save_checkpoint(
+                self.run_id, position, name=command.name, kind=command.kind,
+                status=CheckpointStatus.DONE, result=result, attempts=attempt,
+            )  # fmt: skip
+
+    def _step_failed(self, position: int, command: Step, attempt: int, exc: Exception) -> Raised | Suspend:
+        error = describe(exc)
+        final = attempt >= command.max_attempts
+        wake_at = None
+        with transaction.atomic():
+            store.fence(self.run_id, self.owner, self.ttl)
+            if final:
+                store.save_checkpoint(
+                    self.run_id, position, name=command.name, kind=command.kind,
+                    status=CheckpointStatus.ERROR, error=error, attempts=attempt,
+                )  # fmt: skip
+            else:
+                backoff = min(
+                    conf.get("RETRY_BACKOFF_SECONDS") * 2 ** (attempt - 1),
+                    conf.get("RETRY_BACKOFF_MAX_SECONDS"),
+                )
+                wake_at = timezone.now() + dt.timedelta(seconds=backoff)
+                store.save_checkpoint(
+                    self.run_id, position, name=command.name, kind=command.kind,
+                    status=CheckpointStatus.PENDING, error=error, attempts=attempt,
+                )  # fmt: skip
+                store.suspend_run(self.run_id, self.owner, wake_at)
+        logger.warning(
+            "run %s step %s attempt %d/%d failed: %s",
+            self.run_id, command.name, attempt, command.max_attempts, error,
+        )  # fmt: skip
+        if final:
+            return Raised(error)
+        return Suspend(wake_at, f"retry {command.name}")
+
+    # -- time ------------------------------------------------------------------------------------
+
+    def _now(self, position: int, command: Now) -> Resolved:
+        with transaction.atomic():
+            store.fence(self.run_id, self.owner, self.ttl)
+            result = store.db_now().isoformat()
+            store.insert_checkpoint(
+                self.run_id, position, name=command.name, kind=command.kind, result=result
+            )
+        return Resolved(result)
+
+    def _wait(self, position: int, command: WaitForSignal, recorded: Recorded | None) -> Resolved | Suspend:
+        with transaction.atomic():
+            store.fence(self.run_id, self.owner, self.ttl)
+            now = store.db_now()
+            if recorded is not None:
+                # A sender may have decided the timeout since the history was read.
+                current = store.get_checkpoint(self.run_id, position)
+                if current is not None and current.status == CheckpointStatus.DONE:
+                    return Resolved(current.result)
+                deadline = recorded.deadline
+            elif command.until is not None:
+                deadline = command.until
+            else:
+                deadline = now + dt.timedelta(seconds=command.timeout or 0)
+            signal = store.consume_signal(self.run_id, command.signal, position)
+            if signal is not None:
+                result: dict[str, Any] = {"signal_id": signal.pk, "payload": signal.payload}
+            elif deadline is not None and now >= deadline:
+                result = {"timed_out": True}
+            else:
+                if recorded is None:
+                    store.save_checkpoint(
+                        self.run_id, position, name=command.name, kind=command.kind,
+                        status=CheckpointStatus.PENDING, attempts=0, deadline=deadline,
+                    )  # fmt: skip
+                store.suspend_run(self.run_id, self.owner, deadline, command.signal)
+                return Suspend(deadline, f"waiting for {command.signal!r}")
+            store.save_checkpoint(
+                self.run_id, position, name=command.name, kind=command.kind,
+                status=CheckpointStatus.DONE, result=result, attempts=0, deadline=deadline,
+            )  # fmt: skip
+        return Resolved(result)
+
+    def _sleep(self, position: int, command: Sleep, recorded: Recorded | None) -> Resolved | Suspend:
+        with transaction.atomic():
+            store.fence(self.run_id, self.owner, self.ttl)
+            now = store.db_now()
+            if recorded is not None and recorded.deadline is not None:
+                deadline = recorded.deadline
+            else:
+                deadline = now + dt.timedelta(seconds=command.seconds)
+            if now < deadline:
+                if recorded is None:
+                    store.save_checkpoint(
+                        self.run_id, position, name=command.name, kind=command.kind,
+                        status=CheckpointStatus.PENDING, attempts=0, deadline=deadline,
+                    )  # fmt: skip
+                store.suspend_run(self.run_id, self.owner, deadline)
+                return Suspend(deadline, "sleeping")
+            store.save_checkpoint(
+                self.run_id, position, name=command.name, kind=command.kind,
+                status=CheckpointStatus.DONE, result=None, attempts=0, deadline=deadline,
+            )  # fmt: skip
+        return Resolved(None)

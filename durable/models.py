@@ -1,0 +1,116 @@
+"""Workflow state kept in the application's database: runs, step checkpoints, workflow signals.
+
+The models are plain; every query the engine makes lives in `durable.store`.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+
+
+class RunStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    RUNNING = "running", "Running"
+    WAITING = "waiting", "Waiting"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+ACTIVE_STATUSES = (RunStatus.PENDING, RunStatus.RUNNING, RunStatus.WAITING)
+FINISHED_STATUSES = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED)
+
+
+class WorkflowRun(models.Model):
+    """One execution of a workflow; its id is the caller's idempotency key."""
+
+    id = models.CharField(primary_key=True, max_length=200)
+    workflow = models.CharField(max_length=100, db_index=True)
+    args = models.JSONField(default=list)
+    status = models.CharField(max_length=10, choices=RunStatus.choices, default=RunStatus.PENDING)
+    result = models.JSONField(null=True, blank=True)
+    error = models.TextField(blank=True, default="")
+    # Lease: the one executor allowed to advance the run, until the expiry.
+    lease_owner = models.CharField(max_length=64, blank=True, default="")
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    # When a suspended run must be advanced again (deadline of a wait, end of a sleep, retry).
+    wake_at = models.DateTimeField(null=True, blank=True)
+    waiting_signal = models.CharField(max_length=100, blank=True, default="")
+    # Set when a task for the run was put on the queue; cleared when a worker takes the lease.
+    enqueued_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(
+                fields=["wake_at"],
+                name="durable_run_active_wake_idx",
+                condition=Q(status__in=["pending", "running", "waiting"]),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.workflow} {self.id} ({self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in FINISHED_STATUSES
+
+
+class CheckpointStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    DONE = "done", "Done"
+    ERROR = "error", "Error"
+
+
+class StepCheckpoint(models.Model):
+    """The recorded outcome of the command at one position of a run's workflow."""
+
+    run = models.ForeignKey(WorkflowRun, on_delete=models.CASCADE, related_name="checkpoints")
+    position = models.PositiveIntegerField()
+    name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=20)
+    status = models.CharField(
+        max_length=10, choices=CheckpointStatus.choices, default=CheckpointStatus.DONE
+    )
+    result = models.JSONField(null=True, blank=True)
+    error = models.TextField(blank=True, default="")
+    attempts = models.PositiveIntegerField(default=1)
+    # For waits and sleeps: fixed the first time the command is reached, never moved after.
+    deadline = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["run", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "position"], name="durable_checkpoint_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.run_id}#{self.position} {self.name} ({self.status})"
+
+
+class WorkflowSignal(models.Model):
+    """A message sent to a run ("cancel"), kept whether or not a worker is running."""
+
+    run = models.ForeignKey(WorkflowRun, on_delete=models.CASCADE, related_name="signals")
+    name = models.CharField(max_length=100)
+    payload = models.JSONField(null=True, blank=True)
+    sent_at = models.DateTimeField(auto_now_add=True)
+    accepted = models.BooleanField()
+    reason = models.CharField(max_length=100, blank=True, default="")
+    consumed_position = models.PositiveIntegerField(null=True, blank=True)
+    consumed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["run", "id"]
+        indexes = [models.Index(fields=["run", "name"], name="durable_signal_run_name_idx")]
+
+    def __str__(self) -> str:
+        verdict = "accepted" if self.accepted else "rejected"
+        return f"{self.name} -> {self.run_id} ({verdict})"

@@ -1,0 +1,343 @@
+"""Every query the engine makes. Models stay plain; the rules of the tables live here.
+
+Serialisation: the engine's decisions about a run (take a checkpoint, decide a wait, accept a
+workflow signal) each run in one transaction that first locks the run's row: `select_for_update`
+or an UPDATE on PostgreSQL, and the write lock that SQLite's IMMEDIATE transactions take at BEGIN.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from durable.errors import LeaseLost, RunConflict, RunNotFound
+from durable.models import (
+    ACTIVE_STATUSES,
+    CheckpointStatus,
+    RunStatus,
+    StepCheckpoint,
+    WorkflowRun,
+    WorkflowSignal,
+)
+from durable.replay import Recorded
+
+
+def db_now() -> dt.datetime:
+    """The time by the database's clock on PostgreSQL (one clock for every machine), else ours."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT clock_timestamp()")
+            return cursor.fetchone()[0]
+    return timezone.now()
+
+
+# --- runs ---------------------------------------------------------------------------------------
+
+
+def create_run(run_id: str, workflow: str, args: list[Any]) -> tuple[WorkflowRun, bool]:
+    """Insert the run, or return the one with this id. Safe under concurrent calls: the primary
+    key decides, not a check before the insert. RunConflict if the existing run differs."""
+    try:
+        with transaction.atomic():
+            run = WorkflowRun.objects.create(
+                id=run_id, workflow=workflow, args=args, enqueued_at=timezone.now()
+            )
+        return run, True
+    except IntegrityError:
+        existing = WorkflowRun.objects.filter(pk=run_id).first()
+        if existing is None:
+            raise
+    if existing.workflow != workflow or existing.args != args:
+        raise RunConflict(
+            f"run {run_id!r} exists for workflow {existing.workflow!r} with args "
+            f"{existing.args!r}; refused {workflow!r} with {args!r}"
+        )
+    return existing, False
+
+
+def get_run(run_id: str) -> WorkflowRun:
+    """The run with this id; RunNotFound if none."""
+    try:
+        return WorkflowRun.objects.get(pk=run_id)
+    except WorkflowRun.DoesNotExist:
+        raise RunNotFound(f"no workflow run {run_id!r}") from None
+
+
+def lock_run(run_id: str) -> WorkflowRun:
+    """The run's row, locked until the surrounding transaction ends."""
+    try:
+        return WorkflowRun.objects.select_for_update().get(pk=run_id)
+    except WorkflowRun.DoesNotExist:
+        raise RunNotFound(f"no workflow run {run_id!r}") from None
+
+
+def acquire_lease(run_id: str, owner: str, now: dt.datetime, ttl: dt.timedelta) -> bool:
+    """Compare-and-set: admits exactly one executor while the lease is unexpired, and only when
+    the run is active and its wake-up time has come."""
+    won = (
+        WorkflowRun.objects.filter(pk=run_id, status__in=ACTIVE_STATUSES)
+        .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
+        .filter(Q(wake_at__isnull=True) | Q(wake_at__lte=now))
+        .update(
+            lease_owner=owner,
+            lease_expires_at=now + ttl,
+            status=RunStatus.RUNNING,
+            enqueued_at=None,
+            wake_at=None,
+            waiting_signal="",
+            updated_at=now,
+        )
+    )
+    return won == 1
+
+
+def fence(run_id: str, owner: str, ttl: dt.timedelta) -> None:
+    """Inside a transaction: renew the lease and lock the run's row, or raise LeaseLost.
+
+    Called before every checkpoint write, so an executor that lost its lease (expired and taken
+    over, or the run cancelled) cannot write anything."""
+    now = timezone.now()
+    renewed = WorkflowRun.objects.filter(
+        pk=run_id, lease_owner=owner, status=RunStatus.RUNNING
+    ).update(lease_expires_at=now + ttl, updated_at=now)
+    if renewed != 1:
+        raise LeaseLost(f"lease on run {run_id!r} lost by {owner}")
+
+
+def finish_run(run_id: str, owner: str, status: str, result: Any = None, error: str = "") -> None:
+    """Inside a fenced transaction: record the run's end and release its lease."""
+    now = timezone.now()
+    WorkflowRun.objects.filter(pk=run_id, lease_owner=owner).update(
+        status=status,
+        result=result,
+        error=error,
+        lease_owner="",
+        lease_expires_at=None,
+        wake_at=None,
+        waiting_signal="",
+        finished_at=now,
+        updated_at=now,
+    )
+
+
+def suspend_run(run_id: str, owner: str, wake_at: dt.datetime | None, signal: str = "") -> None:
+    """Inside a fenced transaction: park the run until `wake_at` (or a signal) and release it."""
+    WorkflowRun.objects.filter(pk=run_id, lease_owner=owner).update(
+        status=RunStatus.WAITING,
+        wake_at=wake_at,
+        waiting_signal=signal,
+        lease_owner="",
+        lease_expires_at=None,
+        updated_at=timezone.now(),
+    )
+
+
+def release_lease(run_id: str, owner: str) -> None:
+    """Give the lease back without changing anything else (the run stays runnable)."""
+    WorkflowRun.objects.filter(pk=run_id, lease_owner=owner).update(
+        status=RunStatus.PENDING, lease_owner="", lease_expires_at=None
+    )
+
+
+def cancel_run(run_id: str, reason: str) -> bool:
+    """Mark an active run cancelled, taking any lease away; False if it had already finished."""
+    with transaction.atomic():
+        run = lock_run(run_id)
+        if run.is_finished:
+            return False
+        finish_cancelled = WorkflowRun.objects.filter(pk=run_id).update(
+            status=RunStatus.CANCELLED,
+            error=reason,
+            lease_owner="",
+            lease_expires_at=None,
+            wake_at=None,
+            waiting_signal="",
+            finished_at=timezone.now(),
+        )
+        return finish_cancelled == 1
+
+
+def wake(run_id: str, now: dt.datetime) -> None:
+    """Make a parked run runnable at once and note that a task is being enqueued for it."""
+    WorkflowRun.objects.filter(pk=run_id, status=RunStatus.WAITING).update(
+        status=RunStatus.PENDING, wake_at=now, waiting_signal="", enqueued_at=now
+    )
+
+
+# --- checkpoints --------------------------------------------------------------------------------
+
+
+def load_history(run_id: str) -> dict[int, Recorded]:
+    """The run's checkpoints by position, as the replay core reads them."""
+    rows = StepCheckpoint.objects.filter(run_id=run_id).values_list(
+        "position", "name", "status", "result", "error", "attempts", "deadline"
+    )
+    return {
+        position: Recorded(
+            name=name,
+            done=status != CheckpointStatus.PENDING,
+            result=result,
+            error=error if status == CheckpointStatus.ERROR else None,
+            attempts=attempts,
+            deadline=deadline,
+        )
+        for position, name, status, result, error, attempts, deadline in rows
+    }
+
+
+def get_checkpoint(run_id: str, position: int) -> StepCheckpoint | None:
+    """The checkpoint at this position, if any."""
+    return StepCheckpoint.objects.filter(run_id=run_id, position=position).first()
+
+
+def save_checkpoint(
+    run_id: str,
+    position: int,
+    *,
+    name: str,
+    kind: str,
+    status: str,
+    result: Any = None,
+    error: str = "",
+    attempts: int = 1,
+    deadline: dt.datetime | None = None,
+) -> None:
+    """Insert or complete the checkpoint at `position` (inside a fenced transaction)."""
+    finished_at = None if status == CheckpointStatus.PENDING else timezone.now()
+    StepCheckpoint.objects.update_or_create(
+        run_id=run_id,
+        position=position,
+        defaults={
+            "name": name,
+            "kind": kind,
+            "status": status,
+            "result": result,
+            "error": error,
+            "attempts": attempts,
+            "deadline": deadline,
+            "finished_at": finished_at,
+        },
+    )
+
+
+def insert_checkpoint(run_id: str, position: int, *, name: str, kind: str, result: Any) -> None:
+    """Insert a finished checkpoint for a command that had none (one statement, the hot path)."""
+    StepCheckpoint.objects.create(
+        run_id=run_id,
+        position=position,
+        name=name,
+        kind=kind,
+        status=CheckpointStatus.DONE,
+        result=result,
+        finished_at=timezone.now(),
+    )
+
+
+# --- workflow signals ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SignalVerdict:
+    """The answer to a sent workflow signal. `accepted` means the run's wait will see it."""
+
+    accepted: bool
+    reason: str
+    run_status: str
+    signal_id: int | None
+    wakes_run: bool
+
+
+def record_signal(run_id: str, name: str, payload: Any) -> SignalVerdict:
+    """Persist a workflow signal and decide, under the run's row lock, whether it is accepted.
+
+    Rejected when the run has finished, or when its latest wait for this signal has timed out
+    (deciding that timeout here if the deadline has passed and no worker has yet). Otherwise
+    accepted: the wait that is open, or the next one the workflow reaches, consumes it.
+    """
+    with transaction.atomic():
+        run = lock_run(run_id)
+        if run.is_finished:
+            return _reject(run, name, payload, "run_finished")
+        last_wait = (
+            StepCheckpoint.objects.filter(run_id=run_id, kind="wait", name=f"wait:{name}")
+            .order_by("-position")
+            .first()
+        )
+        if last_wait is not None:
+            if last_wait.status == CheckpointStatus.DONE and (last_wait.result or {}).get(
+                "timed_out"
+            ):
+                return _reject(run, name, payload, "wait_timed_out")
+            now = db_now()
+            if last_wait.status == CheckpointStatus.PENDING and last_wait.deadline <= now:
+                last_wait.status = CheckpointStatus.DONE
+                last_wait.result = {"timed_out": True}
+                last_wait.finished_at = now
+                last_wait.save(update_fields=["status", "result", "finished_at"])
+                wakes = run.status == RunStatus.WAITING
+                if wakes:
+                    wake(run_id, now)
+                verdict = _reject(run, name, payload, "wait_timed_out")
+                return SignalVerdict(False, verdict.reason, run.status, verdict.signal_id, wakes)
+        signal = WorkflowSignal.objects.create(run=run, name=name, payload=payload, accepted=True)
+        wakes = run.status == RunStatus.WAITING and run.waiting_signal == name
+        if wakes:
+            wake(run_id, timezone.now())
+        return SignalVerdict(True, "accepted", run.status, signal.pk, wakes)
+
+
+def _reject(run: WorkflowRun, name: str, payload: Any, reason: str) -> SignalVerdict:
+    signal = WorkflowSignal.objects.create(
+        run=run, name=name, payload=payload, accepted=False, reason=reason
+    )
+    return SignalVerdict(False, reason, run.status, signal.pk, False)
+
+
+def consume_signal(run_id: str, name: str, position: int) -> WorkflowSignal | None:
+    """Inside a fenced transaction: take the oldest accepted, unconsumed signal `name`."""
+    signal = (
+        WorkflowSignal.objects.filter(
+            run_id=run_id, name=name, accepted=True, consumed_position__isnull=True
+        )
+        .order_by("id")
+        .first()
+    )
+    if signal is not None:
+        signal.consumed_position = position
+        signal.consumed_at = timezone.now()
+        signal.save(update_fields=["consumed_position", "consumed_at"])
+    return signal
+
+
+# --- the poller ---------------------------------------------------------------------------------
+
+
+def due_runs_query(now: dt.datetime, redeliver_before: dt.datetime):  # noqa: ANN201
+    """Active runs that need a task: wake-up time come (or none), lease free or expired, and no
+    task enqueued recently."""
+    return (
+        WorkflowRun.objects.filter(status__in=ACTIVE_STATUSES)
+        .filter(Q(wake_at__isnull=True) | Q(wake_at__lte=now))
+        .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
+        .filter(Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=redeliver_before))
+    )
+
+
+def claim_due_runs(now: dt.datetime, redeliver_before: dt.datetime, limit: int) -> list[str]:
+    """Mark up to `limit` due runs as enqueued and return their ids. Several pollers at once
+    claim disjoint sets (SKIP LOCKED on PostgreSQL; SQLite serialises the transactions)."""
+    with transaction.atomic():
+        ids = list(
+            due_runs_query(now, redeliver_before)
+            .order_by("wake_at")
+            .select_for_update(skip_locked=True)
+            .values_list("id", flat=True)[:limit]
+        )
+        if ids:
+            WorkflowRun.objects.filter(pk__in=ids).update(enqueued_at=now)
+    return ids

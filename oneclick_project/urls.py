@@ -1,0 +1,13 @@
+"""Top-level URLs: admin, the storefront pages, the JSON API and its schema, health checks."""
+
+from django.contrib import admin
+from django.urls import include, path
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/", include("purchases.api_urls")),
+    path("", include("purchases.urls")),
+]
+
+handler404 = "purchases.errors_views.not_found"
+handler500 = "purchases.errors_views.server_error"

@@ -1,0 +1,190 @@
+"""The JSON API (DESIGN.md §5): thin views that call the services and selectors."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+from django.conf import settings
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.exceptions import ParseError
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.parsers import JSONParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from purchases import selectors, services
+from purchases.selectors import purchase_status
+
+
+class LimitedJSONParser(JSONParser):
+    """JSON bodies up to DATA_UPLOAD_MAX_MEMORY_SIZE; a larger one is a 400, not a memory sink."""
+
+    def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        raw = stream.read(limit + 1) if stream is not None else b""
+        if len(raw) > limit:
+            raise ParseError(f"Request body is larger than {limit} bytes.")
+        if not raw:
+            return {}
+        return super().parse(io.BytesIO(raw), media_type, parser_context)
+
+
+class BuyRequest(serializers.Serializer):
+    item_id = serializers.CharField(max_length=64, help_text="A product's item id, e.g. widget-001")
+
+
+class PurchaseResultSerializer(serializers.Serializer):
+    state = serializers.ChoiceField(["PURCHASE_CONFIRMED", "PURCHASE_CANCELLED", "PURCHASE_FAILED"])
+    item_id = serializers.CharField()
+    order_id = serializers.CharField(required=False)
+    reason = serializers.CharField(required=False)
+
+
+class StatusSerializer(serializers.Serializer):
+    key = serializers.CharField()
+    status = serializers.ChoiceField(["pending", "done"])
+    item_id = serializers.CharField(required=False)
+    cancel_until = serializers.DateTimeField(required=False)
+    result = PurchaseResultSerializer(required=False)
+
+
+class CancelSerializer(StatusSerializer):
+    cancelled = serializers.BooleanField()
+    detail = serializers.CharField(required=False)
+
+
+ErrorSerializer = inline_serializer(
+    "Error", {"detail": serializers.CharField(), "field": serializers.CharField(required=False)}
+)
+NotFoundSerializer = inline_serializer(
+    "NotFound", {"status": serializers.CharField(), "detail": serializers.CharField()}
+)
+
+
+def error(exc: services.PurchaseError, code: int) -> Response:
+    body: dict[str, Any] = {"detail": exc.message}
+    if exc.field:
+        body["field"] = exc.field
+        body[exc.field] = [exc.message]
+    return Response(body, status=code)
+
+
+def not_found(key: str) -> Response:
+    return Response(
+        {"key": key, "status": "not_found", "detail": "No purchase with this key."},
+        status=status.HTTP_404_NOT_FOUND,
+    )
+
+
+class BuyView(APIView):
+    """Start a one-click purchase; the same key again answers with the same purchase."""
+
+    parser_classes = [LimitedJSONParser]
+
+    @extend_schema(
+        operation_id="buy",
+        request=BuyRequest,
+        responses={
+            202: OpenApiResponse(StatusSerializer, description="A new purchase, pending"),
+            200: OpenApiResponse(StatusSerializer, description="The key's existing purchase"),
+            400: ErrorSerializer,
+            409: OpenApiResponse(ErrorSerializer, description="The key was used for another item"),
+        },
+        examples=[OpenApiExample("widget", value={"item_id": "widget-001"}, request_only=True)],
+    )
+    def post(self, request: Request, key: str) -> Response:
+        if not isinstance(request.data, dict):
+            return Response(
+                {"detail": "The body must be a JSON object.", "field": "item_id"},
+                status=status.HTTP_400_BAD_REQUEST,
+            )
+        body = BuyRequest(data=request.data)
+        if not body.is_valid():
+            return Response(
+                {"detail": "Invalid request.", "field": next(iter(body.errors)), **body.errors},
+                status=status.HTTP_400_BAD_REQUEST,
+            )
+        try:
+            bought = services.buy(request.user, key, body.validated_data["item_id"])
+        except services.KeyConflict as exc:
+            return error(exc, status.HTTP_409_CONFLICT)
+        except services.PurchaseError as exc:
+            return error(exc, status.HTTP_400_BAD_REQUEST)
+        code = status.HTTP_202_ACCEPTED if bought.created else status.HTTP_200_OK
+        return Response(bought.status.as_json(), status=code)
+
+
+class CancelView(APIView):
+    """Cancel inside the window: 200. Too late: 409 with the final or decided state."""
+
+    @extend_schema(
+        operation_id="cancel",
+        request=None,
+        responses={
+            200: CancelSerializer,
+            409: CancelSerializer,
+            400: ErrorSerializer,
+            404: NotFoundSerializer,
+        },
+    )
+    def post(self, request: Request, key: str) -> Response:
+        try:
+            outcome = services.cancel(request.user, key)
+        except services.PurchaseNotFound:
+            return not_found(key)
+        except services.PurchaseError as exc:
+            return error(exc, status.HTTP_400_BAD_REQUEST)
+        body = {**outcome.status.as_json(), "cancelled": outcome.accepted}
+        if outcome.accepted:
+            return Response(body, status=status.HTTP_200_OK)
+        body["detail"] = "Too late to cancel: the cancel window has closed."
+        return Response(body, status=status.HTTP_409_CONFLICT)
+
+
+class StatusView(APIView):
+    """The purchase's status: pending with its deadline, or done with its result."""
+
+    @extend_schema(
+        operation_id="status",
+        responses={200: StatusSerializer, 400: ErrorSerializer, 404: NotFoundSerializer},
+    )
+    def get(self, request: Request, key: str) -> Response:
+        try:
+            purchase = services.get_purchase(request.user, key)
+        except services.PurchaseNotFound:
+            return not_found(key)
+        except services.PurchaseError as exc:
+            return error(exc, status.HTTP_400_BAD_REQUEST)
+        return Response(purchase_status(purchase).as_json())
+
+
+class PurchaseListItem(StatusSerializer):
+    created_at = serializers.DateTimeField()
+    order_id = serializers.CharField(allow_null=True)
+
+
+class PurchaseListView(APIView):
+    """The caller's purchases, newest first, paginated (`?page=`)."""
+
+    pagination_class = PageNumberPagination
+
+    @extend_schema(
+        operation_id="purchases_list",
+        responses={200: PurchaseListItem(many=True)},
+    )
+    def get(self, request: Request) -> Response:
+        paginator = self.pagination_class()
+        page = paginator.paginate_queryset(selectors.purchases_of(request.user), request, view=self)
+        items = []
+        for purchase in page or []:
+            body = purchase_status(purchase).as_json()
+            body.setdefault("item_id", purchase.product.item_id)
+            body["created_at"] = purchase.created_at.isoformat().replace("+00:00", "Z")
+            order = getattr(purchase, "order", None)
+            body["order_id"] = order.order_number if order else None
+            items.append(body)
+        return paginator.get_paginated_response(items)
+

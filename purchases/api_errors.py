@@ -1,0 +1,25 @@
+"""JSON errors for the API: never an HTML page or a stack trace, whatever went wrong."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from rest_framework import status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler
+
+logger = logging.getLogger("purchases.api")
+
+
+def json_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
+    """DRF's handler for the errors it knows; a logged, bodyless-of-detail 500 for the rest."""
+    response = exception_handler(exc, context)
+    if response is not None:
+        return response
+    view = context.get("view")
+    logger.exception("unhandled error in %s", type(view).__name__ if view else "API", exc_info=exc)
+    return Response(
+        {"detail": "Internal server error.", "code": "internal_error"},
+        status=status.HTTP_500_INTERNAL_SERVER_ERROR,
+    )

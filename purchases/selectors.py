@@ -1,0 +1,76 @@
+"""Reads: a purchase's status as the API and the pages show it, and the lists of purchases."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.db.models import QuerySet
+
+from durable.models import RunStatus
+from purchases.models import Order, Product, Purchase
+
+CONFIRMED = "PURCHASE_CONFIRMED"
+CANCELLED = "PURCHASE_CANCELLED"
+FAILED = "PURCHASE_FAILED"
+
+
+@dataclass(frozen=True, slots=True)
+class PurchaseStatus:
+    """`status` is "pending" until the workflow ends, then "done" with `result`."""
+
+    key: str
+    item_id: str
+    status: str
+    cancel_until: Any
+    result: dict[str, Any] | None
+
+    @property
+    def state(self) -> str:
+        """PENDING, or the final state without its prefix: CONFIRMED, CANCELLED, FAILED."""
+        if self.result is None:
+            return "PENDING"
+        return str(self.result["state"]).removeprefix("PURCHASE_")
+
+    def as_json(self) -> dict[str, Any]:
+        """The body of `GET /api/status/<key>`."""
+        if self.result is None:
+            return {
+                "key": self.key,
+                "status": "pending",
+                "item_id": self.item_id,
+                "cancel_until": self.cancel_until.isoformat().replace("+00:00", "Z"),
+            }
+        return {"key": self.key, "status": "done", "result": self.result}
+
+
+def purchase_status(purchase: Purchase, *, refresh: bool = False) -> PurchaseStatus:
+    """The purchase's status, derived from its workflow run (never stored by hand)."""
+    run = purchase.run
+    if refresh:
+        run.refresh_from_db()
+    item_id = purchase.product.item_id
+    result: dict[str, Any] | None = None
+    if run.status == RunStatus.SUCCEEDED:
+        result = dict(run.result)
+    elif run.status == RunStatus.FAILED:
+        result = {"state": FAILED, "item_id": item_id, "reason": "internal_error"}
+    elif run.status == RunStatus.CANCELLED:
+        # Stopped by an operator: if checkout had committed, the order stands.
+        order = Order.objects.filter(purchase=purchase).first()
+        if order is not None:
+            result = {"state": CONFIRMED, "item_id": item_id, "order_id": order.order_number}
+        else:
+            result = {"state": CANCELLED, "item_id": item_id}
+    return PurchaseStatus(purchase.key, item_id, "done" if result else "pending", purchase.cancel_until, result)
+
+
+def purchases_of(user: AbstractBaseUser) -> QuerySet[Purchase]:
+    """The user's purchases, newest first, with what their status needs."""
+    return Purchase.objects.filter(user=user).select_related("product", "run", "order")
+
+
+def active_products() -> QuerySet[Product]:
+    """The catalog: active products by name."""
+    return Product.objects.filter(active=True).order_by("name")

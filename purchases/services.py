@@ -1,0 +1,189 @@
+"""The purchase logic: every write the DRF API, the HTML pages, the admin and the workflow make.
+
+`buy` and `cancel` translate a customer's request into the engine's operations; `checkout` and
+`record_cancellation` are the workflow's transactional steps.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+import durable
+from purchases.keys import KEY_RULE, is_valid_key
+from purchases.models import Order, Product, Purchase
+from purchases.selectors import PurchaseStatus, purchase_status
+
+WORKFLOW = "one_click_buy"
+CANCEL_SIGNAL = "cancel"
+
+
+class PurchaseError(Exception):
+    """A request the purchase logic refuses; `field` names the input at fault, if one is."""
+
+    field: str | None = None
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if field is not None:
+            self.field = field
+
+
+class InvalidKey(PurchaseError):
+    field = "key"
+
+
+class UnknownItem(PurchaseError):
+    field = "item_id"
+
+
+class KeyConflict(PurchaseError):
+    """The key was used already for another item."""
+
+    def __init__(self, message: str, purchase: Purchase) -> None:
+        super().__init__(message, "item_id")
+        self.purchase = purchase
+
+
+class PurchaseNotFound(PurchaseError):
+    """No purchase with this key for this user (another user's key looks the same)."""
+
+
+@dataclass(frozen=True, slots=True)
+class BuyResult:
+    purchase: Purchase
+    created: bool
+    status: PurchaseStatus
+
+
+@dataclass(frozen=True, slots=True)
+class CancelResult:
+    """`accepted`: the purchase will end (or has ended) CANCELLED. Otherwise it was too late."""
+
+    accepted: bool
+    status: PurchaseStatus
+
+
+def run_id_for(user_id: int, key: str) -> str:
+    """The workflow run id of a user's purchase key (keys are scoped to their user)."""
+    return f"{WORKFLOW}/{user_id}/{key}"
+
+
+def cancel_window() -> dt.timedelta:
+    return dt.timedelta(seconds=settings.ONECLICK_CANCEL_WINDOW_SECONDS)
+
+
+def buy(user: AbstractBaseUser, key: str, item_id: Any) -> BuyResult:
+    """Start a one-click purchase of `item_id` under `key`, or return the one the key started.
+
+    Guarantees: one purchase (and one workflow run) per user and key, however many concurrent
+    calls; the cancel deadline is fixed here; the same key with another item raises KeyConflict.
+    """
+    if not is_valid_key(key):
+        raise InvalidKey(KEY_RULE)
+    if not isinstance(item_id, str) or not item_id:
+        raise UnknownItem("item_id is required (a product's item id, such as widget-001)")
+    existing = _existing(user, key)
+    if existing is not None:
+        return _same_purchase(existing, item_id)
+    product = Product.objects.filter(item_id=item_id, active=True).first()
+    if product is None:
+        raise UnknownItem(f"no product with item_id {item_id!r}")
+    try:
+        with transaction.atomic():
+            cancel_until = durable.database_now() + cancel_window()
+            run_id = run_id_for(user.pk, key)
+            durable.start(run_id, WORKFLOW, product.item_id, cancel_until.isoformat())
+            purchase = Purchase.objects.create(
+                user=user, key=key, product=product, unit_price=product.price,
+                cancel_until=cancel_until, run_id=run_id,
+            )  # fmt: skip
+    except (IntegrityError, durable.RunConflict):
+        # A concurrent request with the same key won the race: answer with its purchase.
+        existing = _existing(user, key)
+        if existing is None:
+            raise
+        return _same_purchase(existing, item_id)
+    purchase.product = product
+    return BuyResult(purchase, True, purchase_status(purchase))
+
+
+def _existing(user: AbstractBaseUser, key: str) -> Purchase | None:
+    return Purchase.objects.select_related("product", "run").filter(user=user, key=key).first()
+
+
+def _same_purchase(purchase: Purchase, item_id: str) -> BuyResult:
+    if purchase.product.item_id != item_id:
+        raise KeyConflict(
+            f"key {purchase.key!r} was already used to buy {purchase.product.item_id!r}",
+            purchase,
+        )
+    return BuyResult(purchase, False, purchase_status(purchase))
+
+
+def get_purchase(user: AbstractBaseUser, key: str) -> Purchase:
+    """The user's purchase with this key; PurchaseNotFound otherwise (also for a bad key)."""
+    if not is_valid_key(key):
+        raise InvalidKey(KEY_RULE)
+    purchase = _existing(user, key)
+    if purchase is None:
+        raise PurchaseNotFound(f"no purchase with key {key!r}")
+    return purchase
+
+
+def cancel(user: AbstractBaseUser, key: str) -> CancelResult:
+    """Ask to cancel the user's purchase `key`.
+
+    Accepted (and then the purchase ends CANCELLED) while the window is open; asking again after
+    an accepted cancel is accepted again. Refused once the window has closed (the purchase then
+    ends CONFIRMED, or FAILED if the item ran out). The decision serialises with the workflow's
+    timeout on the run's row, so the answer is never contradicted by the outcome.
+    """
+    purchase = get_purchase(user, key)
+    run_id = purchase.run_id
+    if durable.accepted_signal_count(run_id, CANCEL_SIGNAL):
+        return CancelResult(True, purchase_status(purchase, refresh=True))
+    # Past the deadline no signal is sent at all: the workflow's wait times out by itself.
+    if durable.database_now() >= purchase.cancel_until:
+        return CancelResult(False, purchase_status(purchase, refresh=True))
+    verdict = durable.send_signal(run_id, CANCEL_SIGNAL, {"user_id": user.pk})
+    return CancelResult(verdict.accepted, purchase_status(purchase, refresh=True))
+
+
+# --- the workflow's steps -------------------------------------------------------------------------
+
+
+def new_order_number() -> str:
+    """A fresh order number; random, so numbers are never reused even if rows are deleted."""
+    return f"OC-{secrets.token_hex(6).upper()}"
+
+
+def checkout(run_id: str) -> dict[str, Any]:
+    """Take one unit of stock and create the order, inside the step's transaction.
+
+    Never oversells: the stock decrement is conditional in one UPDATE. Out of stock returns
+    `{"ok": False, "reason": "out_of_stock"}` and creates nothing."""
+    purchase = Purchase.objects.get(run_id=run_id)
+    taken = Product.objects.filter(pk=purchase.product_id, stock__gte=1).update(
+        stock=F("stock") - 1
+    )
+    if not taken:
+        return {"ok": False, "reason": "out_of_stock"}
+    order = Order.objects.create(
+        order_number=new_order_number(), purchase=purchase, price_paid=purchase.unit_price
+    )
+    return {"ok": True, "order_id": order.order_number}
+
+
+def record_cancellation(run_id: str) -> None:
+    """Note when the purchase was cancelled (the cancel tail; nothing was reserved)."""
+    Purchase.objects.filter(run_id=run_id).update(cancelled_at=timezone.now())

@@ -1,0 +1,57 @@
+"""The project starts, its migrations apply, and it passes Django's deployment checks."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.django_db
+def test_migrations_applied_and_none_missing():
+    tables = set(connection.introspection.table_names())
+    assert {"durable_workflowrun", "durable_stepcheckpoint", "durable_workflowsignal"} <= tables
+    assert {"purchases_product", "purchases_purchase", "purchases_order"} <= tables
+    # No model change is left without its migration.
+    call_command("makemigrations", "--check", "--dry-run", verbosity=0)
+
+
+def run_manage(*args: str, env_overrides: dict[str, str]) -> subprocess.CompletedProcess:
+    env = {**os.environ, **env_overrides}
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+
+def test_check_deploy_passes_with_production_settings():
+    result = run_manage(
+        "check", "--deploy", "--fail-level", "WARNING",
+        env_overrides={
+            "DJANGO_DEBUG": "false",
+            "DJANGO_SECRET_KEY": "a-long-random-production-secret-" + "x9Zq" * 12,
+            "DJANGO_ALLOWED_HOSTS": "shop.example.com",
+            "DJANGO_SECURE_SSL_REDIRECT": "true",
+        },
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_refuses_to_start_without_secret_key_when_debug_is_off():
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SECRET_KEY"}
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=ROOT, env={**env, "DJANGO_DEBUG": "false"}, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "DJANGO_SECRET_KEY is required" in result.stderr
+
+
+def test_the_database_in_use_is_the_one_ci_asked_for():
+    expected = "postgresql" if os.environ.get("DATABASE_URL", "").startswith("postgres") else "sqlite"
+    assert connection.vendor == expected
