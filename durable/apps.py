@@ -1,7 +1,15 @@
+from importlib import import_module
+
 from django.apps import AppConfig
+from django.conf import settings
 
 
 class DurableConfig(AppConfig):
     name = "durable"
     verbose_name = "Durable workflows"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # Workflows must be registered in every process that may replay them (web and workers).
+        for module in getattr(settings, "DURABLE", {}).get("WORKFLOW_MODULES", []):
+            import_module(module)

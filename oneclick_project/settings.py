@@ -226,6 +226,12 @@ DURABLE = {
     "POLL_INTERVAL_SECONDS": env_float("DURABLE_POLL_INTERVAL_SECONDS", 0.1),
     # A run enqueued but not picked up for this long is enqueued again (its task was lost).
     "REDELIVER_AFTER_SECONDS": env_float("DURABLE_REDELIVER_AFTER_SECONDS", 30.0),
+    # Extra modules that register workflows, imported by every process at start-up.
+    "WORKFLOW_MODULES": [
+        name.strip()
+        for name in os.environ.get("DURABLE_WORKFLOW_MODULES", "").split(",")
+        if name.strip()
+    ],
 }
 
 # --- django-q2 ----------------------------------------------------------------------------------

@@ -1,0 +1,254 @@
+"""The engine against a real database, with runs advanced in the test process."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+
+import pytest
+from django.core.management import call_command
+from django.db import connection, transaction
+from django.utils import timezone
+
+import durable
+from durable import store
+from durable.executor import Advanced, advance
+from durable.models import CheckpointStatus, RunStatus, StepCheckpoint, WorkflowRun, WorkflowSignal
+from tests.durable.example_workflows import FLAKY_CALLS, effect_count
+from tests.support.inline import finish
+
+pytestmark = pytest.mark.django_db
+
+
+def test_start_is_idempotent_and_refuses_conflicting_arguments():
+    handle, created = durable.start("mail-1", "send_with_undo", "hello", 0.05)
+    again, created_again = durable.start("mail-1", "send_with_undo", "hello", 0.05)
+    assert created and not created_again
+    assert again.run_id == handle.run_id == "mail-1"
+    assert WorkflowRun.objects.count() == 1
+    with pytest.raises(durable.RunConflict, match="mail-1"):
+        durable.start("mail-1", "send_with_undo", "other text", 0.05)
+    with pytest.raises(durable.RunConflict):
+        durable.start("mail-1", "many_steps", 1, 0, 0)
+
+
+def test_unknown_workflow_is_refused():
+    with pytest.raises(durable.WorkflowNotRegistered):
+        durable.start("x", "no_such_workflow")
+
+
+def test_send_with_undo_sends_exactly_once_when_nobody_undoes():
+    durable.start("mail-2", "send_with_undo", "hello", 0.1)
+    assert advance("mail-2") is Advanced.SUSPENDED
+    run = WorkflowRun.objects.get(pk="mail-2")
+    assert run.status == RunStatus.WAITING and run.lease_owner == ""
+    assert run.waiting_signal == "undo" and run.wake_at is not None
+    runs = finish(["mail-2"])
+    assert runs["mail-2"].result == {"sent": True, "receipt": "receipt-for-hello"}
+    assert effect_count("sent:mail-2") == 1
+    # Advancing a finished run again changes nothing.
+    assert advance("mail-2") is Advanced.BUSY
+    assert effect_count("sent:mail-2") == 1
+    timeline = list(StepCheckpoint.objects.filter(run_id="mail-2").values_list("name", "status"))
+    assert timeline == [("wait:undo", "done"), ("deliver", "done")]
+
+
+def test_an_accepted_signal_is_seen_by_the_wait_and_consumed_once():
+    durable.start("mail-3", "send_with_undo", "hello", 30)
+    advance("mail-3")
+    verdict = durable.send_signal("mail-3", "undo", {"by": "alice"})
+    assert verdict.accepted and verdict.reason == "accepted"
+    run = WorkflowRun.objects.get(pk="mail-3")
+    assert run.status == RunStatus.PENDING, "the signal wakes the waiting run at once"
+    runs = finish(["mail-3"], timeout=5)
+    assert runs["mail-3"].result == {"sent": False, "undone_by": {"by": "alice"}}
+    assert effect_count("sent:mail-3") == 0
+    signal = WorkflowSignal.objects.get(run_id="mail-3")
+    assert signal.consumed_position == 0
+
+
+def test_a_signal_sent_before_the_wait_is_reached_is_kept_for_it():
+    durable.start("mail-4", "send_with_undo", "hello", 30)
+    assert durable.send_signal("mail-4", "undo", "early").accepted
+    runs = finish(["mail-4"], timeout=5)
+    assert runs["mail-4"].result == {"sent": False, "undone_by": "early"}
+
+
+def test_a_signal_after_the_timeout_is_rejected_and_changes_nothing():
+    durable.start("mail-5", "send_with_undo", "hello", 0.05)
+    finish(["mail-5"])
+    verdict = durable.send_signal("mail-5", "undo")
+    assert not verdict.accepted and verdict.reason == "run_finished"
+    assert WorkflowSignal.objects.get(run_id="mail-5").accepted is False
+    assert effect_count("sent:mail-5") == 1
+
+
+def test_past_the_deadline_the_sender_decides_the_timeout_and_is_rejected():
+    durable.start("mail-6", "send_with_undo", "hello", 0.05)
+    advance("mail-6")  # parks the run at its wait
+    time.sleep(0.1)  # the deadline passes with no worker around
+    verdict = durable.send_signal("mail-6", "undo")
+    assert not verdict.accepted and verdict.reason == "wait_timed_out"
+    wait = StepCheckpoint.objects.get(run_id="mail-6", position=0)
+    assert wait.status == CheckpointStatus.DONE and wait.result == {"timed_out": True}
+    runs = finish(["mail-6"])
+    assert runs["mail-6"].result["sent"] is True, "a rejected signal is never seen"
+
+
+def test_a_wait_deadline_is_fixed_when_first_reached_and_never_moves():
+    durable.start("mail-7", "send_with_undo", "hello", 0.3)
+    advance("mail-7")
+    deadline = StepCheckpoint.objects.get(run_id="mail-7", position=0).deadline
+    # A replay before the deadline (e.g. a restarted worker) keeps the same deadline.
+    WorkflowRun.objects.filter(pk="mail-7").update(wake_at=None)
+    assert advance("mail-7") is Advanced.SUSPENDED
+    assert StepCheckpoint.objects.get(run_id="mail-7", position=0).deadline == deadline
+    assert WorkflowRun.objects.get(pk="mail-7").wake_at == deadline
+    runs = finish(["mail-7"])
+    assert runs["mail-7"].finished_at >= deadline
+
+
+def test_every_command_kind_checkpoints_and_replays():
+    durable.start("steps-1", "many_steps", 3, 0, 0.05)
+    runs = finish(["steps-1"])
+    result = runs["steps-1"].result
+    assert result["total"] == 0 + 1 + 2 and result["observed"] == 30 and result["signal"] is None
+    assert effect_count("effect:steps-1:") == 3
+    assert effect_count("observed:steps-1:") == 1
+    kinds = list(StepCheckpoint.objects.filter(run_id="steps-1").values_list("kind", flat=True))
+    assert kinds == ["transaction"] * 3 + ["step", "now", "wait"]
+
+
+def test_a_failing_step_is_retried_with_backoff_until_it_succeeds():
+    durable.start("flaky-1", "flaky", 2, 3)
+    runs = finish(["flaky-1"])
+    assert runs["flaky-1"].result == {"outcome": "ok"}
+    assert FLAKY_CALLS["flaky-1"] == 3
+    assert StepCheckpoint.objects.get(run_id="flaky-1").attempts == 3
+
+
+def test_a_step_that_always_fails_raises_inside_the_workflow():
+    durable.start("flaky-2", "flaky", 5, 2)
+    runs = finish(["flaky-2"])
+    assert runs["flaky-2"].result == {
+        "outcome": "gave up",
+        "error": "ConnectionError: attempt 2 failed",
+    }
+    checkpoint = StepCheckpoint.objects.get(run_id="flaky-2")
+    assert checkpoint.status == CheckpointStatus.ERROR and checkpoint.attempts == 2
+
+
+def test_replay_divergence_fails_the_run_naming_both_steps():
+    durable.start("steps-2", "many_steps", 2, 0, 30)
+    advance("steps-2")
+    StepCheckpoint.objects.filter(run_id="steps-2", position=1).update(name="old_step_name")
+    WorkflowRun.objects.filter(pk="steps-2").update(wake_at=None)
+    assert advance("steps-2") is Advanced.FINISHED
+    run = WorkflowRun.objects.get(pk="steps-2")
+    assert run.status == RunStatus.FAILED
+    assert "old_step_name" in run.error and "record_effect" in run.error
+    assert effect_count("effect:steps-2:") == 2, "nothing ran again"
+
+
+def test_durable_sleep_holds_no_lease_and_now_is_stable():
+    durable.start("sleep-1", "sleeper", 0.2)
+    assert advance("sleep-1") is Advanced.SUSPENDED
+    run = WorkflowRun.objects.get(pk="sleep-1")
+    assert run.lease_owner == "" and run.lease_expires_at is None
+    assert run.wake_at - run.created_at >= dt.timedelta(seconds=0.2)
+    assert advance("sleep-1") is Advanced.BUSY, "not due before its wake-up time"
+    runs = finish(["sleep-1"])
+    woke = dt.datetime.fromisoformat(runs["sleep-1"].result)
+    assert woke >= run.wake_at
+
+
+def test_the_lease_admits_one_executor_and_fences_a_stale_one():
+    durable.start("lease-1", "send_with_undo", "hello", 30)
+    ttl = dt.timedelta(seconds=30)
+    assert store.acquire_lease("lease-1", "owner-a", timezone.now(), ttl)
+    assert not store.acquire_lease("lease-1", "owner-b", timezone.now(), ttl)
+    assert advance("lease-1") is Advanced.BUSY
+    # Once the lease has expired another executor takes over, and the old one is fenced off.
+    later = timezone.now() + dt.timedelta(seconds=31)
+    assert store.acquire_lease("lease-1", "owner-b", later, ttl)
+    with pytest.raises(durable.LeaseLost), transaction.atomic():
+        store.fence("lease-1", "owner-a", ttl)
+
+
+def test_operator_cancel_stops_a_run_and_fences_its_executor():
+    durable.start("cancel-1", "send_with_undo", "hello", 30)
+    advance("cancel-1")
+    assert durable.cancel("cancel-1", "test")
+    assert not durable.cancel("cancel-1")
+    assert WorkflowRun.objects.get(pk="cancel-1").status == RunStatus.CANCELLED
+    assert advance("cancel-1") is Advanced.BUSY
+    assert not durable.send_signal("cancel-1", "undo").accepted
+
+
+def test_poll_once_enqueues_due_runs_once_per_redelivery_interval():
+    durable.start("poll-1", "sleeper", 0.05)
+    advance("poll-1")
+    assert durable.engine.poll_once() == [], "not due yet"
+    time.sleep(0.1)
+    assert durable.engine.poll_once() == ["poll-1"]
+    assert durable.engine.poll_once() == [], "claimed: not enqueued twice"
+
+
+def test_resume_stuck_workflows_lists_and_advances_inline(capsys):
+    durable.start("stuck-1", "send_with_undo", "hello", 0.01)
+    WorkflowRun.objects.filter(pk="stuck-1").update(
+        status=RunStatus.RUNNING, lease_owner="dead-worker",
+        lease_expires_at=timezone.now() - dt.timedelta(seconds=5),
+    )  # fmt: skip
+    call_command("resume_stuck_workflows", "--dry-run")
+    out = capsys.readouterr().out
+    assert "stuck-1" in out and "dead-worker" in out and "dry run" in out
+    assert WorkflowRun.objects.get(pk="stuck-1").status == RunStatus.RUNNING
+    call_command("resume_stuck_workflows", "--inline", "--run-id", "stuck-1")
+    time.sleep(0.05)
+    finish(["stuck-1"])
+    assert effect_count("sent:stuck-1") == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_twenty_concurrent_starts_of_one_id_make_one_run():
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(20)
+
+    def start() -> None:
+        try:
+            barrier.wait()
+            durable.start("same-id", "send_with_undo", "hello", 1)
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=start) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert WorkflowRun.objects.filter(pk="same-id").count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_workers_racing_on_one_run_one_executes():
+    durable.start("race-1", "many_steps", 1, 0.5, 0)
+    outcomes: list[Advanced] = []
+
+    def work() -> None:
+        try:
+            outcomes.append(advance("race-1"))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=work) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(o.value for o in outcomes) == ["busy", "finished"]
+    assert effect_count("effect:race-1:") == 1
