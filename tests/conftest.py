@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 from django.contrib.auth import get_user_model
 
@@ -18,4 +20,16 @@ def make_user(db):  # noqa: ANN001, ANN201
 
 @pytest.fixture
 def product(db):  # noqa: ANN001, ANN201
-    return Product.objects.create(item_id="widget-001", name="Widget", price="9.99", stock=10)
+    return Product.objects.create(
+        item_id="widget-001", name="Widget", price=Decimal("9.99"), stock=10
+    )
+
+
+@pytest.fixture(autouse=True)
+def _static_files_without_collectstatic(settings):  # noqa: ANN001, ANN202
+    # Production uses whitenoise's manifest storage, which needs `collectstatic` first;
+    # in-process tests serve the source files instead.
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }

@@ -1,0 +1,32 @@
+import pytest
+from rest_framework.test import APIClient
+
+
+@pytest.fixture
+def short_window(settings):  # noqa: ANN001, ANN201
+    settings.ONECLICK_CANCEL_WINDOW_SECONDS = 0.3
+    return 0.3
+
+
+@pytest.fixture
+def alice(make_user):  # noqa: ANN001, ANN201
+    return make_user("alice", "pw-alice-123")
+
+
+@pytest.fixture
+def bob(make_user):  # noqa: ANN001, ANN201
+    return make_user("bob", "pw-bob-123")
+
+
+@pytest.fixture
+def api(alice):  # noqa: ANN001, ANN201
+    client = APIClient()
+    client.force_authenticate(alice)
+    return client
+
+
+@pytest.fixture
+def api_bob(bob):  # noqa: ANN001, ANN201
+    client = APIClient()
+    client.force_authenticate(bob)
+    return client
