@@ -1,4 +1,7 @@
-"""Pytest plugin (loaded with -p before pytest-django): test-wide environment: production-like settings (DEBUG off) that need no TLS proxy."""
+"""Pytest plugin, loaded with -p before pytest-django reads the settings.
+
+Test-wide environment: production-like settings (DEBUG off) that need no TLS proxy.
+"""
 
 import os
 

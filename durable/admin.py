@@ -42,7 +42,15 @@ class WorkflowSignalInline(ReadOnlyInline):
 
 @admin.register(WorkflowRun)
 class WorkflowRunAdmin(admin.ModelAdmin):
-    list_display = ("id", "workflow", "status", "wake_at", "lease_owner", "created_at", "finished_at")
+    list_display = (
+        "id",
+        "workflow",
+        "status",
+        "wake_at",
+        "lease_owner",
+        "created_at",
+        "finished_at",
+    )
     list_filter = ("status", "workflow")
     search_fields = ("id",)
     date_hierarchy = "created_at"
@@ -67,7 +75,9 @@ class WorkflowRunAdmin(admin.ModelAdmin):
 
     @admin.action(description="Cancel run (stop where it is)")
     def cancel_runs(self, request: HttpRequest, queryset: QuerySet[WorkflowRun]) -> None:
-        cancelled = sum(engine.cancel(run.id, f"cancelled in the admin by {request.user}") for run in queryset)
+        cancelled = sum(
+            engine.cancel(run.id, f"cancelled in the admin by {request.user}") for run in queryset
+        )
         self.message_user(request, f"Cancelled {cancelled} run(s).", messages.SUCCESS)
 
 

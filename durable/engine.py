@@ -145,7 +145,9 @@ class StuckRun:
     why: str
 
 
-def find_stuck(older_than: dt.timedelta = dt.timedelta(0), run_id: str | None = None) -> list[StuckRun]:
+def find_stuck(
+    older_than: dt.timedelta = dt.timedelta(0), run_id: str | None = None
+) -> list[StuckRun]:
     """Active runs that are not progressing: lease expired, wake-up time passed, or enqueued
     and never picked up, for at least `older_than`."""
     now = timezone.now()

@@ -151,7 +151,9 @@ class _LiveCommands:
 
     # -- steps -----------------------------------------------------------------------------------
 
-    def _step(self, position: int, command: Step, recorded: Recorded | None) -> Resolved | Raised | Suspend:
+    def _step(
+        self, position: int, command: Step, recorded: Recorded | None
+    ) -> Resolved | Raised | Suspend:
         attempt = (recorded.attempts if recorded else 0) + 1
         try:
             result = to_json(command.fn(*command.args))
@@ -192,7 +194,9 @@ class _LiveCommands:
                 status=CheckpointStatus.DONE, result=result, attempts=attempt,
             )  # fmt: skip
 
-    def _step_failed(self, position: int, command: Step, attempt: int, exc: Exception) -> Raised | Suspend:
+    def _step_failed(
+        self, position: int, command: Step, attempt: int, exc: Exception
+    ) -> Raised | Suspend:
         error = describe(exc)
         final = attempt >= command.max_attempts
         wake_at = None
@@ -233,7 +237,9 @@ class _LiveCommands:
             )
         return Resolved(result)
 
-    def _wait(self, position: int, command: WaitForSignal, recorded: Recorded | None) -> Resolved | Suspend:
+    def _wait(
+        self, position: int, command: WaitForSignal, recorded: Recorded | None
+    ) -> Resolved | Suspend:
         with transaction.atomic():
             store.fence(self.run_id, self.owner, self.ttl)
             now = store.db_now()
@@ -266,7 +272,9 @@ class _LiveCommands:
             )  # fmt: skip
         return Resolved(result)
 
-    def _sleep(self, position: int, command: Sleep, recorded: Recorded | None) -> Resolved | Suspend:
+    def _sleep(
+        self, position: int, command: Sleep, recorded: Recorded | None
+    ) -> Resolved | Suspend:
         with transaction.atomic():
             store.fence(self.run_id, self.owner, self.ttl)
             now = store.db_now()

@@ -317,7 +317,7 @@ def consume_signal(run_id: str, name: str, position: int) -> WorkflowSignal | No
 # --- the poller ---------------------------------------------------------------------------------
 
 
-def due_runs_query(now: dt.datetime, redeliver_before: dt.datetime):  # noqa: ANN201
+def due_runs_query(now: dt.datetime, redeliver_before: dt.datetime):
     """Active runs that need a task: wake-up time come (or none), lease free or expired, and no
     task enqueued recently."""
     return (

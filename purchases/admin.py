@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.contrib.admin.utils import quote
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
@@ -31,7 +32,7 @@ class PurchaseStateFilter(admin.SimpleListFilter):
             ("failed", "Failed"),
         ]
 
-    def queryset(self, request: HttpRequest, queryset):  # noqa: ANN001, ANN201
+    def queryset(self, request: HttpRequest, queryset):
         value = self.value()
         if value == "pending":
             return queryset.filter(run__status__in=["pending", "running", "waiting"])
@@ -64,7 +65,7 @@ class PurchaseAdmin(admin.ModelAdmin):
     def workflow_run(self, purchase: Purchase) -> str:
         if not purchase.run_id:
             return "-"
-        url = reverse("admin:durable_workflowrun_change", args=[purchase.run_id])
+        url = reverse("admin:durable_workflowrun_change", args=[quote(purchase.run_id)])
         return format_html('<a href="{}">{}</a>', url, purchase.run_id)
 
 

@@ -6,7 +6,13 @@ import io
 from typing import Any
 
 from django.conf import settings
-from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    inline_serializer,
+)
 from rest_framework import serializers, status
 from rest_framework.exceptions import ParseError
 from rest_framework.pagination import PageNumberPagination
@@ -16,6 +22,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from purchases import selectors, services
+from purchases.keys import KEY_PATTERN, KEY_RULE
 from purchases.selectors import purchase_status
 
 
@@ -62,6 +69,11 @@ ErrorSerializer = inline_serializer(
 NotFoundSerializer = inline_serializer(
     "NotFound", {"status": serializers.CharField(), "detail": serializers.CharField()}
 )
+# The key rule, declared so that clients (and schema-driven fuzzers) know a bad key is a 400.
+KEY_PARAMETER = OpenApiParameter(
+    "key", str, OpenApiParameter.PATH, required=True, pattern=f"^{KEY_PATTERN.pattern}$",
+    description=KEY_RULE,
+)  # fmt: skip
 
 
 def error(exc: services.PurchaseError, code: int) -> Response:
@@ -86,6 +98,7 @@ class BuyView(APIView):
 
     @extend_schema(
         operation_id="buy",
+        parameters=[KEY_PARAMETER],
         request=BuyRequest,
         responses={
             202: OpenApiResponse(StatusSerializer, description="A new purchase, pending"),
@@ -122,6 +135,7 @@ class CancelView(APIView):
 
     @extend_schema(
         operation_id="cancel",
+        parameters=[KEY_PARAMETER],
         request=None,
         responses={
             200: CancelSerializer,
@@ -149,6 +163,7 @@ class StatusView(APIView):
 
     @extend_schema(
         operation_id="status",
+        parameters=[KEY_PARAMETER],
         responses={200: StatusSerializer, 400: ErrorSerializer, 404: NotFoundSerializer},
     )
     def get(self, request: Request, key: str) -> Response:
@@ -166,14 +181,28 @@ class PurchaseListItem(StatusSerializer):
     order_id = serializers.CharField(allow_null=True)
 
 
+class PageNumbers(PageNumberPagination):
+    """`?page=` is a page number, as the schema says: an empty value or "last" is refused (404)
+    like any other non-number, instead of silently meaning a page."""
+
+    last_page_strings = ()
+
+    def get_page_number(self, request: Request, paginator: Any) -> Any:
+        raw = request.query_params.get(self.page_query_param)
+        return raw if raw == "" else super().get_page_number(request, paginator)
+
+
 class PurchaseListView(APIView):
     """The caller's purchases, newest first, paginated (`?page=`)."""
 
-    pagination_class = PageNumberPagination
+    pagination_class = PageNumbers
 
     @extend_schema(
         operation_id="purchases_list",
-        responses={200: PurchaseListItem(many=True)},
+        responses={
+            200: PurchaseListItem(many=True),
+            404: OpenApiResponse(ErrorSerializer, description="No such page"),
+        },
     )
     def get(self, request: Request) -> Response:
         paginator = self.pagination_class()
@@ -187,4 +216,3 @@ class PurchaseListView(APIView):
             body["order_id"] = order.order_number if order else None
             items.append(body)
         return paginator.get_paginated_response(items)
-

@@ -19,6 +19,8 @@ def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpR
 
 def server_error(request: HttpRequest) -> HttpResponse:
     if _wants_json(request):
-        return JsonResponse({"detail": "Internal server error.", "code": "internal_error"}, status=500)
+        return JsonResponse(
+            {"detail": "Internal server error.", "code": "internal_error"}, status=500
+        )
     # No request context: a 500 may come from the database itself being down.
     return HttpResponse(loader.render_to_string("errors/500.html"), status=500)

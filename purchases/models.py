@@ -1,4 +1,7 @@
-"""Catalog, purchases and orders. A purchase's state is not stored here: it is its workflow run's."""
+"""Catalog, purchases and orders.
+
+A purchase's state is not stored here: it is derived from its workflow run.
+"""
 
 from __future__ import annotations
 
@@ -32,7 +35,9 @@ class Product(models.Model):
 class Purchase(models.Model):
     """A customer's one-click purchase. `key` is the customer's idempotency key, scoped to them."""
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="purchases")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="purchases"
+    )
     key = models.CharField(max_length=64)
     product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="purchases")
     unit_price = models.DecimalField(

@@ -63,7 +63,9 @@ def purchase_status(purchase: Purchase, *, refresh: bool = False) -> PurchaseSta
             result = {"state": CONFIRMED, "item_id": item_id, "order_id": order.order_number}
         else:
             result = {"state": CANCELLED, "item_id": item_id}
-    return PurchaseStatus(purchase.key, item_id, "done" if result else "pending", purchase.cancel_until, result)
+    return PurchaseStatus(
+        purchase.key, item_id, "done" if result else "pending", purchase.cancel_until, result
+    )
 
 
 def purchases_of(user: AbstractBaseUser) -> QuerySet[Purchase]:

@@ -11,22 +11,22 @@ from purchases.models import Product
 
 
 @pytest.fixture
-def make_user(db):  # noqa: ANN001, ANN201
-    def make(username: str = "alice", password: str = "pw-alice-123"):  # noqa: ANN202
+def make_user(db):
+    def make(username: str = "alice", password: str = "pw-alice-123"):
         return get_user_model().objects.create_user(username=username, password=password)
 
     return make
 
 
 @pytest.fixture
-def product(db):  # noqa: ANN001, ANN201
+def product(db):
     return Product.objects.create(
         item_id="widget-001", name="Widget", price=Decimal("9.99"), stock=10
     )
 
 
 @pytest.fixture(autouse=True)
-def _static_files_without_collectstatic(settings):  # noqa: ANN001, ANN202
+def _static_files_without_collectstatic(settings):
     # Production uses whitenoise's manifest storage, which needs `collectstatic` first;
     # in-process tests serve the source files instead.
     settings.STORAGES = {

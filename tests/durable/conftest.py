@@ -5,5 +5,5 @@ import tests.durable.example_workflows  # noqa: F401
 
 
 @pytest.fixture(autouse=True)
-def _fast_retries(settings):  # noqa: ANN001, ANN202
+def _fast_retries(settings):
     settings.DURABLE = {**settings.DURABLE, "RETRY_BACKOFF_SECONDS": 0.01}

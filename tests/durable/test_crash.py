@@ -29,7 +29,7 @@ def run_status(run_id: str) -> str:
     return WorkflowRun.objects.get(pk=run_id).status
 
 
-def finished(*run_ids: str):  # noqa: ANN201
+def finished(*run_ids: str):
     return lambda: all(WorkflowRun.objects.get(pk=r).is_finished for r in run_ids)
 
 

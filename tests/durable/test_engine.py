@@ -220,7 +220,7 @@ def test_twenty_concurrent_starts_of_one_id_make_one_run():
         try:
             barrier.wait()
             durable.start("same-id", "send_with_undo", "hello", 1)
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             errors.append(exc)
         finally:
             connection.close()

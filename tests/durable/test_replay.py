@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from durable.commands import TIMED_OUT, WorkflowContext
+from durable.errors import StepFailed
 from durable.replay import (
     Completed,
     Crashed,
@@ -16,7 +17,6 @@ from durable.replay import (
     Suspended,
     drive,
 )
-from durable.errors import StepFailed
 
 
 def add(a: int, b: int) -> int:
@@ -27,7 +27,7 @@ def double(x: int) -> int:
     return 2 * x
 
 
-def sample(ctx: WorkflowContext):  # noqa: ANN201
+def sample(ctx: WorkflowContext):
     first = yield ctx.step(add, 1, 2)
     second = yield ctx.transaction(double, first)
     cancel = yield ctx.wait_for_signal("cancel", timeout=5)
@@ -43,7 +43,7 @@ class LiveRecorder:
         self.history: dict[int, Recorded] = {}
         self.signal = signal
 
-    def __call__(self, position, command, recorded):  # noqa: ANN001, ANN204
+    def __call__(self, position, command, recorded):
         self.calls.append((position, command.name))
         if command.kind in ("step", "transaction"):
             value = command.fn(*command.args)
@@ -57,7 +57,7 @@ class LiveRecorder:
         return Resolved(value)
 
 
-def must_not_execute(position, command, recorded):  # noqa: ANN001, ANN201
+def must_not_execute(position, command, recorded):
     raise AssertionError(f"replay executed {command.name} at {position}")
 
 
@@ -102,7 +102,7 @@ def test_a_pending_checkpoint_with_another_name_diverges_too():
     assert isinstance(outcome, Diverged) and outcome.error.recorded == "triple"
 
 
-def catches(ctx: WorkflowContext):  # noqa: ANN201
+def catches(ctx: WorkflowContext):
     try:
         yield ctx.step(add, 1, 1)
     except StepFailed as exc:
@@ -122,7 +122,7 @@ def test_a_final_failure_executed_live_is_raised_the_same_way():
 
 
 def test_an_exception_in_workflow_code_crashes_the_run():
-    def broken(ctx: WorkflowContext):  # noqa: ANN202
+    def broken(ctx: WorkflowContext):
         value = yield ctx.step(add, 1, 1)
         raise RuntimeError(f"bad {value}")
 
@@ -131,7 +131,7 @@ def test_an_exception_in_workflow_code_crashes_the_run():
 
 
 def test_yielding_something_that_is_not_a_command_crashes_the_run():
-    def wrong(ctx: WorkflowContext):  # noqa: ANN202
+    def wrong(ctx: WorkflowContext):
         yield 42
 
     outcome = drive(wrong(WorkflowContext("r1")), {}, must_not_execute)
@@ -141,7 +141,7 @@ def test_yielding_something_that_is_not_a_command_crashes_the_run():
 def test_suspending_closes_the_generator():
     closed = []
 
-    def waits(ctx: WorkflowContext):  # noqa: ANN202
+    def waits(ctx: WorkflowContext):
         try:
             yield ctx.wait_for_signal("cancel", timeout=5)
         finally:

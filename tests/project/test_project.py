@@ -53,5 +53,7 @@ def test_refuses_to_start_without_secret_key_when_debug_is_off():
 
 
 def test_the_database_in_use_is_the_one_ci_asked_for():
-    expected = "postgresql" if os.environ.get("DATABASE_URL", "").startswith("postgres") else "sqlite"
+    expected = (
+        "postgresql" if os.environ.get("DATABASE_URL", "").startswith("postgres") else "sqlite"
+    )
     assert connection.vendor == expected

@@ -18,11 +18,11 @@ from tests.support.inline import finish
 pytestmark = pytest.mark.django_db
 
 
-def buy(client: APIClient, key: str, item_id: object = "widget-001"):  # noqa: ANN201
+def buy(client: APIClient, key: str, item_id: object = "widget-001"):
     return client.post(f"/api/buy/{key}", {"item_id": item_id}, format="json")
 
 
-def complete(user, *keys: str) -> None:  # noqa: ANN001
+def complete(user, *keys: str) -> None:
     finish([run_id_for(user.pk, key) for key in keys])
 
 
@@ -179,7 +179,9 @@ def test_unknown_key_is_404_on_status_and_cancel(api):
     assert api.post("/api/cancel/nope").status_code == 404
 
 
-def test_out_of_stock_at_checkout_fails_with_a_reason_and_no_order(api, alice, product, short_window):
+def test_out_of_stock_at_checkout_fails_with_a_reason_and_no_order(
+    api, alice, product, short_window
+):
     Product.objects.filter(pk=product.pk).update(stock=0)
     assert buy(api, "k1").status_code == 202
     complete(alice, "k1")
@@ -258,7 +260,7 @@ def test_openapi_schema_and_docs_are_served(api):
 
 
 def test_an_unexpected_error_is_a_generic_json_500(api, product, monkeypatch):
-    def explode(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+    def explode(*args, **kwargs):
         raise RuntimeError("secret internal detail")
 
     monkeypatch.setattr("purchases.services.buy", explode)

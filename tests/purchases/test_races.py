@@ -29,7 +29,7 @@ def in_threads(count: int, target: Callable[[int], None]) -> list[BaseException]
         try:
             barrier.wait()
             target(index)
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             errors.append(exc)
         finally:
             connection.close()

@@ -135,7 +135,7 @@ def wait_for_http(url: str, timeout: float = 30.0) -> None:
     last: Exception | None = None
     while time.monotonic() < deadline:
         try:
-            urllib.request.urlopen(url, timeout=2)  # noqa: S310 - loopback only
+            urllib.request.urlopen(url, timeout=2)
             return
         except urllib.error.HTTPError:
             return
@@ -145,7 +145,7 @@ def wait_for_http(url: str, timeout: float = 30.0) -> None:
     raise TimeoutError(f"{url} did not answer within {timeout}s: {last}")
 
 
-def wait_until(predicate, timeout: float, interval: float = 0.05, message: str = "") -> None:  # noqa: ANN001
+def wait_until(predicate, timeout: float, interval: float = 0.05, message: str = "") -> None:
     """Poll `predicate` until true, or fail with `message`."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

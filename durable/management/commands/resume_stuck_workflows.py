@@ -8,7 +8,7 @@ from durable import engine
 class Command(BaseCommand):
     help = "List and re-enqueue workflow runs that are not finished and not progressing."
 
-    def add_arguments(self, parser):  # noqa: ANN001
+    def add_arguments(self, parser):
         parser.add_argument("--dry-run", action="store_true", help="list only, change nothing")
         parser.add_argument("--run-id", default=None, help="only this run")
         parser.add_argument(
@@ -19,7 +19,7 @@ class Command(BaseCommand):
             "--inline", action="store_true", help="advance in this process (no cluster needed)"
         )
 
-    def handle(self, *args, **options):  # noqa: ANN002, ANN003
+    def handle(self, *args, **options):
         stuck = engine.find_stuck(dt.timedelta(seconds=options["older_than"]), options["run_id"])
         for run in stuck:
             self.stdout.write(f"{run.run_id}\t{run.workflow}\t{run.status}\t{run.why}")
