@@ -5,73 +5,128 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='WorkflowRun',
+            name="WorkflowRun",
             fields=[
-                ('id', models.CharField(max_length=200, primary_key=True, serialize=False)),
-                ('workflow', models.CharField(db_index=True, max_length=100)),
-                ('args', models.JSONField(default=list)),
-                ('status', models.CharField(choices=[('pending', 'Pending'), ('running', 'Running'), ('waiting', 'Waiting'), ('succeeded', 'Succeeded'), ('failed', 'Failed'), ('cancelled', 'Cancelled')], default='pending', max_length=10)),
-                ('result', models.JSONField(blank=True, null=True)),
-                ('error', models.TextField(blank=True, default='')),
-                ('lease_owner', models.CharField(blank=True, default='', max_length=64)),
-                ('lease_expires_at', models.DateTimeField(blank=True, null=True)),
-                ('wake_at', models.DateTimeField(blank=True, null=True)),
-                ('waiting_signal', models.CharField(blank=True, default='', max_length=100)),
-                ('enqueued_at', models.DateTimeField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
+                ("id", models.CharField(max_length=200, primary_key=True, serialize=False)),
+                ("workflow", models.CharField(db_index=True, max_length=100)),
+                ("args", models.JSONField(default=list)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Pending"),
+                            ("running", "Running"),
+                            ("waiting", "Waiting"),
+                            ("succeeded", "Succeeded"),
+                            ("failed", "Failed"),
+                            ("cancelled", "Cancelled"),
+                        ],
+                        default="pending",
+                        max_length=10,
+                    ),
+                ),
+                ("result", models.JSONField(blank=True, null=True)),
+                ("error", models.TextField(blank=True, default="")),
+                ("lease_owner", models.CharField(blank=True, default="", max_length=64)),
+                ("lease_expires_at", models.DateTimeField(blank=True, null=True)),
+                ("wake_at", models.DateTimeField(blank=True, null=True)),
+                ("waiting_signal", models.CharField(blank=True, default="", max_length=100)),
+                ("enqueued_at", models.DateTimeField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
             ],
             options={
-                'ordering': ['-created_at'],
-                'indexes': [models.Index(condition=models.Q(('status__in', ['pending', 'running', 'waiting'])), fields=['wake_at'], name='durable_run_active_wake_idx')],
+                "ordering": ["-created_at"],
+                "indexes": [
+                    models.Index(
+                        condition=models.Q(("status__in", ["pending", "running", "waiting"])),
+                        fields=["wake_at"],
+                        name="durable_run_active_wake_idx",
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='StepCheckpoint',
+            name="StepCheckpoint",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('position', models.PositiveIntegerField()),
-                ('name', models.CharField(max_length=200)),
-                ('kind', models.CharField(max_length=20)),
-                ('status', models.CharField(choices=[('pending', 'Pending'), ('done', 'Done'), ('error', 'Error')], default='done', max_length=10)),
-                ('result', models.JSONField(blank=True, null=True)),
-                ('error', models.TextField(blank=True, default='')),
-                ('attempts', models.PositiveIntegerField(default=1)),
-                ('deadline', models.DateTimeField(blank=True, null=True)),
-                ('started_at', models.DateTimeField(auto_now_add=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('run', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='checkpoints', to='durable.workflowrun')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("position", models.PositiveIntegerField()),
+                ("name", models.CharField(max_length=200)),
+                ("kind", models.CharField(max_length=20)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("pending", "Pending"), ("done", "Done"), ("error", "Error")],
+                        default="done",
+                        max_length=10,
+                    ),
+                ),
+                ("result", models.JSONField(blank=True, null=True)),
+                ("error", models.TextField(blank=True, default="")),
+                ("attempts", models.PositiveIntegerField(default=1)),
+                ("deadline", models.DateTimeField(blank=True, null=True)),
+                ("started_at", models.DateTimeField(auto_now_add=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "run",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="checkpoints",
+                        to="durable.workflowrun",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['run', 'position'],
-                'constraints': [models.UniqueConstraint(fields=('run', 'position'), name='durable_checkpoint_unique')],
+                "ordering": ["run", "position"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("run", "position"), name="durable_checkpoint_unique"
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='WorkflowSignal',
+            name="WorkflowSignal",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=100)),
-                ('payload', models.JSONField(blank=True, null=True)),
-                ('sent_at', models.DateTimeField(auto_now_add=True)),
-                ('accepted', models.BooleanField()),
-                ('reason', models.CharField(blank=True, default='', max_length=100)),
-                ('consumed_position', models.PositiveIntegerField(blank=True, null=True)),
-                ('consumed_at', models.DateTimeField(blank=True, null=True)),
-                ('run', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='signals', to='durable.workflowrun')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=100)),
+                ("payload", models.JSONField(blank=True, null=True)),
+                ("sent_at", models.DateTimeField(auto_now_add=True)),
+                ("accepted", models.BooleanField()),
+                ("reason", models.CharField(blank=True, default="", max_length=100)),
+                ("consumed_position", models.PositiveIntegerField(blank=True, null=True)),
+                ("consumed_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "run",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="signals",
+                        to="durable.workflowrun",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['run', 'id'],
-                'indexes': [models.Index(fields=['run', 'name'], name='durable_signal_run_name_idx')],
+                "ordering": ["run", "id"],
+                "indexes": [
+                    models.Index(fields=["run", "name"], name="durable_signal_run_name_idx")
+                ],
             },
         ),
     ]
