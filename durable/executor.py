@@ -1,8 +1,10 @@
 """Advancing a run: take its lease, replay, execute commands until it suspends or finishes.
 
-Every checkpoint is written in a transaction that first fences the lease (`store.fence`), so an
-executor that lost its lease never writes. A transactional step's own writes share that
-transaction: they commit with the checkpoint or not at all.
+Group commit: consecutive commands that only touch the database (signal waits, transactional
+steps, the durable clock, the run's end) share one transaction, which starts by fencing the lease
+(`store.fence`) and commits before a plain step's function runs (it may call the outside world),
+once it has been open for DURABLE["GROUP_COMMIT_SECONDS"], and at the end of the advance. A crash rolls the whole group back, so every
+transactional step's writes still commit exactly once, together with their checkpoints.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import json
 import logging
 import os
 import socket
+import sys
 import time
 import uuid
 from typing import Any
@@ -78,7 +81,7 @@ def advance(run_id: str) -> Advanced:
     try:
         return _advance_leased(run_id, owner, ttl, started)
     except LeaseLost:
-        logger.warning("run %s: lease lost, leaving it to its new owner", run_id)
+        logger.warning("run %s lease lost; leaving it to its new owner", run_id)
         return Advanced.LEASE_LOST
     except BaseException:
         # Unexpected (database down, worker timeout): give the run back at once rather than
@@ -99,46 +102,88 @@ def _advance_leased(run_id: str, owner: str, ttl: dt.timedelta, started: float) 
         return Advanced.BUSY
     history = store.load_history(run_id)
     runner = _LiveCommands(run_id, owner, ttl)
-    outcome = drive(generator, history, runner.execute)
+    try:
+        outcome = drive(generator, history, runner.execute)
+        if not isinstance(outcome, Suspended):
+            status, result, error = _ending(outcome)
+            runner.begin()
+            store.finish_run(run_id, owner, status, result, error)
+        runner.commit()
+    except BaseException:
+        runner.rollback()
+        raise
     elapsed_ms = (time.monotonic() - started) * 1000
     if isinstance(outcome, Suspended):
         logger.info(
-            "run %s workflow=%s suspended at position=%d reason=%s wake_at=%s duration_ms=%.1f",
+            "run %s workflow=%s status=waiting step=%d reason=%r wake_at=%s duration_ms=%.1f",
             run_id, run.workflow, outcome.position, outcome.suspend.reason,
-            outcome.suspend.wake_at, elapsed_ms,
+            outcome.suspend.wake_at.isoformat() if outcome.suspend.wake_at else None, elapsed_ms,
         )  # fmt: skip
         return Advanced.SUSPENDED
-    with transaction.atomic():
-        store.fence(run_id, owner, ttl)
-        if isinstance(outcome, Completed):
-            status, result, error = RunStatus.SUCCEEDED, to_json(outcome.value), ""
-        elif isinstance(outcome, Crashed):
-            status, result, error = RunStatus.FAILED, None, outcome.error
-        else:
-            assert isinstance(outcome, Diverged)
-            status, result, error = RunStatus.FAILED, None, str(outcome.error)
-        store.finish_run(run_id, owner, status, result, error)
     log = logger.info if status == RunStatus.SUCCEEDED else logger.error
     log(
-        "run %s workflow=%s %s duration_ms=%.1f%s",
-        run_id, run.workflow, status, elapsed_ms, f" error={error}" if error else "",
+        "run %s workflow=%s status=%s steps=%d duration_ms=%.1f%s",
+        run_id, run.workflow, status, runner.last_position + 1, elapsed_ms,
+        f" error={error!r}" if error else "",
     )  # fmt: skip
     return Advanced.FINISHED
 
 
+def _ending(outcome: Completed | Crashed | Diverged) -> tuple[str, Any, str]:
+    if isinstance(outcome, Completed):
+        return RunStatus.SUCCEEDED, to_json(outcome.value), ""
+    if isinstance(outcome, Crashed):
+        return RunStatus.FAILED, None, outcome.error
+    return RunStatus.FAILED, None, str(outcome.error)
+
+
 class _LiveCommands:
-    """Runs the commands that have no finished checkpoint, for one leased run."""
+    """Runs the commands that have no finished checkpoint, for one leased run, grouping the
+    database-only ones into one fenced transaction."""
 
     def __init__(self, run_id: str, owner: str, ttl: dt.timedelta) -> None:
         self.run_id = run_id
         self.owner = owner
         self.ttl = ttl
+        self.last_position = -1
+        self._transaction: contextlib.AbstractContextManager[Any] | None = None
+        self._opened_at = 0.0
+
+    # -- the group transaction -------------------------------------------------------------------
+
+    def begin(self) -> None:
+        """Open the group transaction if none is open, fencing the lease first."""
+        if self._transaction is not None:
+            return
+        atomic = transaction.atomic()
+        atomic.__enter__()
+        self._transaction = atomic
+        self._opened_at = time.monotonic()
+        try:
+            store.fence(self.run_id, self.owner, self.ttl)
+        except BaseException:
+            self.rollback()
+            raise
+
+    def commit(self) -> None:
+        if self._transaction is not None:
+            atomic, self._transaction = self._transaction, None
+            atomic.__exit__(None, None, None)
+
+    def rollback(self) -> None:
+        if self._transaction is not None:
+            atomic, self._transaction = self._transaction, None
+            exc_type, exc, tb = sys.exc_info()
+            atomic.__exit__(exc_type or RuntimeError, exc or RuntimeError("rollback"), tb)
+
+    # -- commands --------------------------------------------------------------------------------
 
     def execute(
         self, position: int, command: Command, recorded: Recorded | None
     ) -> Resolved | Raised | Suspend:
+        self.last_position = position
         if isinstance(command, TransactionStep):
-            return self._transaction(position, command, recorded)
+            return self._transaction_step(position, command, recorded)
         if isinstance(command, Step):
             return self._step(position, command, recorded)
         if isinstance(command, WaitForSignal):
@@ -149,36 +194,36 @@ class _LiveCommands:
             return self._now(position, command)
         raise TypeError(f"unknown command {command!r}")
 
-    # -- steps -----------------------------------------------------------------------------------
-
     def _step(
         self, position: int, command: Step, recorded: Recorded | None
     ) -> Resolved | Raised | Suspend:
+        # What came before is made durable, and no lock is held while the outside world is called.
+        self.commit()
         attempt = (recorded.attempts if recorded else 0) + 1
         try:
             result = to_json(command.fn(*command.args))
-        except LeaseLost:
-            raise
         except Exception as exc:
             return self._step_failed(position, command, attempt, exc)
-        with transaction.atomic():
-            store.fence(self.run_id, self.owner, self.ttl)
-            self._write_result(position, command, result, attempt, recorded)
+        self.begin()
+        self._write_result(position, command, result, attempt, recorded)
         return Resolved(result)
 
-    def _transaction(
+    def _transaction_step(
         self, position: int, command: TransactionStep, recorded: Recorded | None
     ) -> Resolved | Raised | Suspend:
+        self.begin()
         attempt = (recorded.attempts if recorded else 0) + 1
         try:
-            with transaction.atomic():
-                store.fence(self.run_id, self.owner, self.ttl)
+            with transaction.atomic():  # a savepoint: a failing step leaves the group intact
                 result = to_json(command.fn(*command.args))
                 self._write_result(position, command, result, attempt, recorded)
         except LeaseLost:
             raise
         except Exception as exc:
             return self._step_failed(position, command, attempt, exc)
+        # Slow steps commit at once, so the group never holds the database's locks for long.
+        if time.monotonic() - self._opened_at > conf.get("GROUP_COMMIT_SECONDS"):
+            self.commit()
         return Resolved(result)
 
     def _write_result(
@@ -199,99 +244,103 @@ class _LiveCommands:
     ) -> Raised | Suspend:
         error = describe(exc)
         final = attempt >= command.max_attempts
-        wake_at = None
-        with transaction.atomic():
-            store.fence(self.run_id, self.owner, self.ttl)
-            if final:
-                store.save_checkpoint(
-                    self.run_id, position, name=command.name, kind=command.kind,
-                    status=CheckpointStatus.ERROR, error=error, attempts=attempt,
-                )  # fmt: skip
-            else:
-                backoff = min(
-                    conf.get("RETRY_BACKOFF_SECONDS") * 2 ** (attempt - 1),
-                    conf.get("RETRY_BACKOFF_MAX_SECONDS"),
-                )
-                wake_at = timezone.now() + dt.timedelta(seconds=backoff)
-                store.save_checkpoint(
-                    self.run_id, position, name=command.name, kind=command.kind,
-                    status=CheckpointStatus.PENDING, error=error, attempts=attempt,
-                )  # fmt: skip
-                store.suspend_run(self.run_id, self.owner, wake_at)
         logger.warning(
-            "run %s step %s attempt %d/%d failed: %s",
-            self.run_id, command.name, attempt, command.max_attempts, error,
+            "run %s step=%d name=%s attempt %d/%d failed: %s",
+            self.run_id, position, command.name, attempt, command.max_attempts, error,
         )  # fmt: skip
+        self.begin()
         if final:
+            store.save_checkpoint(
+                self.run_id, position, name=command.name, kind=command.kind,
+                status=CheckpointStatus.ERROR, error=error, attempts=attempt,
+            )  # fmt: skip
             return Raised(error)
+        backoff = min(
+            conf.get("RETRY_BACKOFF_SECONDS") * 2 ** (attempt - 1),
+            conf.get("RETRY_BACKOFF_MAX_SECONDS"),
+        )
+        wake_at = timezone.now() + dt.timedelta(seconds=backoff)
+        store.save_checkpoint(
+            self.run_id, position, name=command.name, kind=command.kind,
+            status=CheckpointStatus.PENDING, error=error, attempts=attempt,
+        )  # fmt: skip
+        store.suspend_run(self.run_id, self.owner, wake_at)
         return Suspend(wake_at, f"retry {command.name}")
 
-    # -- time ------------------------------------------------------------------------------------
-
     def _now(self, position: int, command: Now) -> Resolved:
-        with transaction.atomic():
-            store.fence(self.run_id, self.owner, self.ttl)
-            result = store.db_now().isoformat()
-            store.insert_checkpoint(
-                self.run_id, position, name=command.name, kind=command.kind, result=result
-            )
+        self.begin()
+        result = store.db_now().isoformat()
+        store.insert_checkpoint(
+            self.run_id, position, name=command.name, kind=command.kind, result=result
+        )
         return Resolved(result)
 
     def _wait(
         self, position: int, command: WaitForSignal, recorded: Recorded | None
     ) -> Resolved | Suspend:
-        with transaction.atomic():
-            store.fence(self.run_id, self.owner, self.ttl)
-            now = store.db_now()
-            if recorded is not None:
-                # A sender may have decided the timeout since the history was read.
-                current = store.get_checkpoint(self.run_id, position)
-                if current is not None and current.status == CheckpointStatus.DONE:
-                    return Resolved(current.result)
-                deadline = recorded.deadline
-            elif command.until is not None:
-                deadline = command.until
-            else:
-                deadline = now + dt.timedelta(seconds=command.timeout or 0)
-            signal = store.consume_signal(self.run_id, command.signal, position)
-            if signal is not None:
-                result: dict[str, Any] = {"signal_id": signal.pk, "payload": signal.payload}
-            elif deadline is not None and now >= deadline:
-                result = {"timed_out": True}
-            else:
-                if recorded is None:
-                    store.save_checkpoint(
-                        self.run_id, position, name=command.name, kind=command.kind,
-                        status=CheckpointStatus.PENDING, attempts=0, deadline=deadline,
-                    )  # fmt: skip
-                store.suspend_run(self.run_id, self.owner, deadline, command.signal)
-                return Suspend(deadline, f"waiting for {command.signal!r}")
-            store.save_checkpoint(
-                self.run_id, position, name=command.name, kind=command.kind,
-                status=CheckpointStatus.DONE, result=result, attempts=0, deadline=deadline,
-            )  # fmt: skip
+        self.begin()
+        now = store.db_now()
+        if recorded is not None:
+            # A sender may have decided the timeout since the history was read.
+            current = store.get_checkpoint(self.run_id, position)
+            if current is not None and current.status == CheckpointStatus.DONE:
+                return Resolved(current.result)
+            deadline = recorded.deadline
+        elif command.until is not None:
+            deadline = command.until
+        else:
+            deadline = now + dt.timedelta(seconds=command.timeout or 0)
+        signal = store.consume_signal(self.run_id, command.signal, position)
+        if signal is not None:
+            result: dict[str, Any] = {"signal_id": signal.pk, "payload": signal.payload}
+        elif deadline is not None and now >= deadline:
+            result = {"timed_out": True}
+        else:
+            if recorded is None:
+                store.save_checkpoint(
+                    self.run_id, position, name=command.name, kind=command.kind,
+                    status=CheckpointStatus.PENDING, attempts=0, deadline=deadline,
+                )  # fmt: skip
+            store.suspend_run(self.run_id, self.owner, deadline, command.signal)
+            return Suspend(deadline, f"waiting for {command.signal!r}")
+        self._finish_timer(position, command, recorded, result, deadline)
         return Resolved(result)
 
     def _sleep(
         self, position: int, command: Sleep, recorded: Recorded | None
     ) -> Resolved | Suspend:
-        with transaction.atomic():
-            store.fence(self.run_id, self.owner, self.ttl)
-            now = store.db_now()
-            if recorded is not None and recorded.deadline is not None:
-                deadline = recorded.deadline
-            else:
-                deadline = now + dt.timedelta(seconds=command.seconds)
-            if now < deadline:
-                if recorded is None:
-                    store.save_checkpoint(
-                        self.run_id, position, name=command.name, kind=command.kind,
-                        status=CheckpointStatus.PENDING, attempts=0, deadline=deadline,
-                    )  # fmt: skip
-                store.suspend_run(self.run_id, self.owner, deadline)
-                return Suspend(deadline, "sleeping")
+        self.begin()
+        now = store.db_now()
+        if recorded is not None and recorded.deadline is not None:
+            deadline = recorded.deadline
+        else:
+            deadline = now + dt.timedelta(seconds=command.seconds)
+        if now < deadline:
+            if recorded is None:
+                store.save_checkpoint(
+                    self.run_id, position, name=command.name, kind=command.kind,
+                    status=CheckpointStatus.PENDING, attempts=0, deadline=deadline,
+                )  # fmt: skip
+            store.suspend_run(self.run_id, self.owner, deadline)
+            return Suspend(deadline, "sleeping")
+        self._finish_timer(position, command, recorded, None, deadline)
+        return Resolved(None)
+
+    def _finish_timer(
+        self,
+        position: int,
+        command: Command,
+        recorded: Recorded | None,
+        result: Any,
+        deadline: dt.datetime | None,
+    ) -> None:
+        if recorded is None:
+            store.insert_checkpoint(
+                self.run_id, position, name=command.name, kind=command.kind, result=result,
+                attempts=0, deadline=deadline,
+            )  # fmt: skip
+        else:
             store.save_checkpoint(
                 self.run_id, position, name=command.name, kind=command.kind,
-                status=CheckpointStatus.DONE, result=None, attempts=0, deadline=deadline,
+                status=CheckpointStatus.DONE, result=result, attempts=0, deadline=deadline,
             )  # fmt: skip
-        return Resolved(None)

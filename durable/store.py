@@ -225,7 +225,16 @@ def save_checkpoint(
     )
 
 
-def insert_checkpoint(run_id: str, position: int, *, name: str, kind: str, result: Any) -> None:
+def insert_checkpoint(
+    run_id: str,
+    position: int,
+    *,
+    name: str,
+    kind: str,
+    result: Any,
+    attempts: int = 1,
+    deadline: dt.datetime | None = None,
+) -> None:
     """Insert a finished checkpoint for a command that had none (one statement, the hot path)."""
     StepCheckpoint.objects.create(
         run_id=run_id,
@@ -234,6 +243,8 @@ def insert_checkpoint(run_id: str, position: int, *, name: str, kind: str, resul
         kind=kind,
         status=CheckpointStatus.DONE,
         result=result,
+        attempts=attempts,
+        deadline=deadline,
         finished_at=timezone.now(),
     )
 
