@@ -13,6 +13,12 @@ DEFAULTS: dict[str, float] = {
     "RETRY_BACKOFF_SECONDS": 0.5,
     "RETRY_BACKOFF_MAX_SECONDS": 60.0,
     "POLL_BATCH_SIZE": 500,
+    # Database-only commands share one transaction until it has been open this long.
+    "GROUP_COMMIT_SECONDS": 0.05,
+    "RETENTION_DAYS": 30.0,
+    "HEARTBEAT_SECONDS": 5.0,
+    "HEALTH_STALE_SECONDS": 30.0,
+    "OVERDUE_SECONDS": 60.0,
 }
 
 
