@@ -252,3 +252,21 @@ def test_two_workers_racing_on_one_run_one_executes():
         thread.join()
     assert sorted(o.value for o in outcomes) == ["busy", "finished"]
     assert effect_count("effect:race-1:") == 1
+
+
+def test_runs_woken_together_travel_in_few_tasks_and_all_advance():
+    from django_q.models import OrmQ
+
+    from durable import queue
+
+    run_ids = [f"batch-{n}" for n in range(9)]
+    for run_id in run_ids:
+        durable.start(run_id, "sleeper", 0.01)
+        advance(run_id)
+    time.sleep(0.05)
+    OrmQ.objects.all().delete()
+    assert sorted(durable.engine.poll_once()) == sorted(run_ids)
+    assert OrmQ.objects.count() == 3, "9 due runs spread over 3 tasks of 3"
+    outcome = queue.advance_batch_task(run_ids)
+    assert outcome == {"finished": 9}
+    assert all(WorkflowRun.objects.get(pk=r).status == RunStatus.SUCCEEDED for r in run_ids)
