@@ -2,9 +2,10 @@
 
 Group commit: consecutive commands that only touch the database (signal waits, transactional
 steps, the durable clock, the run's end) share one transaction, which starts by fencing the lease
-(`store.fence`) and commits before a plain step's function runs (it may call the outside world),
-once it has been open for DURABLE["GROUP_COMMIT_SECONDS"], and at the end of the advance. A crash rolls the whole group back, so every
-transactional step's writes still commit exactly once, together with their checkpoints.
+(`store.fence`). It commits before a plain step's function runs (that may call the outside world),
+once it has been open for DURABLE["GROUP_COMMIT_SECONDS"], and at the end of the advance. A crash
+rolls the whole group back, so every transactional step's writes still commit exactly once,
+together with their checkpoints.
 """
 
 from __future__ import annotations
