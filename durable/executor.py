@@ -97,9 +97,9 @@ def _advance_leased(run_id: str, owner: str, ttl: dt.timedelta, started: float) 
     try:
         generator = instantiate(run.workflow, run.id, list(run.args))
     except WorkflowNotRegistered as exc:
-        # Another deployment may know it; do not fail the run, let the lease lapse instead.
+        # Another deployment may know it: do not fail the run, and do not release it either (it
+        # would be picked up again at once, forever); the lease lapses and the run is retried.
         logger.error("run %s: %s", run_id, exc)
-        store.release_lease(run_id, owner)
         return Advanced.BUSY
     history = store.load_history(run_id)
     runner = _LiveCommands(run_id, owner, ttl)

@@ -114,3 +114,28 @@ class WorkflowSignal(models.Model):
     def __str__(self) -> str:
         verdict = "accepted" if self.accepted else "rejected"
         return f"{self.name} -> {self.run_id} ({verdict})"
+
+
+class EngineHeartbeat(models.Model):
+    """The last sign of life of one engine process: a poller, or a django-q2 worker.
+
+    django-q2's own cluster status lives in Django's cache with the ORM broker, a per-process
+    memory by default, so the engine keeps heartbeats where every machine can see them.
+    """
+
+    kind = models.CharField(max_length=20)
+    host = models.CharField(max_length=255)
+    pid = models.PositiveIntegerField()
+    started_at = models.DateTimeField(auto_now_add=True)
+    last_seen = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["-last_seen"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["kind", "host", "pid"], name="durable_heartbeat_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.host}:{self.pid} at {self.last_seen.isoformat()}"

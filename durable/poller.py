@@ -11,6 +11,7 @@ from django.db import close_old_connections
 
 from durable import conf
 from durable.engine import poll_once
+from durable.health import PollerHeartbeat
 
 logger = logging.getLogger("durable.poller")
 
@@ -30,6 +31,7 @@ def run_forever(max_seconds: float | None = None) -> None:
     signal.signal(signal.SIGINT, stop)
     interval = conf.get("POLL_INTERVAL_SECONDS")
     started = time.monotonic()
+    heartbeat = PollerHeartbeat()
     logger.info("durable poller started, interval %.3fs", interval)
     while not stop.requested:
         if max_seconds is not None and time.monotonic() - started > max_seconds:
@@ -37,6 +39,7 @@ def run_forever(max_seconds: float | None = None) -> None:
         try:
             close_old_connections()
             ids = poll_once()
+            heartbeat.tick()
         except Exception:
             logger.exception("poll failed; retrying")
             time.sleep(min(5.0, interval * 10))

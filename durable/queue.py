@@ -49,6 +49,13 @@ def _send_batch(run_ids: list[str]) -> None:
     async_task(BATCH_TASK_PATH, run_ids, broker=_broker(), task_name=f"advance {len(run_ids)} runs")
 
 
+def enqueue_task(task_path: str, task_name: str) -> None:
+    """Enqueue a plain django-q2 task of the engine (not tied to a run), e.g. a health probe."""
+    from django_q.tasks import async_task
+
+    async_task(task_path, broker=_broker(), task_name=task_name)
+
+
 def enqueue(run_id: str) -> None:
     """Ask a worker to advance `run_id`: atomically with the current transaction where the broker
     allows it, otherwise once it commits. A duplicate task is harmless (the lease admits one)."""

@@ -178,6 +178,8 @@ LOGOUT_REDIRECT_URL = "login"
 
 # --- Security (effective when DEBUG is off) -----------------------------------------------------
 SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", not DEBUG)
+# Load balancers probe health over plain HTTP.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SESSION_COOKIE_SECURE = not DEBUG
 CSRF_COOKIE_SECURE = not DEBUG
@@ -226,6 +228,14 @@ DURABLE = {
     "POLL_INTERVAL_SECONDS": env_float("DURABLE_POLL_INTERVAL_SECONDS", 0.1),
     # A run enqueued but not picked up for this long is enqueued again (its task was lost).
     "REDELIVER_AFTER_SECONDS": env_float("DURABLE_REDELIVER_AFTER_SECONDS", 30.0),
+    # `prune_workflows` deletes the checkpoints and workflow signals of runs finished this long ago.
+    "RETENTION_DAYS": env_float("DURABLE_RETENTION_DAYS", 30.0),
+    # Pollers (and, through a probe task, django-q2 workers) write a heartbeat this often...
+    "HEARTBEAT_SECONDS": env_float("DURABLE_HEARTBEAT_SECONDS", 5.0),
+    # ...and /readyz fails when none is newer than this.
+    "HEALTH_STALE_SECONDS": env_float("DURABLE_HEALTH_STALE_SECONDS", 30.0),
+    # /readyz reports active runs whose wake-up time passed this long ago as overdue.
+    "OVERDUE_SECONDS": env_float("DURABLE_OVERDUE_SECONDS", 60.0),
     # Extra modules that register workflows, imported by every process at start-up.
     "WORKFLOW_MODULES": [
         name.strip()

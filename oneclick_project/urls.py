@@ -3,9 +3,13 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from durable import health
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include("purchases.api_urls")),
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
     path("", include("purchases.urls")),
 ]
 

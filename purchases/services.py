@@ -150,13 +150,24 @@ def cancel(user: AbstractBaseUser, key: str) -> CancelResult:
     """
     purchase = get_purchase(user, key)
     run_id = purchase.run_id
-    if durable.accepted_signal_count(run_id, CANCEL_SIGNAL):
-        return CancelResult(True, purchase_status(purchase, refresh=True))
-    # Past the deadline no signal is sent at all: the workflow's wait times out by itself.
-    if durable.database_now() >= purchase.cancel_until:
-        return CancelResult(False, purchase_status(purchase, refresh=True))
-    verdict = durable.send_signal(run_id, CANCEL_SIGNAL, {"user_id": user.pk})
-    return CancelResult(verdict.accepted, purchase_status(purchase, refresh=True))
+    ended = purchase_status(purchase)
+    if ended.result is not None:
+        # Asking again after the end is answered by the outcome, which outlives the workflow
+        # signals (retention prunes those).
+        return CancelResult(ended.state == "CANCELLED", ended)
+    with transaction.atomic():
+        # Cancels of one purchase queue here, so that a refusal (window closed, no cancel
+        # accepted) cannot overlook a concurrent cancel that checked the clock just before the
+        # deadline and is still sending its workflow signal (a double click on Cancel).
+        Purchase.objects.select_for_update().filter(pk=purchase.pk).exists()
+        if durable.accepted_signal_count(run_id, CANCEL_SIGNAL):
+            accepted = True
+        # Past the deadline no signal is sent at all: the workflow's wait times out by itself.
+        elif durable.database_now() >= purchase.cancel_until:
+            accepted = False
+        else:
+            accepted = durable.send_signal(run_id, CANCEL_SIGNAL, {"user_id": user.pk}).accepted
+    return CancelResult(accepted, purchase_status(purchase, refresh=True))
 
 
 # --- the workflow's steps -------------------------------------------------------------------------

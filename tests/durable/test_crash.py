@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import signal
 import time
-import uuid
 
 import pytest
 
@@ -18,11 +17,9 @@ pytestmark = [pytest.mark.crash, pytest.mark.django_db(transaction=True)]
 
 
 def engine_env() -> dict[str, str]:
-    return process_env(
-        DURABLE_WORKFLOW_MODULES="tests.durable.example_workflows",
-        Q_CLUSTER_NAME=f"crash-{uuid.uuid4().hex[:8]}",
-        Q_WORKERS="2",
-    )
+    # The children serve the queue this process enqueues on (the ORM broker lives in the test
+    # database, emptied between tests).
+    return process_env(DURABLE_WORKFLOW_MODULES="tests.durable.example_workflows", Q_WORKERS="2")
 
 
 def run_status(run_id: str) -> str:

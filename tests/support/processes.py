@@ -41,6 +41,8 @@ def process_env(**overrides: str) -> dict[str, str]:
     """Environment for a child process: the test database, production-like settings, fast timers."""
     env = dict(os.environ)
     env.update(
+        # bin/web runs `gunicorn` from the project's virtualenv, whoever started pytest.
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
         DATABASE_URL=test_database_url(),
         DJANGO_DEBUG="false",
         DJANGO_SECURE_SSL_REDIRECT="false",
