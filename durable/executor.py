@@ -149,6 +149,7 @@ class _LiveCommands:
         self.last_position = -1
         self._transaction: contextlib.AbstractContextManager[Any] | None = None
         self._opened_at = 0.0
+        self._started_at = timezone.now()
 
     # -- the group transaction -------------------------------------------------------------------
 
@@ -183,6 +184,7 @@ class _LiveCommands:
         self, position: int, command: Command, recorded: Recorded | None
     ) -> Resolved | Raised | Suspend:
         self.last_position = position
+        self._started_at = timezone.now()
         if isinstance(command, TransactionStep):
             return self._transaction_step(position, command, recorded)
         if isinstance(command, Step):
@@ -232,8 +234,9 @@ class _LiveCommands:
     ) -> None:
         if recorded is None:
             store.insert_checkpoint(
-                self.run_id, position, name=command.name, kind=command.kind, result=result
-            )
+                self.run_id, position, name=command.name, kind=command.kind, result=result,
+                started_at=self._started_at,
+            )  # fmt: skip
         else:
             store.save_checkpoint(
                 self.run_id, position, name=command.name, kind=command.kind,
@@ -272,8 +275,9 @@ class _LiveCommands:
         self.begin()
         result = store.db_now().isoformat()
         store.insert_checkpoint(
-            self.run_id, position, name=command.name, kind=command.kind, result=result
-        )
+            self.run_id, position, name=command.name, kind=command.kind, result=result,
+            started_at=self._started_at,
+        )  # fmt: skip
         return Resolved(result)
 
     def _wait(
@@ -338,7 +342,7 @@ class _LiveCommands:
         if recorded is None:
             store.insert_checkpoint(
                 self.run_id, position, name=command.name, kind=command.kind, result=result,
-                attempts=0, deadline=deadline,
+                attempts=0, deadline=deadline, started_at=self._started_at,
             )  # fmt: skip
         else:
             store.save_checkpoint(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 
 class RunStatus(models.TextChoices):
@@ -82,7 +83,7 @@ class StepCheckpoint(models.Model):
     attempts = models.PositiveIntegerField(default=1)
     # For waits and sleeps: fixed the first time the command is reached, never moved after.
     deadline = models.DateTimeField(null=True, blank=True)
-    started_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

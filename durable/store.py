@@ -234,9 +234,12 @@ def insert_checkpoint(
     result: Any,
     attempts: int = 1,
     deadline: dt.datetime | None = None,
+    started_at: dt.datetime | None = None,
 ) -> None:
     """Insert a finished checkpoint for a command that had none (one statement, the hot path)."""
+    finished_at = timezone.now()
     StepCheckpoint.objects.create(
+        started_at=started_at or finished_at,
         run_id=run_id,
         position=position,
         name=name,
@@ -245,7 +248,7 @@ def insert_checkpoint(
         result=result,
         attempts=attempts,
         deadline=deadline,
-        finished_at=timezone.now(),
+        finished_at=finished_at,
     )
 
 

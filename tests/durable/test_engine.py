@@ -270,3 +270,10 @@ def test_runs_woken_together_travel_in_few_tasks_and_all_advance():
     outcome = queue.advance_batch_task(run_ids)
     assert outcome == {"finished": 9}
     assert all(WorkflowRun.objects.get(pk=r).status == RunStatus.SUCCEEDED for r in run_ids)
+
+
+def test_the_step_timeline_records_when_each_command_started_and_finished():
+    durable.start("times-1", "many_steps", 2, 0.02, 0)
+    finish(["times-1"])
+    for checkpoint in StepCheckpoint.objects.filter(run_id="times-1"):
+        assert checkpoint.started_at <= checkpoint.finished_at, checkpoint
