@@ -1,13 +1,17 @@
 """The project starts, its migrations apply, and it passes Django's deployment checks."""
 
 import os
+import re
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
 from django.core.management import call_command
 from django.db import connection
+
+from tests.support.processes import free_port, process_env, running, wait_for_http, web
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -57,3 +61,18 @@ def test_the_database_in_use_is_the_one_ci_asked_for():
         "postgresql" if os.environ.get("DATABASE_URL", "").startswith("postgres") else "sqlite"
     )
     assert connection.vendor == expected
+
+
+@pytest.mark.crash
+@pytest.mark.django_db(transaction=True)
+def test_the_production_web_process_serves_pages_and_static_files():
+    port = free_port()
+    with running(web(process_env(DJANGO_ALLOWED_HOSTS="127.0.0.1"), port)) as (server,):
+        wait_for_http(f"http://127.0.0.1:{port}/healthz", timeout=60)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/accounts/login/") as page:
+            html = page.read().decode()
+        assert page.status == 200, server.log()
+        stylesheet = re.search(r'href="(/static/[^"]+\.css)"', html)
+        assert stylesheet, html
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{stylesheet.group(1)}") as css:
+            assert css.status == 200 and len(css.read()) > 100
