@@ -126,13 +126,14 @@ def poll_once(limit: int | None = None) -> list[str]:
     """Enqueue every run that is due: wake-up time come, lease expired (dead worker), or a task
     enqueued long ago and never taken (lost). Safe to run in several pollers at once."""
     now = timezone.now()
-    ids = store.claim_due_runs(
-        now,
-        now - conf.seconds("REDELIVER_AFTER_SECONDS"),
-        int(limit or conf.get("POLL_BATCH_SIZE")),
-    )
-    if ids:
-        with transaction.atomic():
+    # One transaction: with the ORM broker a run is never marked enqueued without its task.
+    with transaction.atomic():
+        ids = store.claim_due_runs(
+            now,
+            now - conf.seconds("REDELIVER_AFTER_SECONDS"),
+            int(limit or conf.get("POLL_BATCH_SIZE")),
+        )
+        if ids:
             queue.enqueue_many(ids)
     return ids
 
