@@ -286,10 +286,6 @@ class _LiveCommands:
         self.begin()
         now = store.db_now()
         if recorded is not None:
-            # A sender may have decided the timeout since the history was read.
-            current = store.get_checkpoint(self.run_id, position)
-            if current is not None and current.status == CheckpointStatus.DONE:
-                return Resolved(current.result)
             deadline = recorded.deadline
         elif command.until is not None:
             deadline = command.until
@@ -308,6 +304,9 @@ class _LiveCommands:
                 )  # fmt: skip
             store.suspend_run(self.run_id, self.owner, deadline, command.signal)
             return Suspend(deadline, f"waiting for {command.signal!r}")
+        if recorded is not None:
+            # A sender may have decided the timeout since the history was read: its word stands.
+            return Resolved(store.complete_pending_checkpoint(self.run_id, position, result))
         self._finish_timer(position, command, recorded, result, deadline)
         return Resolved(result)
 

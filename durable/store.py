@@ -190,11 +190,6 @@ def load_history(run_id: str) -> dict[int, Recorded]:
     }
 
 
-def get_checkpoint(run_id: str, position: int) -> StepCheckpoint | None:
-    """The checkpoint at this position, if any."""
-    return StepCheckpoint.objects.filter(run_id=run_id, position=position).first()
-
-
 def save_checkpoint(
     run_id: str,
     position: int,
@@ -223,6 +218,17 @@ def save_checkpoint(
             "finished_at": finished_at,
         },
     )
+
+
+def complete_pending_checkpoint(run_id: str, position: int, result: Any) -> Any:
+    """Finish a pending checkpoint with `result`, unless it was finished meanwhile (a sender that
+    decided a wait's timeout); returns the result the checkpoint holds afterwards."""
+    done = StepCheckpoint.objects.filter(
+        run_id=run_id, position=position, status=CheckpointStatus.PENDING
+    ).update(status=CheckpointStatus.DONE, result=result, finished_at=timezone.now())
+    if done:
+        return result
+    return StepCheckpoint.objects.get(run_id=run_id, position=position).result
 
 
 def insert_checkpoint(
@@ -289,6 +295,9 @@ def record_signal(run_id: str, name: str, payload: Any) -> SignalVerdict:
                 return _reject(run, name, payload, "wait_timed_out")
             now = db_now()
             if last_wait.status == CheckpointStatus.PENDING and last_wait.deadline <= now:
+                if _has_unconsumed(run_id, name):
+                    # An earlier signal, accepted in time, decides this wait: not a timeout.
+                    return _reject(run, name, payload, "wait_decided")
                 last_wait.status = CheckpointStatus.DONE
                 last_wait.result = {"timed_out": True}
                 last_wait.finished_at = now
@@ -310,6 +319,12 @@ def _reject(run: WorkflowRun, name: str, payload: Any, reason: str) -> SignalVer
         run=run, name=name, payload=payload, accepted=False, reason=reason
     )
     return SignalVerdict(False, reason, run.status, signal.pk, False)
+
+
+def _has_unconsumed(run_id: str, name: str) -> bool:
+    return WorkflowSignal.objects.filter(
+        run_id=run_id, name=name, accepted=True, consumed_position__isnull=True
+    ).exists()
 
 
 def consume_signal(run_id: str, name: str, position: int) -> WorkflowSignal | None:

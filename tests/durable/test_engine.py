@@ -277,3 +277,17 @@ def test_the_step_timeline_records_when_each_command_started_and_finished():
     finish(["times-1"])
     for checkpoint in StepCheckpoint.objects.filter(run_id="times-1"):
         assert checkpoint.started_at <= checkpoint.finished_at, checkpoint
+
+
+def test_a_signal_accepted_in_time_wins_even_if_the_worker_comes_after_the_deadline():
+    durable.start("mail-8", "send_with_undo", "hello", 0.1)
+    advance("mail-8")  # parked at its wait
+    assert durable.send_signal("mail-8", "undo", "in time").accepted
+    time.sleep(0.15)  # the deadline passes before any worker takes the run
+    late = durable.send_signal("mail-8", "undo", "too late")
+    assert not late.accepted and late.reason == "wait_decided"
+    wait = StepCheckpoint.objects.get(run_id="mail-8", position=0)
+    assert wait.status == CheckpointStatus.PENDING, "the late sender did not decide a timeout"
+    runs = finish(["mail-8"])
+    assert runs["mail-8"].result == {"sent": False, "undone_by": "in time"}
+    assert effect_count("sent:mail-8") == 0
