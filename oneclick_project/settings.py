@@ -263,6 +263,7 @@ if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL
 else:
     Q_CLUSTER["orm"] = "default"
+    Q_CLUSTER["broker_class"] = "durable.queue.PromptORMBroker"
 
 LOGGING = {
     "version": 1,

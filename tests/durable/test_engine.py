@@ -291,3 +291,19 @@ def test_a_signal_accepted_in_time_wins_even_if_the_worker_comes_after_the_deadl
     runs = finish(["mail-8"])
     assert runs["mail-8"].result == {"sent": False, "undone_by": "in time"}
     assert effect_count("sent:mail-8") == 0
+
+
+def test_the_prompt_orm_broker_hands_out_tasks_first_in_first_out_once():
+    from django_q.models import OrmQ
+
+    from durable.queue import PromptORMBroker
+
+    broker = PromptORMBroker(list_key="fifo-test")
+    ids = [broker.enqueue(f"payload-{n}") for n in range(3)]
+    first = PromptORMBroker(list_key="fifo-test").dequeue()
+    second = PromptORMBroker(list_key="fifo-test").dequeue()
+    assert [task_id for task_id, _ in first + second] == ids[:2]
+    assert first[0][1] == "payload-0"
+    assert OrmQ.objects.filter(key="fifo-test").count() == 3, "taken tasks stay until acked"
+    broker.acknowledge(ids[0])
+    assert OrmQ.objects.filter(key="fifo-test").count() == 2
