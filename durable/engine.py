@@ -62,22 +62,39 @@ class SignalResult:
     run: RunHandle
 
 
-def start(run_id: str, workflow: WorkflowFunction | str, *args: Any) -> tuple[RunHandle, bool]:
+def start(
+    run_id: str, workflow: WorkflowFunction | str, *args: Any, eager: bool = False
+) -> tuple[RunHandle, bool]:
     """Start `workflow(*args)` as run `run_id`, or return the run that has this id.
 
     Idempotent and safe under concurrent calls (the primary key decides): the same id returns the
     existing run with `created` False; the same id with another workflow or other arguments raises
     RunConflict. A new run is enqueued atomically with its creation (ORM broker) or right after
-    the surrounding transaction commits."""
+    the surrounding transaction commits.
+
+    `eager`: instead of a task, this process advances the new run right after the surrounding
+    transaction commits, until it first waits (a purchase parks at its cancel window without a
+    worker's round trip). Should this process die first, the poller takes the run after
+    DURABLE["EAGER_GRACE_SECONDS"]."""
     name = workflow_name(workflow)
     json_args = to_json(list(args))
     with transaction.atomic():
-        run, created = store.create_run(run_id, name, json_args)
-        if created:
+        wake_at = timezone.now() + conf.seconds("EAGER_GRACE_SECONDS") if eager else None
+        run, created = store.create_run(run_id, name, json_args, wake_at)
+        if created and eager:
+            transaction.on_commit(lambda: _advance_eagerly(run_id))
+        elif created:
             queue.enqueue(run_id)
     if created:
         logger.info("run %s workflow=%s started", run_id, name)
     return RunHandle.from_run(run), created
+
+
+def _advance_eagerly(run_id: str) -> None:
+    try:
+        advance(run_id, fresh=True)
+    except Exception:  # the caller's request must not fail: the poller takes the run
+        logger.exception("run %s: eager advance failed; the poller will take it", run_id)
 
 
 def get(run_id: str) -> RunHandle:

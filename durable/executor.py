@@ -68,15 +68,16 @@ def to_json(value: Any) -> Any:
     return json.loads(json.dumps(value, cls=DjangoJSONEncoder))
 
 
-def advance(run_id: str) -> Advanced:
-    """Advance the run as far as it can go now.
+def advance(run_id: str, *, fresh: bool = False) -> Advanced:
+    """Advance the run as far as it can go now (`fresh`: a run just started eagerly, which may
+    be taken before the poller's grace time).
 
     Guarantees: at most one executor at a time (lease); each command that finished before is not
     run again; the run ends, or is parked with the time it must wake, or is left to another
     executor if the lease was lost."""
     owner = new_owner()
     ttl = conf.seconds("LEASE_SECONDS")
-    if not store.acquire_lease(run_id, owner, timezone.now(), ttl):
+    if not store.acquire_lease(run_id, owner, timezone.now(), ttl, fresh=fresh):
         return Advanced.BUSY
     started = time.monotonic()
     try:

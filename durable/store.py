@@ -39,14 +39,20 @@ def db_now() -> dt.datetime:
 # --- runs ---------------------------------------------------------------------------------------
 
 
-def create_run(run_id: str, workflow: str, args: list[Any]) -> tuple[WorkflowRun, bool]:
+def create_run(
+    run_id: str, workflow: str, args: list[Any], wake_at: dt.datetime | None = None
+) -> tuple[WorkflowRun, bool]:
     """Insert the run, or return the one with this id. Safe under concurrent calls: the primary
-    key decides, not a check before the insert. RunConflict if the existing run differs."""
+    key decides, not a check before the insert. RunConflict if the existing run differs.
+
+    Without `wake_at` the run is recorded as enqueued now; with it, nothing is enqueued and the
+    poller takes the run once `wake_at` has come (unless it was advanced before)."""
     try:
         with transaction.atomic():
             run = WorkflowRun.objects.create(
-                id=run_id, workflow=workflow, args=args, enqueued_at=timezone.now()
-            )
+                id=run_id, workflow=workflow, args=args, wake_at=wake_at,
+                enqueued_at=None if wake_at else timezone.now(),
+            )  # fmt: skip
         return run, True
     except IntegrityError:
         existing = WorkflowRun.objects.filter(pk=run_id).first()
@@ -76,22 +82,27 @@ def lock_run(run_id: str) -> WorkflowRun:
         raise RunNotFound(f"no workflow run {run_id!r}") from None
 
 
-def acquire_lease(run_id: str, owner: str, now: dt.datetime, ttl: dt.timedelta) -> bool:
+def acquire_lease(
+    run_id: str, owner: str, now: dt.datetime, ttl: dt.timedelta, *, fresh: bool = False
+) -> bool:
     """Compare-and-set: admits exactly one executor while the lease is unexpired, and only when
-    the run is active and its wake-up time has come."""
-    won = (
-        WorkflowRun.objects.filter(pk=run_id, status__in=ACTIVE_STATUSES)
-        .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
-        .filter(Q(wake_at__isnull=True) | Q(wake_at__lte=now))
-        .update(
-            lease_owner=owner,
-            lease_expires_at=now + ttl,
-            status=RunStatus.RUNNING,
-            enqueued_at=None,
-            wake_at=None,
-            waiting_signal="",
-            updated_at=now,
-        )
+    the run is active and its wake-up time has come (or, `fresh`, when it has no checkpoint yet
+    and is only parked for the poller's sake: an eager start)."""
+    runs = WorkflowRun.objects.filter(pk=run_id, status__in=ACTIVE_STATUSES).filter(
+        Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now)
+    )
+    if fresh:
+        runs = runs.filter(status=RunStatus.PENDING, checkpoints__isnull=True)
+    else:
+        runs = runs.filter(Q(wake_at__isnull=True) | Q(wake_at__lte=now))
+    won = runs.update(
+        lease_owner=owner,
+        lease_expires_at=now + ttl,
+        status=RunStatus.RUNNING,
+        enqueued_at=None,
+        wake_at=None,
+        waiting_signal="",
+        updated_at=now,
     )
     return won == 1
 

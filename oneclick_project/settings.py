@@ -219,6 +219,9 @@ SPECTACULAR_SETTINGS = {
 
 # --- oneclick -----------------------------------------------------------------------------------
 ONECLICK_CANCEL_WINDOW_SECONDS = env_float("ONECLICK_CANCEL_WINDOW_SECONDS", 5.0)
+# The request that accepts a purchase parks its workflow at the cancel window itself, sparing
+# the workers a task per purchase (false: a worker does it).
+ONECLICK_EAGER_START = env_bool("ONECLICK_EAGER_START", True)
 
 # --- durable engine -----------------------------------------------------------------------------
 DURABLE = {
@@ -228,6 +231,8 @@ DURABLE = {
     "POLL_INTERVAL_SECONDS": env_float("DURABLE_POLL_INTERVAL_SECONDS", 0.1),
     # A run enqueued but not picked up for this long is enqueued again (its task was lost).
     "REDELIVER_AFTER_SECONDS": env_float("DURABLE_REDELIVER_AFTER_SECONDS", 30.0),
+    # A run started eagerly by a process that died before advancing it waits this long.
+    "EAGER_GRACE_SECONDS": env_float("DURABLE_EAGER_GRACE_SECONDS", 2.0),
     # `prune_workflows` deletes the checkpoints and workflow signals of runs finished this long ago.
     "RETENTION_DAYS": env_float("DURABLE_RETENTION_DAYS", 30.0),
     # Pollers (and, through a probe task, django-q2 workers) write a heartbeat this often...

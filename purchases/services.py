@@ -102,7 +102,10 @@ def buy(user: AbstractBaseUser, key: str, item_id: Any) -> BuyResult:
         with transaction.atomic():
             cancel_until = durable.database_now() + cancel_window()
             run_id = run_id_for(user.pk, key)
-            durable.start(run_id, WORKFLOW, product.item_id, cancel_until.isoformat())
+            durable.start(
+                run_id, WORKFLOW, product.item_id, cancel_until.isoformat(),
+                eager=settings.ONECLICK_EAGER_START,
+            )  # fmt: skip
             purchase = Purchase.objects.create(
                 user=user, key=key, product=product, unit_price=product.price,
                 cancel_until=cancel_until, run_id=run_id,

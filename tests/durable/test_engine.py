@@ -307,3 +307,29 @@ def test_the_prompt_orm_broker_hands_out_tasks_first_in_first_out_once():
     assert OrmQ.objects.filter(key="fifo-test").count() == 3, "taken tasks stay until acked"
     broker.acknowledge(ids[0])
     assert OrmQ.objects.filter(key="fifo-test").count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_eager_start_parks_the_run_in_this_process_without_a_task(settings):
+    from django_q.models import OrmQ
+
+    settings.DURABLE = {**settings.DURABLE, "EAGER_GRACE_SECONDS": 30}
+    durable.start("eager-1", "send_with_undo", "hello", 30, eager=True)
+    run = WorkflowRun.objects.get(pk="eager-1")
+    assert run.status == RunStatus.WAITING and run.waiting_signal == "undo"
+    assert OrmQ.objects.count() == 0, "no worker round trip"
+    assert StepCheckpoint.objects.get(run_id="eager-1").deadline == run.wake_at
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_eager_start_whose_process_died_is_taken_by_the_poller_after_the_grace(
+    settings, monkeypatch
+):
+    settings.DURABLE = {**settings.DURABLE, "EAGER_GRACE_SECONDS": 0.2}
+    monkeypatch.setattr(durable.engine, "_advance_eagerly", lambda run_id: None)  # "died"
+    durable.start("eager-2", "send_with_undo", "hello", 0.01, eager=True)
+    assert durable.engine.poll_once() == [], "within the grace the starter may still advance it"
+    time.sleep(0.25)
+    assert durable.engine.poll_once() == ["eager-2"]
+    finish(["eager-2"])
+    assert effect_count("sent:eager-2") == 1
