@@ -37,7 +37,8 @@ test: lint
 	$(BIN)/pytest
 
 bench: install-dev
-	$(BIN)/python bench/run_all.py
+	$(BIN)/pip install --quiet --disable-pip-version-check -r bench/requirements.txt
+	$(BIN)/python bench/run_all.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) db.sqlite3* test_db.sqlite3* staticfiles .pytest_cache

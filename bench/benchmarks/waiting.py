@@ -1,0 +1,118 @@
+"""2. Many purchases waiting at once (5 s window): 10,000 started through the services layer
+(from several threads of this process) and 2,000 over HTTP (token auth, 16 concurrent), with
+the real web, cluster and poller running.
+
+Goal: every purchase confirmed within 1 s of its deadline. Also sampled every 0.5 s: runs by
+status (a waiting run must hold no worker, so 'running' stays at most Q_WORKERS), the
+django-q2 queue's depth, and the RSS/PSS of every process from /proc.
+"""
+
+from __future__ import annotations
+
+import time
+
+from bench.lib import lateness, workload
+from bench.lib.context import BenchContext, settings_override
+from bench.lib.httpload import Request, run_load
+from bench.lib.processes import Process
+from bench.lib.results import BenchResult
+from bench.lib.stats import summary
+
+WINDOW = 5.0
+STARTER_THREADS = 4
+HTTP_CONCURRENCY = 16
+
+
+def _memory(res: BenchResult, label: str, sampler: workload.Sampler) -> None:
+    """RSS per process (maximum over the samples) and the PSS of all of them: RSS counts the
+    pages a forked child shares with its parent in both, PSS splits them, so PSS adds up."""
+    total_pss = 0
+    for name, (rss, pss) in sorted(sampler.memory_max.items()):
+        res.add(f"{label}: RSS max, {name}", "MiB", rss / 1024)
+        total_pss += pss
+    res.add(f"{label}: PSS of all processes (sum of per-process maxima)", "MiB", total_pss / 1024)
+
+
+def _held(res: BenchResult, label: str, sampler: workload.Sampler, workers: int) -> None:
+    res.add(f"{label}: runs waiting at once, peak", "runs", sampler.max_status("waiting"))
+    res.add(
+        f"{label}: runs 'running' (leased), peak",
+        "runs",
+        sampler.max_status("running"),
+        goal=f"<= {workers} (Q_WORKERS): no worker held by a waiting run",
+        goal_max=workers,
+    )
+    res.add(f"{label}: django-q2 queue depth, peak", "tasks", sampler.max_queue())
+
+
+def _services_round(ctx: BenchContext, procs: list[Process], n: int, count: int) -> None:
+    res = ctx.result
+    label = "services"
+    prefix = f"svc{n}-"
+    keys = [f"{prefix}{i}" for i in range(count)]
+    began = time.monotonic()
+    with workload.Sampler(procs) as sampler:
+        with settings_override(ONECLICK_CANCEL_WINDOW_SECONDS=WINDOW):
+            durations = workload.buy_many(ctx.seed, keys, STARTER_THREADS, ctx.size(900, 240))
+        start_seconds = time.monotonic() - began
+        rows = workload.purchases_with_prefix(ctx.seed, prefix)
+        left = workload.wait_finished([r.run_id for r in rows], ctx.size(900, 300), 1.0)
+    res.add(f"{label}: purchases started", "purchases", len(durations))
+    res.add(
+        f"{label}: start rate ({STARTER_THREADS} threads)",
+        "purchases/s",
+        len(durations) / start_seconds,
+    )
+    res.add(f"{label}: services.buy p50", "ms", summary(durations)["p50"] * 1000)
+    if left:
+        res.note(f"{label} round {n}: {len(left)} runs unfinished at the time limit")
+    lateness.record(res, label, workload.purchases_with_prefix(ctx.seed, prefix), count)
+    _held(res, label, sampler, int(ctx.env["Q_WORKERS"]))
+    _memory(res, label, sampler)
+
+
+def _http_round(ctx: BenchContext, procs: list[Process], port: int, n: int, count: int) -> None:
+    res = ctx.result
+    label = f"HTTP token c={HTTP_CONCURRENCY}"
+    prefix = f"http{n}-"
+    body = {"item_id": ctx.seed.item_id}
+    requests = [Request("POST", f"/api/buy/{prefix}{i}", body) for i in range(count)]
+    with workload.Sampler(procs) as sampler:
+        load = run_load(
+            port, requests, HTTP_CONCURRENCY, ctx.seed.token_header, ctx.size(1500, 240), ok=(202,)
+        )
+        rows = workload.purchases_with_prefix(ctx.seed, prefix)
+        left = workload.wait_finished([r.run_id for r in rows], ctx.size(900, 300), 1.0)
+    res.add(f"{label}: POST /api/buy accepted (202)", "requests", load.statuses.get(202, 0))
+    res.add(f"{label}: POST /api/buy rate", "req/s", load.per_second)
+    stats = summary(load.latencies)
+    res.add(f"{label}: POST /api/buy p50", "ms", stats["p50"] * 1000)
+    res.add(f"{label}: POST /api/buy p99", "ms", stats["p99"] * 1000)
+    if load.errors or set(load.statuses) - {202}:
+        res.note(f"{label}: statuses {dict(load.statuses)}, errors {dict(load.errors)}")
+    if left:
+        res.note(f"{label} round {n}: {len(left)} runs unfinished at the time limit")
+    lateness.record(
+        res, label, workload.purchases_with_prefix(ctx.seed, prefix), load.statuses.get(202, 0)
+    )
+    _held(res, label, sampler, int(ctx.env["Q_WORKERS"]))
+    _memory(res, label, sampler)
+
+
+def run(ctx: BenchContext) -> None:
+    n_services = ctx.size(10_000, 1_000)
+    n_http = ctx.size(2_000, 48)
+    http_rounds = ctx.rounds
+    ctx.result.settings["window"] = f"{WINDOW:g} s"
+    ctx.result.settings["purchases per round"] = (
+        f"services {n_services} ({ctx.rounds} round(s)), HTTP {n_http} ({http_rounds} round(s):"
+        " token auth)"
+    )
+    window_env = {"ONECLICK_CANCEL_WINDOW_SECONDS": str(WINDOW)}
+    procs = [ctx.start_poller(**window_env), ctx.start_worker(**window_env)]
+    web, port = ctx.start_web(**window_env)
+    procs.append(web)
+    for n in range(ctx.rounds):
+        _services_round(ctx, procs, n, n_services)
+    for n in range(http_rounds):
+        _http_round(ctx, procs, port, n, n_http)

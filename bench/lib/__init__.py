@@ -1,0 +1,1 @@
+"""The harness the benchmarks share: databases, processes, load, statistics, the report."""
