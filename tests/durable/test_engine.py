@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-import threading
 import time
 
 import pytest
 from django.core.management import call_command
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 import durable
@@ -17,6 +16,7 @@ from durable.executor import Advanced, advance
 from durable.models import CheckpointStatus, RunStatus, StepCheckpoint, WorkflowRun, WorkflowSignal
 from tests.durable.example_workflows import FLAKY_CALLS, effect_count
 from tests.support.inline import finish
+from tests.support.threads import in_threads
 
 pytestmark = pytest.mark.django_db
 
@@ -213,23 +213,7 @@ def test_resume_stuck_workflows_lists_and_advances_inline(capsys):
 
 @pytest.mark.django_db(transaction=True)
 def test_twenty_concurrent_starts_of_one_id_make_one_run():
-    errors: list[BaseException] = []
-    barrier = threading.Barrier(20)
-
-    def start() -> None:
-        try:
-            barrier.wait()
-            durable.start("same-id", "send_with_undo", "hello", 1)
-        except BaseException as exc:
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=start) for _ in range(20)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    errors = in_threads(20, lambda _: durable.start("same-id", "send_with_undo", "hello", 1))
     assert errors == []
     assert WorkflowRun.objects.filter(pk="same-id").count() == 1
 
@@ -238,18 +222,7 @@ def test_twenty_concurrent_starts_of_one_id_make_one_run():
 def test_two_workers_racing_on_one_run_one_executes():
     durable.start("race-1", "many_steps", 1, 0.5, 0)
     outcomes: list[Advanced] = []
-
-    def work() -> None:
-        try:
-            outcomes.append(advance("race-1"))
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=work) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    assert in_threads(2, lambda _: outcomes.append(advance("race-1"))) == []
     assert sorted(o.value for o in outcomes) == ["busy", "finished"]
     assert effect_count("effect:race-1:") == 1
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable
 
 import pytest
 from django.db import connection
@@ -16,30 +15,9 @@ from durable.models import WorkflowRun
 from purchases import services
 from purchases.models import Order, Product, Purchase
 from tests.support.inline import finish
+from tests.support.threads import in_threads
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def in_threads(count: int, target: Callable[[int], None]) -> list[BaseException]:
-    """Run `target(i)` in `count` threads released together; return their exceptions."""
-    errors: list[BaseException] = []
-    barrier = threading.Barrier(count)
-
-    def body(index: int) -> None:
-        try:
-            barrier.wait()
-            target(index)
-        except BaseException as exc:
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=body, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return errors
 
 
 class InlineWorker(threading.Thread):
