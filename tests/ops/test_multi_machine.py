@@ -2,15 +2,16 @@
 web, django-q2 cluster and poller. One machine is SIGKILLed with purchases in flight; the other
 finishes every one of them, with the right outcome and exactly one order per confirmed purchase.
 
-On PostgreSQL the machines share Redis, as a real multi-machine deployment would (a task in flight
-in the killed cluster is lost, and the poller of the survivor redelivers it). On SQLite, which only
-one machine can use, the same test runs with the ORM broker.
+On PostgreSQL it runs twice: with the ORM broker (the two clusters share the database as their
+queue) and with a shared Redis (a task in flight in the killed cluster is lost, and the poller of
+the survivor redelivers it). On SQLite, which only one machine can use, with the ORM broker.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
 import signal
 import urllib.error
 import urllib.request
@@ -20,7 +21,6 @@ from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.db import connection
 from rest_framework.authtoken.models import Token
 
 from durable.models import ACTIVE_STATUSES, RunStatus, WorkflowRun
@@ -94,16 +94,20 @@ def clean_redis(cluster_name: str) -> None:
         client.delete(*keys)
 
 
-def test_one_machine_is_killed_and_the_other_finishes_every_purchase():
+# On PostgreSQL both brokers: two clusters sharing the database as their queue, and Redis.
+BROKERS = ["orm", "redis"] if os.environ.get("DATABASE_URL", "").startswith("postgres") else ["orm"]
+
+
+@pytest.mark.parametrize("broker", BROKERS)
+def test_one_machine_is_killed_and_the_other_finishes_every_purchase(broker):
     user = get_user_model().objects.create_user("multi", password="unused-pw-123")
     token = Token.objects.create(user=user).key
     Product.objects.create(item_id="gizmo-mm", name="Gizmo", price="4.50", stock=STOCK)
     cluster_name = f"ops-mm-{uuid.uuid4().hex[:8]}"
-    on_postgres = connection.vendor == "postgresql"
     env = process_env(
         PATH=venv_path(),
         Q_CLUSTER_NAME=cluster_name,
-        REDIS_URL=REDIS_URL if on_postgres else "",
+        REDIS_URL=REDIS_URL if broker == "redis" else "",
         Q_WORKERS="2",
         WEB_CONCURRENCY="1",
         ONECLICK_CANCEL_WINDOW_SECONDS="3",
@@ -147,7 +151,7 @@ def test_one_machine_is_killed_and_the_other_finishes_every_purchase():
             wait_for(all_finished, 240, b)
             assert call(b.url("/readyz"))[0] == 200
     finally:
-        if on_postgres:
+        if broker == "redis":
             with contextlib.suppress(Exception):
                 clean_redis(cluster_name)
 
