@@ -111,6 +111,9 @@ def test_one_machine_is_killed_and_the_other_finishes_every_purchase(broker):
         Q_WORKERS="2",
         WEB_CONCURRENCY="1",
         ONECLICK_CANCEL_WINDOW_SECONDS="3",
+        # Every purchase starts as a task, so both clusters surely have work before A dies
+        # (eager start would leave them only the wake-ups, which B alone might take).
+        ONECLICK_EAGER_START="false",
         DURABLE_HEARTBEAT_SECONDS="1",
     )
     a, b = Machine("a", env), Machine("b", env)
