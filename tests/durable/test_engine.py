@@ -85,9 +85,9 @@ def test_a_signal_after_the_timeout_is_rejected_and_changes_nothing():
 
 
 def test_past_the_deadline_the_sender_decides_the_timeout_and_is_rejected():
-    durable.start("mail-6", "send_with_undo", "hello", 0.05)
-    advance("mail-6")  # parks the run at its wait
-    time.sleep(0.1)  # the deadline passes with no worker around
+    durable.start("mail-6", "send_with_undo", "hello", 0.5)
+    assert advance("mail-6") is Advanced.SUSPENDED  # parks the run at its wait
+    time.sleep(0.6)  # the deadline passes with no worker around
     verdict = durable.send_signal("mail-6", "undo")
     assert not verdict.accepted and verdict.reason == "wait_timed_out"
     wait = StepCheckpoint.objects.get(run_id="mail-6", position=0)
@@ -97,7 +97,7 @@ def test_past_the_deadline_the_sender_decides_the_timeout_and_is_rejected():
 
 
 def test_a_wait_deadline_is_fixed_when_first_reached_and_never_moves():
-    durable.start("mail-7", "send_with_undo", "hello", 0.3)
+    durable.start("mail-7", "send_with_undo", "hello", 1.5)
     advance("mail-7")
     deadline = StepCheckpoint.objects.get(run_id="mail-7", position=0).deadline
     # A replay before the deadline (e.g. a restarted worker) keeps the same deadline.
@@ -152,11 +152,11 @@ def test_replay_divergence_fails_the_run_naming_both_steps():
 
 
 def test_durable_sleep_holds_no_lease_and_now_is_stable():
-    durable.start("sleep-1", "sleeper", 0.2)
+    durable.start("sleep-1", "sleeper", 1.0)
     assert advance("sleep-1") is Advanced.SUSPENDED
     run = WorkflowRun.objects.get(pk="sleep-1")
     assert run.lease_owner == "" and run.lease_expires_at is None
-    assert run.wake_at - run.created_at >= dt.timedelta(seconds=0.2)
+    assert run.wake_at - run.created_at >= dt.timedelta(seconds=1.0)
     assert advance("sleep-1") is Advanced.BUSY, "not due before its wake-up time"
     runs = finish(["sleep-1"])
     woke = dt.datetime.fromisoformat(runs["sleep-1"].result)
@@ -187,10 +187,10 @@ def test_operator_cancel_stops_a_run_and_fences_its_executor():
 
 
 def test_poll_once_enqueues_due_runs_once_per_redelivery_interval():
-    durable.start("poll-1", "sleeper", 0.05)
+    durable.start("poll-1", "sleeper", 0.5)
     advance("poll-1")
     assert durable.engine.poll_once() == [], "not due yet"
-    time.sleep(0.1)
+    time.sleep(0.6)
     assert durable.engine.poll_once() == ["poll-1"]
     assert durable.engine.poll_once() == [], "claimed: not enqueued twice"
 
@@ -253,10 +253,10 @@ def test_the_step_timeline_records_when_each_command_started_and_finished():
 
 
 def test_a_signal_accepted_in_time_wins_even_if_the_worker_comes_after_the_deadline():
-    durable.start("mail-8", "send_with_undo", "hello", 0.1)
-    advance("mail-8")  # parked at its wait
+    durable.start("mail-8", "send_with_undo", "hello", 1.0)
+    assert advance("mail-8") is Advanced.SUSPENDED  # parked at its wait
     assert durable.send_signal("mail-8", "undo", "in time").accepted
-    time.sleep(0.15)  # the deadline passes before any worker takes the run
+    time.sleep(1.1)  # the deadline passes before any worker takes the run
     late = durable.send_signal("mail-8", "undo", "too late")
     assert not late.accepted and late.reason == "wait_decided"
     wait = StepCheckpoint.objects.get(run_id="mail-8", position=0)
