@@ -122,18 +122,23 @@ def fence(run_id: str, owner: str, ttl: dt.timedelta) -> None:
 
 def finish_run(run_id: str, owner: str, status: str, result: Any = None, error: str = "") -> None:
     """Inside a fenced transaction: record the run's end and release its lease."""
+    WorkflowRun.objects.filter(pk=run_id, lease_owner=owner).update(**_ended(status, result, error))
+
+
+def _ended(status: str, result: Any, error: str) -> dict[str, Any]:
+    """The columns of a run that has ended: no lease, nothing to wake for."""
     now = timezone.now()
-    WorkflowRun.objects.filter(pk=run_id, lease_owner=owner).update(
-        status=status,
-        result=result,
-        error=error,
-        lease_owner="",
-        lease_expires_at=None,
-        wake_at=None,
-        waiting_signal="",
-        finished_at=now,
-        updated_at=now,
-    )
+    return {
+        "status": status,
+        "result": result,
+        "error": error,
+        "lease_owner": "",
+        "lease_expires_at": None,
+        "wake_at": None,
+        "waiting_signal": "",
+        "finished_at": now,
+        "updated_at": now,
+    }
 
 
 def suspend_run(run_id: str, owner: str, wake_at: dt.datetime | None, signal: str = "") -> None:
@@ -161,16 +166,10 @@ def cancel_run(run_id: str, reason: str) -> bool:
         run = lock_run(run_id)
         if run.is_finished:
             return False
-        finish_cancelled = WorkflowRun.objects.filter(pk=run_id).update(
-            status=RunStatus.CANCELLED,
-            error=reason,
-            lease_owner="",
-            lease_expires_at=None,
-            wake_at=None,
-            waiting_signal="",
-            finished_at=timezone.now(),
+        cancelled = WorkflowRun.objects.filter(pk=run_id).update(
+            **_ended(RunStatus.CANCELLED, None, reason)
         )
-        return finish_cancelled == 1
+        return cancelled == 1
 
 
 def wake(run_id: str, now: dt.datetime) -> None:
@@ -316,8 +315,7 @@ def record_signal(run_id: str, name: str, payload: Any) -> SignalVerdict:
                 wakes = run.status == RunStatus.WAITING
                 if wakes:
                     wake(run_id, now)
-                verdict = _reject(run, name, payload, "wait_timed_out")
-                return SignalVerdict(False, verdict.reason, run.status, verdict.signal_id, wakes)
+                return _reject(run, name, payload, "wait_timed_out", wakes_run=wakes)
         signal = WorkflowSignal.objects.create(run=run, name=name, payload=payload, accepted=True)
         wakes = run.status == RunStatus.WAITING and run.waiting_signal == name
         if wakes:
@@ -325,11 +323,13 @@ def record_signal(run_id: str, name: str, payload: Any) -> SignalVerdict:
         return SignalVerdict(True, "accepted", run.status, signal.pk, wakes)
 
 
-def _reject(run: WorkflowRun, name: str, payload: Any, reason: str) -> SignalVerdict:
+def _reject(
+    run: WorkflowRun, name: str, payload: Any, reason: str, *, wakes_run: bool = False
+) -> SignalVerdict:
     signal = WorkflowSignal.objects.create(
         run=run, name=name, payload=payload, accepted=False, reason=reason
     )
-    return SignalVerdict(False, reason, run.status, signal.pk, False)
+    return SignalVerdict(False, reason, run.status, signal.pk, wakes_run)
 
 
 def _has_unconsumed(run_id: str, name: str) -> bool:
