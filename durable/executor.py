@@ -76,12 +76,18 @@ def advance(run_id: str, *, fresh: bool = False) -> Advanced:
     run again; the run ends, or is parked with the time it must wake, or is left to another
     executor if the lease was lost."""
     owner = new_owner()
-    ttl = conf.seconds("LEASE_SECONDS")
-    if not store.acquire_lease(run_id, owner, timezone.now(), ttl, fresh=fresh):
-        return Advanced.BUSY
+    runner = _LiveCommands(run_id, owner, conf.seconds("LEASE_SECONDS"))
     started = time.monotonic()
     try:
-        return _advance_leased(run_id, owner, ttl, started)
+        leased = runner.acquire(fresh=fresh)
+    except BaseException:
+        runner.rollback()
+        raise
+    if leased is None:
+        runner.rollback()
+        return Advanced.BUSY
+    try:
+        return _advance_leased(runner, leased, started)
     except LeaseLost:
         logger.warning("run %s lease lost; leaving it to its new owner", run_id)
         return Advanced.LEASE_LOST
@@ -93,23 +99,23 @@ def advance(run_id: str, *, fresh: bool = False) -> Advanced:
         raise
 
 
-def _advance_leased(run_id: str, owner: str, ttl: dt.timedelta, started: float) -> Advanced:
-    run = store.get_run(run_id)
+def _advance_leased(runner: _LiveCommands, leased: store.LeasedRun, started: float) -> Advanced:
+    run_id = runner.run_id
     try:
-        generator = instantiate(run.workflow, run.id, list(run.args))
-    except WorkflowNotRegistered as exc:
-        # Another deployment may know it: do not fail the run, and do not release it either (it
-        # would be picked up again at once, forever); the lease lapses and the run is retried.
-        logger.error("run %s: %s", run_id, exc)
-        return Advanced.BUSY
-    history = store.load_history(run_id)
-    runner = _LiveCommands(run_id, owner, ttl)
-    try:
+        try:
+            generator = instantiate(leased.workflow, run_id, list(leased.args))
+        except WorkflowNotRegistered as exc:
+            # Another deployment may know it: do not fail the run, and do not release it either
+            # (it would be picked up again at once, forever); the lease lapses and it is retried.
+            logger.error("run %s: %s", run_id, exc)
+            runner.commit()
+            return Advanced.BUSY
+        history = store.load_history(run_id)
         outcome = drive(generator, history, runner.execute)
         if not isinstance(outcome, Suspended):
             status, result, error = _ending(outcome)
             runner.begin()
-            store.finish_run(run_id, owner, status, result, error)
+            store.finish_run(run_id, runner.owner, status, result, error)
         runner.commit()
     except BaseException:
         runner.rollback()
@@ -118,14 +124,14 @@ def _advance_leased(run_id: str, owner: str, ttl: dt.timedelta, started: float) 
     if isinstance(outcome, Suspended):
         logger.info(
             "run %s workflow=%s status=waiting step=%d reason=%r wake_at=%s duration_ms=%.1f",
-            run_id, run.workflow, outcome.position, outcome.suspend.reason,
+            run_id, leased.workflow, outcome.position, outcome.suspend.reason,
             outcome.suspend.wake_at.isoformat() if outcome.suspend.wake_at else None, elapsed_ms,
         )  # fmt: skip
         return Advanced.SUSPENDED
     log = logger.info if status == RunStatus.SUCCEEDED else logger.error
     log(
         "run %s workflow=%s status=%s steps=%d duration_ms=%.1f%s",
-        run_id, run.workflow, status, runner.last_position + 1, elapsed_ms,
+        run_id, leased.workflow, status, runner.last_position + 1, elapsed_ms,
         f" error={error!r}" if error else "",
     )  # fmt: skip
     return Advanced.FINISHED
@@ -151,22 +157,46 @@ class _LiveCommands:
         self._transaction: contextlib.AbstractContextManager[Any] | None = None
         self._opened_at = 0.0
         self._started_at = timezone.now()
+        self._db_clock: tuple[dt.datetime | None, float] = (None, 0.0)
 
     # -- the group transaction -------------------------------------------------------------------
+
+    def acquire(self, *, fresh: bool) -> store.LeasedRun | None:
+        """Open the group transaction with the lease itself as its first write (instead of a
+        fence): a run that only touches the database is then advanced in one commit."""
+        self._open()
+        leased = store.acquire_lease(self.run_id, self.owner, timezone.now(), self.ttl, fresh=fresh)
+        if leased is not None:
+            self._note_clock(leased.db_now)
+        return leased
 
     def begin(self) -> None:
         """Open the group transaction if none is open, fencing the lease first."""
         if self._transaction is not None:
             return
+        self._open()
+        try:
+            self._note_clock(store.fence(self.run_id, self.owner, self.ttl))
+        except BaseException:
+            self.rollback()
+            raise
+
+    def _open(self) -> None:
         atomic = transaction.atomic()
         atomic.__enter__()
         self._transaction = atomic
         self._opened_at = time.monotonic()
-        try:
-            store.fence(self.run_id, self.owner, self.ttl)
-        except BaseException:
-            self.rollback()
-            raise
+
+    def _note_clock(self, db_now: dt.datetime | None) -> None:
+        self._db_clock = (db_now, time.monotonic())
+
+    def now(self) -> dt.datetime:
+        """The database's clock (PostgreSQL), read when the lease was last taken or fenced and
+        carried forward by this process's monotonic clock, saving a round trip per timer."""
+        db_now, read_at = self._db_clock
+        if db_now is None:
+            return timezone.now()
+        return db_now + dt.timedelta(seconds=time.monotonic() - read_at)
 
     def commit(self) -> None:
         if self._transaction is not None:
@@ -274,7 +304,7 @@ class _LiveCommands:
 
     def _now(self, position: int, command: Now) -> Resolved:
         self.begin()
-        result = store.db_now().isoformat()
+        result = self.now().isoformat()
         store.insert_checkpoint(
             self.run_id, position, name=command.name, kind=command.kind, result=result,
             started_at=self._started_at,
@@ -285,7 +315,7 @@ class _LiveCommands:
         self, position: int, command: WaitForSignal, recorded: Recorded | None
     ) -> Resolved | Suspend:
         self.begin()
-        now = store.db_now()
+        now = self.now()
         if recorded is not None:
             deadline = recorded.deadline
         elif command.until is not None:
@@ -315,7 +345,7 @@ class _LiveCommands:
         self, position: int, command: Sleep, recorded: Recorded | None
     ) -> Resolved | Suspend:
         self.begin()
-        now = store.db_now()
+        now = self.now()
         if recorded is not None and recorded.deadline is not None:
             deadline = recorded.deadline
         else:

@@ -15,6 +15,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from durable import sql
 from durable.errors import LeaseLost, RunConflict, RunNotFound
 from durable.models import (
     ACTIVE_STATUSES,
@@ -82,47 +83,82 @@ def lock_run(run_id: str) -> WorkflowRun:
         raise RunNotFound(f"no workflow run {run_id!r}") from None
 
 
+@dataclass(frozen=True, slots=True)
+class LeasedRun:
+    """What an executor needs of a run it just leased. `db_now`: the database's clock at that
+    moment on PostgreSQL (one clock for every machine), None on SQLite."""
+
+    workflow: str
+    args: list[Any]
+    db_now: dt.datetime | None
+
+
+_CHECKPOINTS = StepCheckpoint._meta.db_table
+_SIGNALS = WorkflowSignal._meta.db_table
+_ACTIVE = tuple(str(status) for status in ACTIVE_STATUSES)
+_LEASE_FREE = "(lease_expires_at IS NULL OR lease_expires_at < %s)"
+
+
 def acquire_lease(
     run_id: str, owner: str, now: dt.datetime, ttl: dt.timedelta, *, fresh: bool = False
-) -> bool:
+) -> LeasedRun | None:
     """Compare-and-set: admits exactly one executor while the lease is unexpired, and only when
     the run is active and its wake-up time has come (or, `fresh`, when it has no checkpoint yet
-    and is only parked for the poller's sake: an eager start)."""
-    runs = WorkflowRun.objects.filter(pk=run_id, status__in=ACTIVE_STATUSES).filter(
-        Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now)
-    )
+    and is only parked for the poller's sake: an eager start). Returns the leased run, or None.
+
+    Inside the executor's transaction the lease commits with the run's first checkpoints (one
+    commit), and the row stays locked until then."""
+    [moment] = sql.adapt(WorkflowRun, {"lease_expires_at": now})
     if fresh:
-        runs = runs.filter(status=RunStatus.PENDING, checkpoints__isnull=True)
+        when = f"status = %s AND NOT EXISTS (SELECT 1 FROM {_CHECKPOINTS} WHERE run_id = %s)"
+        when_params: list[Any] = [str(RunStatus.PENDING), run_id]
     else:
-        runs = runs.filter(Q(wake_at__isnull=True) | Q(wake_at__lte=now))
-    won = runs.update(
-        lease_owner=owner,
-        lease_expires_at=now + ttl,
-        status=RunStatus.RUNNING,
-        enqueued_at=None,
-        wake_at=None,
-        waiting_signal="",
-        updated_at=now,
+        when, when_params = "(wake_at IS NULL OR wake_at <= %s)", [moment]
+    _, row = sql.update(
+        WorkflowRun,
+        {
+            "lease_owner": owner,
+            "lease_expires_at": now + ttl,
+            "status": RunStatus.RUNNING,
+            "enqueued_at": None,
+            "wake_at": None,
+            "waiting_signal": "",
+            "updated_at": now,
+        },
+        f"id = %s AND status IN (%s, %s, %s) AND {_LEASE_FREE} AND {when}",
+        [run_id, *_ACTIVE, moment, *when_params],
+        returning=f"workflow, args, {sql.clock_sql()}",
     )
-    return won == 1
+    if row is None:
+        return None
+    workflow, args, db_now = row
+    return LeasedRun(workflow, sql.read_json(args), sql.read_datetime(db_now))
 
 
-def fence(run_id: str, owner: str, ttl: dt.timedelta) -> None:
-    """Inside a transaction: renew the lease and lock the run's row, or raise LeaseLost.
+def fence(run_id: str, owner: str, ttl: dt.timedelta) -> dt.datetime | None:
+    """Inside a transaction: renew the lease and lock the run's row, or raise LeaseLost. Returns
+    the database's clock on PostgreSQL, None on SQLite.
 
     Called before every checkpoint write, so an executor that lost its lease (expired and taken
     over, or the run cancelled) cannot write anything."""
     now = timezone.now()
-    renewed = WorkflowRun.objects.filter(
-        pk=run_id, lease_owner=owner, status=RunStatus.RUNNING
-    ).update(lease_expires_at=now + ttl, updated_at=now)
-    if renewed != 1:
+    _, row = sql.update(
+        WorkflowRun,
+        {"lease_expires_at": now + ttl, "updated_at": now},
+        "id = %s AND lease_owner = %s AND status = %s",
+        [run_id, owner, str(RunStatus.RUNNING)],
+        returning=sql.clock_sql(),
+    )
+    if row is None:
         raise LeaseLost(f"lease on run {run_id!r} lost by {owner}")
+    return sql.read_datetime(row[0])
 
 
 def finish_run(run_id: str, owner: str, status: str, result: Any = None, error: str = "") -> None:
     """Inside a fenced transaction: record the run's end and release its lease."""
-    WorkflowRun.objects.filter(pk=run_id, lease_owner=owner).update(**_ended(status, result, error))
+    sql.update(
+        WorkflowRun, _ended(status, result, error), "id = %s AND lease_owner = %s", [run_id, owner]
+    )
 
 
 def _ended(status: str, result: Any, error: str) -> dict[str, Any]:
@@ -143,13 +179,18 @@ def _ended(status: str, result: Any, error: str) -> dict[str, Any]:
 
 def suspend_run(run_id: str, owner: str, wake_at: dt.datetime | None, signal: str = "") -> None:
     """Inside a fenced transaction: park the run until `wake_at` (or a signal) and release it."""
-    WorkflowRun.objects.filter(pk=run_id, lease_owner=owner).update(
-        status=RunStatus.WAITING,
-        wake_at=wake_at,
-        waiting_signal=signal,
-        lease_owner="",
-        lease_expires_at=None,
-        updated_at=timezone.now(),
+    sql.update(
+        WorkflowRun,
+        {
+            "status": RunStatus.WAITING,
+            "wake_at": wake_at,
+            "waiting_signal": signal,
+            "lease_owner": "",
+            "lease_expires_at": None,
+            "updated_at": timezone.now(),
+        },
+        "id = %s AND lease_owner = %s",
+        [run_id, owner],
     )
 
 
@@ -184,17 +225,19 @@ def wake(run_id: str, now: dt.datetime) -> None:
 
 def load_history(run_id: str) -> dict[int, Recorded]:
     """The run's checkpoints by position, as the replay core reads them."""
-    rows = StepCheckpoint.objects.filter(run_id=run_id).values_list(
-        "position", "name", "status", "result", "error", "attempts", "deadline"
+    rows = sql.fetch_all(
+        "SELECT position, name, status, result, error, attempts, deadline "
+        f"FROM {_CHECKPOINTS} WHERE run_id = %s",
+        [run_id],
     )
     return {
         position: Recorded(
             name=name,
             done=status != CheckpointStatus.PENDING,
-            result=result,
+            result=sql.read_json(result),
             error=error if status == CheckpointStatus.ERROR else None,
             attempts=attempts,
-            deadline=deadline,
+            deadline=sql.read_datetime(deadline),
         )
         for position, name, status, result, error, attempts, deadline in rows
     }
@@ -254,17 +297,21 @@ def insert_checkpoint(
 ) -> None:
     """Insert a finished checkpoint for a command that had none (one statement, the hot path)."""
     finished_at = timezone.now()
-    StepCheckpoint.objects.create(
-        started_at=started_at or finished_at,
-        run_id=run_id,
-        position=position,
-        name=name,
-        kind=kind,
-        status=CheckpointStatus.DONE,
-        result=result,
-        attempts=attempts,
-        deadline=deadline,
-        finished_at=finished_at,
+    sql.insert(
+        StepCheckpoint,
+        {
+            "run_id": run_id,
+            "position": position,
+            "name": name,
+            "kind": kind,
+            "status": CheckpointStatus.DONE,
+            "result": result,
+            "error": "",
+            "attempts": attempts,
+            "deadline": deadline,
+            "started_at": started_at or finished_at,
+            "finished_at": finished_at,
+        },
     )
 
 
@@ -338,20 +385,29 @@ def _has_unconsumed(run_id: str, name: str) -> bool:
     ).exists()
 
 
-def consume_signal(run_id: str, name: str, position: int) -> WorkflowSignal | None:
+@dataclass(frozen=True, slots=True)
+class ConsumedSignal:
+    pk: int
+    payload: Any
+
+
+def consume_signal(run_id: str, name: str, position: int) -> ConsumedSignal | None:
     """Inside a fenced transaction: take the oldest accepted, unconsumed signal `name`."""
-    signal = (
-        WorkflowSignal.objects.filter(
-            run_id=run_id, name=name, accepted=True, consumed_position__isnull=True
-        )
-        .order_by("id")
-        .first()
+    rows = sql.fetch_all(
+        f"SELECT id, payload FROM {_SIGNALS} WHERE run_id = %s AND name = %s AND accepted = %s "
+        "AND consumed_position IS NULL ORDER BY id LIMIT 1",
+        [run_id, name, True],
     )
-    if signal is not None:
-        signal.consumed_position = position
-        signal.consumed_at = timezone.now()
-        signal.save(update_fields=["consumed_position", "consumed_at"])
-    return signal
+    if not rows:
+        return None
+    signal_id, payload = rows[0]
+    sql.update(
+        WorkflowSignal,
+        {"consumed_position": position, "consumed_at": timezone.now()},
+        "id = %s",
+        [signal_id],
+    )
+    return ConsumedSignal(signal_id, sql.read_json(payload))
 
 
 # --- the poller ---------------------------------------------------------------------------------

@@ -1,0 +1,88 @@
+"""Plain SQL for the statements every workflow makes, with the ORM's own value adaptation.
+
+Building and compiling an ORM query costs more CPU than the database takes to run it (measured in
+bench/RESULTS.md), so the few statements on every run's path are written out here. Values go
+through each model field's `get_db_prep_save` and come back through `read_json`/`read_datetime`,
+exactly as the ORM would store and load them; the SQL is the subset SQLite and PostgreSQL share
+(RETURNING included).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from django.db import connection, models
+from django.utils.dateparse import parse_datetime
+
+
+def _table(model: type[models.Model]) -> str:
+    return connection.ops.quote_name(model._meta.db_table)
+
+
+def adapt(model: type[models.Model], values: dict[str, Any]) -> list[Any]:
+    """The values of `values` (field name -> Python value) as the ORM would send them."""
+    return [
+        model._meta.get_field(name).get_db_prep_save(v, connection) for name, v in values.items()
+    ]
+
+
+def execute(sql: str, params: Sequence[Any]) -> tuple[int, tuple[Any, ...] | None]:
+    """Run one statement; returns the rows it touched and its first returned row, if any."""
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone() if cursor.description else None
+        return cursor.rowcount, row
+
+
+def fetch_all(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+def update(
+    model: type[models.Model],
+    values: dict[str, Any],
+    where: str,
+    where_params: Sequence[Any],
+    returning: str = "",
+) -> tuple[int, tuple[Any, ...] | None]:
+    """UPDATE rows of `model` matching `where` (SQL on column names) with `values`; returns the
+    row count and the first row of `returning` (SQL expressions), if asked."""
+    assignments = ", ".join(f"{connection.ops.quote_name(name)} = %s" for name in values)
+    sql = f"UPDATE {_table(model)} SET {assignments} WHERE {where}"
+    if returning:
+        sql += f" RETURNING {returning}"
+    return execute(sql, [*adapt(model, values), *where_params])
+
+
+def insert(model: type[models.Model], values: dict[str, Any]) -> None:
+    """INSERT one row of `model` (field names that are also the column names)."""
+    columns = ", ".join(connection.ops.quote_name(name) for name in values)
+    marks = ", ".join(["%s"] * len(values))
+    execute(f"INSERT INTO {_table(model)} ({columns}) VALUES ({marks})", adapt(model, values))
+
+
+def read_json(value: Any) -> Any:
+    """A JSON column's value as loaded by JSONField (both backends hand over the text)."""
+    return None if value is None else json.loads(value)
+
+
+def read_datetime(value: Any) -> dt.datetime | None:
+    """A datetime column's value, aware in UTC (SQLite hands over Django's naive UTC value, as a
+    datetime where the column's declared type is known, else as text)."""
+    if value is None:
+        return None
+    parsed = value if isinstance(value, dt.datetime) else parse_datetime(value)
+    if parsed is None:
+        raise ValueError(f"not a datetime: {value!r}")
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+def clock_sql() -> str:
+    """An SQL expression for the database's clock where there is one to share (PostgreSQL),
+    else NULL (on SQLite every process reads the same machine's clock)."""
+    return "clock_timestamp()" if connection.vendor == "postgresql" else "NULL"
