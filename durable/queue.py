@@ -116,34 +116,75 @@ def queue_depth() -> int | None:
 
 
 class PromptORMBroker(ORM):
-    """django-q2's ORM broker, first in first out, and prompt while work keeps coming.
+    """django-q2's ORM broker, first in first out, prompt while work keeps coming, and cheap.
 
     The stock broker sleeps its full poll interval whenever the queue is empty, which adds up to
     that interval to every task (a purchase's confirmation, a cancel). This one polls every
     BUSY_POLL_SECONDS for a while after it last found work, and at the configured interval once
-    idle, so an idle cluster costs the database no more than before."""
+    idle, so an idle cluster costs the database no more than before. Its statements are plain
+    SQL (the stock broker's ORM queries cost more CPU than the database's work), and it checks
+    its connection's health once a second rather than before every poll."""
 
-    BUSY_POLL_SECONDS = 0.005
+    BUSY_POLL_SECONDS = 0.001
     BUSY_FOR_SECONDS = 2.0
+    HEALTH_CHECK_SECONDS = 1.0
 
     def __init__(self, list_key: str | None = None) -> None:
         super().__init__(list_key=list_key)
         self._last_work = 0.0
+        self._last_health_check = 0.0
+
+    def _connection(self) -> Any:
+        from django.db import close_old_connections, connections
+
+        now = time.monotonic()
+        if now - self._last_health_check >= self.HEALTH_CHECK_SECONDS:
+            self._last_health_check = now
+            if transaction.get_autocommit(using=Conf.ORM):
+                close_old_connections()
+        return connections[Conf.ORM]
 
     def dequeue(self) -> list[tuple[int, Any]] | None:
-        tasks = self.get_connection().filter(key=self.list_key, lock__lt=timezone.now())
-        claimed = []
-        for task in tasks.order_by("id")[: Conf.BULK]:
-            # Compare-and-set on the lock: another cluster may take the same task first.
-            if (
-                self.get_connection()
-                .filter(id=task.id, lock=task.lock)
-                .update(lock=self.timeout(task))
-            ):
-                claimed.append((task.pk, task.payload))
+        connection = self._connection()
+        queue = _queue_table()
+        [now] = _adapt_lock(connection, timezone.now())
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT id, payload, lock FROM {queue} WHERE key = %s AND lock < %s "
+                "ORDER BY id LIMIT %s",
+                [self.list_key, now, Conf.BULK],
+            )
+            tasks = cursor.fetchall()
+            claimed = []
+            for task_id, payload, lock in tasks:
+                # Compare-and-set on the lock: another cluster may take the same task first.
+                [until] = _adapt_lock(connection, self.timeout(None))
+                cursor.execute(
+                    f"UPDATE {queue} SET lock = %s WHERE id = %s AND lock = %s",
+                    [until, task_id, lock],
+                )
+                if cursor.rowcount == 1:
+                    claimed.append((task_id, payload))
         if claimed:
             self._last_work = time.monotonic()
             return claimed
         busy = time.monotonic() - self._last_work < self.BUSY_FOR_SECONDS
         time.sleep(self.BUSY_POLL_SECONDS if busy else Conf.POLL)
         return None
+
+    def delete(self, task_id: int) -> None:
+        with self._connection().cursor() as cursor:
+            cursor.execute(f"DELETE FROM {_queue_table()} WHERE id = %s", [task_id])
+
+
+def _adapt_lock(connection: Any, moment: Any) -> list[Any]:
+    from django_q.models import OrmQ
+
+    return [OrmQ._meta.get_field("lock").get_db_prep_save(moment, connection)]
+
+
+@cache
+def _queue_table() -> str:
+    from django_q.models import OrmQ
+
+    return OrmQ._meta.db_table
