@@ -4,16 +4,36 @@ cluster (Q_WORKERS=2) with the poller beside it. Purchases start through
 (ONECLICK_EAGER_START=False) so that the cluster, not this process, runs every workflow.
 
 Sequential: start one, wait until its run finished, start the next. Concurrent: keep 16 runs in
-flight. Per-workflow latency = run.finished_at - run.created_at (both written by the engine);
+flight (4 starting threads with 4 each). One watcher thread of this process asks the database
+every 2 ms which runs in flight finished (one query for all) and tells their starting thread.
+Per-workflow latency = run.finished_at - run.created_at (both written by the engine);
 throughput = workflows / (last finished_at - first created_at).
+
+CPU during the 16-concurrent round, in % of one core (from /proc: utime+stime, a process's
+reaped children included): this bench process, the whole qcluster (main, sentinel, pusher,
+workers, monitor), the poller, and the whole machine's busy time (/proc/stat; at most 100 x
+the CPU cores). A load generator near 100 while the cluster is well below its share of the
+cores means the figure measures this process, not the engine.
+
+Floor: a no-op django-q2 task (bench.lib.noop.noop) through the same cluster and broker,
+sequentially: enqueue with async_task, wait until it ran, enqueue the next. The task writes
+the time it ran to a file (django-q2 saves no successful task here: save_limit -1), and this
+process polls for the file every 2 ms. Latency = the time the task ran - the time just before
+async_task, which like the workflows' finished_at excludes the cluster's acknowledgement
+(the monitor deleting the queue row after the task returned); round trips/s = tasks / (last
+ran - first enqueued). What one task hop costs, without the engine.
 """
 
 from __future__ import annotations
 
+import os
+import queue
+import tempfile
 import threading
 import time
+from collections.abc import Mapping
 
-from bench.lib import workload
+from bench.lib import cpu, noop, workload
 from bench.lib.context import BenchContext, settings_override
 from bench.lib.stats import summary
 
@@ -24,17 +44,84 @@ POLL_INTERVAL = 0.002
 # alone would make this process the bottleneck of the 16-concurrent figure.
 CONCURRENT_STARTERS = 4
 VARIANT_Q_POLL = "0.005"
+NOOP_LABEL = "no-op django-q2 task, sequential"
+
+
+class _Watcher:
+    """One thread that asks the database every POLL_INTERVAL which of the runs in flight
+    finished (one query for all of them) and puts each finished run's id in the inbox of the
+    thread that started it. A run is handed over once; an error of the thread is raised again
+    when the `with` block ends."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._inboxes: dict[str, queue.SimpleQueue[str]] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="run-watcher", daemon=True)
+        self._error: Exception | None = None
+
+    def __enter__(self) -> _Watcher:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+        if self._error is not None:
+            raise RuntimeError("the run watcher failed") from self._error
+
+    def watch(self, run_id: str, inbox: queue.SimpleQueue[str]) -> None:
+        """Put `run_id` in `inbox` once its run has finished."""
+        with self._lock:
+            self._inboxes[run_id] = inbox
+
+    def wait(self, inbox: queue.SimpleQueue[str], deadline: float) -> bool:
+        """Take one finished run from `inbox`, waiting for it; False at `deadline` (monotonic) or
+        once this watcher has failed, so that no starter outlives it by long."""
+        while self._error is None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            try:
+                inbox.get(timeout=min(left, 1.0))
+                return True
+            except queue.Empty:
+                continue
+        return False
+
+    def _loop(self) -> None:
+        from django.db import connection
+
+        try:
+            while not self._stop.wait(POLL_INTERVAL):
+                self._poll()
+        except Exception as exc:
+            self._error = exc
+        finally:
+            connection.close()
+
+    def _poll(self) -> None:
+        from durable.models import WorkflowRun
+
+        with self._lock:
+            flying = list(self._inboxes)
+        if not flying:
+            return
+        done = WorkflowRun.objects.filter(pk__in=flying, status__in=workload.FINISHED).values_list(
+            "pk", flat=True
+        )
+        with self._lock:
+            for run_id in done:
+                self._inboxes.pop(run_id).put(run_id)
 
 
 def _drive(
     ctx: BenchContext, prefix: str, count: int, in_flight: int, starters: int, time_limit: float
 ) -> list[float]:
     """Start `count` purchases from `starters` threads, each keeping `in_flight // starters`
-    runs unfinished (a thread starts the next one as soon as one of its runs finished).
-    Returns the seconds of each `services.buy` call."""
+    runs unfinished (a thread starts the next one as soon as the watcher hands it one of its
+    runs as finished). Returns the seconds of each `services.buy` call."""
     from django.db import connection
-
-    from durable.models import WorkflowRun
 
     lock = threading.Lock()
     next_index = 0
@@ -45,52 +132,71 @@ def _drive(
     def take() -> int | None:
         nonlocal next_index
         with lock:
-            if next_index >= count:
+            if next_index >= count or time.monotonic() >= deadline:
                 return None
             next_index += 1
             return next_index - 1
 
-    def loop() -> None:
-        flying: set[str] = set()
-        exhausted = False
+    def loop(watcher: _Watcher) -> None:
+        inbox: queue.SimpleQueue[str] = queue.SimpleQueue()
+        flying = 0
         try:
-            while (flying or not exhausted) and time.monotonic() < deadline:
-                while len(flying) < per_thread and not exhausted:
-                    index = take()
-                    if index is None:
-                        exhausted = True
-                        break
+            while True:
+                while flying < per_thread and (index := take()) is not None:
                     began = time.perf_counter()
-                    flying.add(workload.buy(ctx.seed, f"{prefix}-{index}"))
+                    watcher.watch(workload.buy(ctx.seed, f"{prefix}-{index}"), inbox)
+                    flying += 1
                     with lock:
                         buy_seconds.append(time.perf_counter() - began)
-                if not flying:
-                    break
-                done = WorkflowRun.objects.filter(
-                    pk__in=flying, status__in=workload.FINISHED
-                ).values_list("pk", flat=True)
-                finished = set(done)
-                if finished:
-                    flying -= finished
-                else:
-                    time.sleep(POLL_INTERVAL)
+                if not flying or not watcher.wait(inbox, deadline):
+                    return
+                flying -= 1
         finally:
             connection.close()
 
-    threads = [threading.Thread(target=loop, name=f"starter-{i}") for i in range(starters)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    with _Watcher() as watcher:
+        threads = [
+            threading.Thread(target=loop, args=(watcher,), name=f"starter-{i}")
+            for i in range(starters)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
     return buy_seconds
 
 
 def _round(
-    ctx: BenchContext, prefix: str, count: int, in_flight: int, time_limit: float, label: str
+    ctx: BenchContext,
+    prefix: str,
+    count: int,
+    in_flight: int,
+    time_limit: float,
+    label: str,
+    cpu_of: Mapping[str, int] | None = None,
 ) -> None:
-    """Run one round of `count` purchases with `in_flight` at a time; record the figures."""
+    """Run one round of `count` purchases with `in_flight` at a time; record the figures, and
+    with `cpu_of` (role -> process-group leader) the CPU each role used meanwhile."""
     starters = 1 if in_flight == 1 else CONCURRENT_STARTERS
+    before = cpu.snapshot(cpu_of) if cpu_of is not None else None
     buy_seconds = _drive(ctx, prefix, count, in_flight, starters, time_limit)
+    shares: dict[str, float] = {}
+    if cpu_of is not None and before is not None:
+        shares = cpu.core_shares(before, cpu.snapshot(cpu_of))
+    _record_workflows(ctx, prefix, count, in_flight, label)
+    buy_p50 = summary(buy_seconds)["p50"] * 1000
+    res = ctx.result
+    res.add(
+        f"{label}: services.buy in the bench process ({starters} thread(s)), p50", "ms", buy_p50
+    )
+    for role, share in shares.items():
+        res.add(f"{label}: CPU, {role}", "% of a core", share)
+
+
+def _record_workflows(
+    ctx: BenchContext, prefix: str, count: int, in_flight: int, label: str
+) -> None:
+    """Throughput and latency of the round's workflows, from the engine's timestamps."""
     rows = workload.purchases_with_prefix(ctx.seed, prefix + "-")
     finished = [r for r in rows if r.finished_at is not None]
     bad = [r for r in finished if r.state != "PURCHASE_CONFIRMED"]
@@ -108,26 +214,67 @@ def _round(
     res.add(f"{label}: latency p50", "ms", lat["p50"])
     res.add(f"{label}: latency p99", "ms", lat["p99"])
     res.add(f"{label}: latency max", "ms", lat["max"])
-    buy_p50 = summary(buy_seconds)["p50"] * 1000
-    res.add(
-        f"{label}: services.buy in the bench process ({starters} thread(s)), p50", "ms", buy_p50
-    )
+
+
+def _noop_trips(count: int, time_limit: float) -> list[tuple[float, float]]:
+    """Enqueue the no-op task `count` times, each once the previous one ran; returns (enqueued,
+    ran) wall-clock times per trip. Stops early at `time_limit` or at a task that never ran."""
+    from django_q.brokers import get_broker
+    from django_q.tasks import async_task
+
+    broker = get_broker()
+    deadline = time.monotonic() + time_limit
+    trips: list[tuple[float, float]] = []
+    with tempfile.TemporaryDirectory(prefix="bench-noop-") as tmp:
+        for i in range(count):
+            path = f"{tmp}/{i}"
+            sent = time.time()
+            async_task(noop.TASK_PATH, path, broker=broker)
+            while (ran := noop.ran_at(path)) is None and time.monotonic() < deadline:
+                time.sleep(POLL_INTERVAL)
+            if ran is None:
+                break
+            trips.append((sent, ran))
+    return trips
+
+
+def _noop_round(ctx: BenchContext, count: int, time_limit: float) -> None:
+    """The floor of one task hop: trips/s and latency of the sequential no-op task."""
+    label = NOOP_LABEL
+    trips = _noop_trips(count, time_limit)
+    res = ctx.result
+    if len(trips) < count:
+        res.note(f"{label}: {len(trips)}/{count} no-op tasks ran before the time limit")
+    if not trips:
+        return
+    span = trips[-1][1] - trips[0][0]
+    lat = summary([(ran - sent) * 1000 for sent, ran in trips])
+    res.add(f"{label}: round trips/s", "trips/s", len(trips) / span)
+    res.add(f"{label}: latency p50", "ms", lat["p50"])
+    res.add(f"{label}: latency p99", "ms", lat["p99"])
 
 
 def run(ctx: BenchContext) -> None:
     seq = ctx.size(200, 25)
     conc = ctx.size(1000, 150)
     limit = ctx.size(300, 60)
-    ctx.result.settings["purchases per round"] = f"sequential {seq}, 16 concurrent {conc}"
+    ctx.result.settings["purchases per round"] = (
+        f"sequential {seq}, 16 concurrent {conc}; no-op tasks {seq}"
+    )
+    ctx.result.settings["CPU cores"] = os.cpu_count()
     with settings_override(ONECLICK_CANCEL_WINDOW_SECONDS=0.0, ONECLICK_EAGER_START=False):
-        ctx.start_poller()
+        poller = ctx.start_poller()
         worker = ctx.start_worker()
         run_id = workload.buy(ctx.seed, "warmup-0")
         if workload.wait_finished([run_id], 60):
             ctx.result.note("the warm-up workflow did not finish within 60 s")
+        if len(_noop_trips(1, 60)) != 1:
+            ctx.result.note("the warm-up no-op task did not run within 60 s")
+        cpu_of = {"qcluster (all processes)": worker.pid, "poller": poller.pid}
         for n in range(ctx.rounds):
             _round(ctx, f"seq{n}", seq, 1, limit, "sequential")
-            _round(ctx, f"conc{n}", conc, 16, limit, "16 concurrent")
+            _round(ctx, f"conc{n}", conc, 16, limit, "16 concurrent", cpu_of)
+            _noop_round(ctx, seq, limit)
         # The same sequential loop with django-q2 polling its ORM queue every 5 ms instead of
         # the default: how much of the sequential latency is the broker's poll interval.
         worker.kill()

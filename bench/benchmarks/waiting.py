@@ -3,8 +3,14 @@
 the real web, cluster and poller running.
 
 Goal: every purchase confirmed within 1 s of its deadline. Also sampled every 0.5 s: runs by
-status (a waiting run must hold no worker, so 'running' stays at most Q_WORKERS), the
-django-q2 queue's depth, and the RSS/PSS of every process from /proc.
+status, the django-q2 queue's depth, and the RSS/PSS of every process from /proc.
+
+A waiting run must hold no worker, so the runs 'running' stay at most Q_WORKERS, counting only
+leases held by processes other than the bench process: with eager start, the process that
+accepts a purchase (in the services rounds, the bench process itself) holds the run's lease for
+the few ms it takes to park it. A lease owner is 'host:pid:token'; those with the bench
+process's pid are left out of that figure. The peak over all leases is reported beside it,
+without a goal.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from bench.lib.stats import summary
 WINDOW = 5.0
 STARTER_THREADS = 4
 HTTP_CONCURRENCY = 16
+ELSEWHERE = "running, leased elsewhere"
 
 
 def _memory(res: BenchResult, label: str, sampler: workload.Sampler) -> None:
@@ -33,14 +40,24 @@ def _memory(res: BenchResult, label: str, sampler: workload.Sampler) -> None:
     res.add(f"{label}: PSS of all processes (sum of per-process maxima)", "MiB", total_pss / 1024)
 
 
+def _sampler(procs: list[Process]) -> workload.Sampler:
+    """The sampler of a round, also counting the runs leased by processes other than this one."""
+    return workload.Sampler(procs, extra=lambda: {ELSEWHERE: workload.running_leased_elsewhere()})
+
+
 def _held(res: BenchResult, label: str, sampler: workload.Sampler, workers: int) -> None:
     res.add(f"{label}: runs waiting at once, peak", "runs", sampler.max_status("waiting"))
     res.add(
-        f"{label}: runs 'running' (leased), peak",
+        f"{label}: runs 'running' leased by processes other than the bench process, peak",
         "runs",
-        sampler.max_status("running"),
+        sampler.max_extra(ELSEWHERE),
         goal=f"<= {workers} (Q_WORKERS): no worker held by a waiting run",
         goal_max=workers,
+    )
+    res.add(
+        f"{label}: runs 'running' (any lease, the bench process's too), peak",
+        "runs",
+        sampler.max_status("running"),
     )
     res.add(f"{label}: django-q2 queue depth, peak", "tasks", sampler.max_queue())
 
@@ -51,7 +68,7 @@ def _services_round(ctx: BenchContext, procs: list[Process], n: int, count: int)
     prefix = f"svc{n}-"
     keys = [f"{prefix}{i}" for i in range(count)]
     began = time.monotonic()
-    with workload.Sampler(procs) as sampler:
+    with _sampler(procs) as sampler:
         with settings_override(ONECLICK_CANCEL_WINDOW_SECONDS=WINDOW):
             durations = workload.buy_many(ctx.seed, keys, STARTER_THREADS, ctx.size(900, 240))
         start_seconds = time.monotonic() - began
@@ -77,7 +94,7 @@ def _http_round(ctx: BenchContext, procs: list[Process], port: int, n: int, coun
     prefix = f"http{n}-"
     body = {"item_id": ctx.seed.item_id}
     requests = [Request("POST", f"/api/buy/{prefix}{i}", body) for i in range(count)]
-    with workload.Sampler(procs) as sampler:
+    with _sampler(procs) as sampler:
         load = run_load(
             port, requests, HTTP_CONCURRENCY, ctx.seed.token_header, ctx.size(1500, 240), ok=(202,)
         )

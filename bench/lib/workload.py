@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -123,6 +124,16 @@ def status_counts() -> dict[str, int]:
     }
 
 
+def running_leased_elsewhere() -> int:
+    """Runs 'running' whose lease is not held by this process. A lease owner is
+    'host:pid:token' (durable.executor.new_owner), so this process's pid between colons marks
+    the leases it holds itself, e.g. for the moment an eager start parks a run it accepted."""
+    from durable.models import WorkflowRun
+
+    mine = f":{os.getpid()}:"
+    return WorkflowRun.objects.filter(status="running").exclude(lease_owner__contains=mine).count()
+
+
 def queue_depth() -> int:
     """Tasks in django-q2's ORM queue for this cluster (taken or not)."""
     from django.conf import settings
@@ -134,7 +145,8 @@ def queue_depth() -> int:
 @dataclass
 class Sampler:
     """A thread that samples, every `interval` seconds: runs by status, the django-q2 queue's
-    depth and the memory of the given processes. Bounded by `max_seconds`."""
+    depth, the memory of the given processes and whatever `extra` returns (merged into each
+    sample). Bounded by `max_seconds`."""
 
     processes: list[Process]
     interval: float = 0.5
@@ -166,6 +178,8 @@ class Sampler:
                     "status": status_counts(),
                     "queue": queue_depth(),
                 }
+                if self.extra is not None:
+                    sample.update(self.extra())
                 for label, (rss, pss) in memory_sample(self.processes).items():
                     old = self.memory_max.get(label, (0, 0))
                     self.memory_max[label] = (max(old[0], rss), max(old[1], pss))
@@ -179,3 +193,7 @@ class Sampler:
 
     def max_queue(self) -> int:
         return max((s["queue"] for s in self.samples), default=0)
+
+    def max_extra(self, key: str) -> int:
+        """The largest value `extra` gave for `key` over the samples (0 without samples)."""
+        return max((s[key] for s in self.samples if key in s), default=0)
