@@ -17,7 +17,6 @@ import json
 import logging
 import os
 import socket
-import sys
 import time
 import uuid
 from typing import Any
@@ -29,6 +28,7 @@ from django.utils import timezone
 from durable import conf, store
 from durable.commands import Command, Now, Sleep, Step, TransactionStep, WaitForSignal
 from durable.errors import LeaseLost, WorkflowNotRegistered
+from durable.group import GroupTransaction, RunSavepoint
 from durable.models import CheckpointStatus, RunStatus
 from durable.registry import instantiate
 from durable.replay import (
@@ -75,51 +75,81 @@ def advance(run_id: str, *, fresh: bool = False) -> Advanced:
     Guarantees: at most one executor at a time (lease); each command that finished before is not
     run again; the run ends, or is parked with the time it must wake, or is left to another
     executor if the lease was lost."""
+    group = GroupTransaction()
+    try:
+        outcome = _advance(run_id, group, fresh=fresh)
+    except BaseException:
+        group.rollback()
+        raise
+    group.commit()
+    return outcome
+
+
+def advance_many(run_ids: list[str]) -> dict[str, int]:
+    """Advance each run in turn, as `advance` does, sharing their group transactions: a batch of
+    runs woken together commits once per DURABLE["GROUP_COMMIT_SECONDS"], not once per run. A
+    run that fails takes back only its own writes and does not stop the others (the poller finds
+    it again). Returns how many runs ended each way."""
+    group = GroupTransaction()
+    outcomes: dict[str, int] = {}
+    try:
+        for run_id in run_ids:
+            try:
+                outcome = _advance(run_id, group).value
+            except Exception:
+                logger.exception("run %s could not be advanced", run_id)
+                outcome = "error"
+            outcomes[outcome] = outcomes.get(outcome, 0) + 1
+            if group.age() > conf.get("GROUP_COMMIT_SECONDS"):
+                group.commit()
+    except BaseException:
+        group.rollback()
+        raise
+    group.commit()
+    return outcomes
+
+
+def _advance(run_id: str, group: GroupTransaction, *, fresh: bool = False) -> Advanced:
+    """Advance one run inside `group` (opened if closed, left open for its owner to commit)."""
     owner = new_owner()
-    runner = _LiveCommands(run_id, owner, conf.seconds("LEASE_SECONDS"))
+    runner = _LiveCommands(run_id, owner, conf.seconds("LEASE_SECONDS"), group)
     started = time.monotonic()
     try:
         leased = runner.acquire(fresh=fresh)
-    except BaseException:
-        runner.rollback()
-        raise
-    if leased is None:
-        runner.rollback()
-        return Advanced.BUSY
-    try:
-        return _advance_leased(runner, leased, started)
+        if leased is None:
+            runner.rollback()
+            return Advanced.BUSY
+        outcome = _advance_leased(runner, leased, started)
     except LeaseLost:
+        runner.rollback()
         logger.warning("run %s lease lost; leaving it to its new owner", run_id)
         return Advanced.LEASE_LOST
     except BaseException:
+        runner.rollback()
         # Unexpected (database down, worker timeout): give the run back at once rather than
         # waiting out the lease; if even that fails, the lease expires on its own.
         with contextlib.suppress(Exception):
             store.release_lease(run_id, owner)
         raise
+    runner.release()
+    return outcome
 
 
 def _advance_leased(runner: _LiveCommands, leased: store.LeasedRun, started: float) -> Advanced:
     run_id = runner.run_id
     try:
-        try:
-            generator = instantiate(leased.workflow, run_id, list(leased.args))
-        except WorkflowNotRegistered as exc:
-            # Another deployment may know it: do not fail the run, and do not release it either
-            # (it would be picked up again at once, forever); the lease lapses and it is retried.
-            logger.error("run %s: %s", run_id, exc)
-            runner.commit()
-            return Advanced.BUSY
-        history = store.load_history(run_id)
-        outcome = drive(generator, history, runner.execute)
-        if not isinstance(outcome, Suspended):
-            status, result, error = _ending(outcome)
-            runner.begin()
-            store.finish_run(run_id, runner.owner, status, result, error)
-        runner.commit()
-    except BaseException:
-        runner.rollback()
-        raise
+        generator = instantiate(leased.workflow, run_id, list(leased.args))
+    except WorkflowNotRegistered as exc:
+        # Another deployment may know it: do not fail the run, and do not release it either (it
+        # would be picked up again at once, forever); the lease lapses and the run is retried.
+        logger.error("run %s: %s", run_id, exc)
+        return Advanced.BUSY
+    history = store.load_history(run_id)
+    outcome = drive(generator, history, runner.execute)
+    if not isinstance(outcome, Suspended):
+        status, result, error = _ending(outcome)
+        runner.begin()
+        store.finish_run(run_id, runner.owner, status, result, error)
     elapsed_ms = (time.monotonic() - started) * 1000
     if isinstance(outcome, Suspended):
         logger.info(
@@ -149,43 +179,45 @@ class _LiveCommands:
     """Runs the commands that have no finished checkpoint, for one leased run, grouping the
     database-only ones into one fenced transaction."""
 
-    def __init__(self, run_id: str, owner: str, ttl: dt.timedelta) -> None:
+    def __init__(self, run_id: str, owner: str, ttl: dt.timedelta, group: GroupTransaction) -> None:
         self.run_id = run_id
         self.owner = owner
         self.ttl = ttl
         self.last_position = -1
-        self._transaction: contextlib.AbstractContextManager[Any] | None = None
-        self._opened_at = 0.0
+        self._group = group
+        self._savepoint: RunSavepoint | None = None
+        self._fenced_in = -1  # the group generation this run last took or fenced its lease in
         self._started_at = timezone.now()
         self._db_clock: tuple[dt.datetime | None, float] = (None, 0.0)
 
     # -- the group transaction -------------------------------------------------------------------
 
     def acquire(self, *, fresh: bool) -> store.LeasedRun | None:
-        """Open the group transaction with the lease itself as its first write (instead of a
-        fence): a run that only touches the database is then advanced in one commit."""
-        self._open()
+        """Take the lease as a write of the group transaction (instead of a fence): a run that
+        only touches the database is then advanced in one commit."""
+        if self._group.is_open:
+            # Earlier runs' writes share the transaction: mark where this run's begin.
+            self._savepoint = RunSavepoint(self._group)
+        else:
+            self._group.open()
         leased = store.acquire_lease(self.run_id, self.owner, timezone.now(), self.ttl, fresh=fresh)
         if leased is not None:
+            self._fenced_in = self._group.generation
             self._note_clock(leased.db_now)
         return leased
 
     def begin(self) -> None:
-        """Open the group transaction if none is open, fencing the lease first."""
-        if self._transaction is not None:
+        """Make sure the group transaction is open and this run's lease is fenced in it."""
+        if self._group.is_open and self._fenced_in == self._group.generation:
             return
-        self._open()
+        if not self._group.is_open:
+            self._group.open()
         try:
             self._note_clock(store.fence(self.run_id, self.owner, self.ttl))
         except BaseException:
             self.rollback()
             raise
-
-    def _open(self) -> None:
-        atomic = transaction.atomic()
-        atomic.__enter__()
-        self._transaction = atomic
-        self._opened_at = time.monotonic()
+        self._fenced_in = self._group.generation
 
     def _note_clock(self, db_now: dt.datetime | None) -> None:
         self._db_clock = (db_now, time.monotonic())
@@ -199,15 +231,21 @@ class _LiveCommands:
         return db_now + dt.timedelta(seconds=time.monotonic() - read_at)
 
     def commit(self) -> None:
-        if self._transaction is not None:
-            atomic, self._transaction = self._transaction, None
-            atomic.__exit__(None, None, None)
+        """Make everything so far durable (before a plain step calls the outside world)."""
+        self._group.commit()
+
+    def release(self) -> None:
+        """This run is done: its writes stay in the group, to commit with it."""
+        if self._savepoint is not None:
+            self._savepoint.release()
 
     def rollback(self) -> None:
-        if self._transaction is not None:
-            atomic, self._transaction = self._transaction, None
-            exc_type, exc, tb = sys.exc_info()
-            atomic.__exit__(exc_type or RuntimeError, exc or RuntimeError("rollback"), tb)
+        """Take back this run's uncommitted writes, and only those (without a savepoint, the
+        group holds nothing else)."""
+        if self._savepoint is not None:
+            self._savepoint.rollback()
+        else:
+            self._group.rollback()
 
     # -- commands --------------------------------------------------------------------------------
 
@@ -256,7 +294,7 @@ class _LiveCommands:
         except Exception as exc:
             return self._step_failed(position, command, attempt, exc)
         # Slow steps commit at once, so the group never holds the database's locks for long.
-        if time.monotonic() - self._opened_at > conf.get("GROUP_COMMIT_SECONDS"):
+        if self._group.age() > conf.get("GROUP_COMMIT_SECONDS"):
             self.commit()
         return Resolved(result)
 

@@ -91,19 +91,11 @@ def advance_task(run_id: str) -> str:
 
 
 def advance_batch_task(run_ids: list[str]) -> dict[str, int]:
-    """The django-q2 task for runs woken together: advance each; one failing does not stop the
-    rest (the poller finds it again). Returns how many ended each way."""
-    from durable.executor import advance
+    """The django-q2 task for runs woken together: advance each, committing them in groups; one
+    failing does not stop the rest (the poller finds it again). Returns how many ended each way."""
+    from durable.executor import advance_many
 
-    outcomes: dict[str, int] = {}
-    for run_id in run_ids:
-        try:
-            outcome = advance(run_id).value
-        except Exception:
-            logger.exception("run %s could not be advanced", run_id)
-            outcome = "error"
-        outcomes[outcome] = outcomes.get(outcome, 0) + 1
-    return outcomes
+    return advance_many(run_ids)
 
 
 def queue_depth() -> int | None:

@@ -245,6 +245,40 @@ def test_runs_woken_together_travel_in_few_tasks_and_all_advance():
     assert all(WorkflowRun.objects.get(pk=r).status == RunStatus.SUCCEEDED for r in run_ids)
 
 
+def test_a_batch_shares_commits_but_a_failing_run_takes_back_only_its_own_writes(monkeypatch):
+    from durable import executor
+
+    for run_id in ("mixed-ok-1", "mixed-bad", "mixed-ok-2"):
+        durable.start(run_id, "send_with_undo", "hello", 0)
+    durable.start("mixed-steps", "many_steps", 2, 0, 0)  # a plain step commits mid-batch
+    durable.start("mixed-busy", "sleeper", 0)
+    assert store.acquire_lease("mixed-busy", "someone-else", timezone.now(), dt.timedelta(60))
+    real_load_history = store.load_history
+
+    def load_history(run_id: str):
+        if run_id == "mixed-bad":
+            raise RuntimeError("the database went away for this run")
+        return real_load_history(run_id)
+
+    monkeypatch.setattr(store, "load_history", load_history)
+    order = ["mixed-ok-1", "mixed-steps", "mixed-bad", "mixed-busy", "mixed-ok-2"]
+    assert executor.advance_many(order) == {"finished": 3, "error": 1, "busy": 1}
+
+    runs = {run.pk: run for run in WorkflowRun.objects.all()}
+    for run_id in ("mixed-ok-1", "mixed-ok-2", "mixed-steps"):
+        assert runs[run_id].status == RunStatus.SUCCEEDED, run_id
+    assert effect_count("sent:mixed-ok-") == 2
+    assert effect_count("effect:mixed-steps:") == 2
+    assert effect_count("observed:mixed-steps:") == 1
+    bad = runs["mixed-bad"]
+    assert bad.status == RunStatus.PENDING and bad.lease_owner == "", "given back, not held"
+    assert not StepCheckpoint.objects.filter(run_id="mixed-bad").exists()
+    assert runs["mixed-busy"].lease_owner == "someone-else"
+    monkeypatch.undo()
+    assert advance("mixed-bad") is Advanced.FINISHED
+    assert effect_count("sent:mixed-bad") == 1
+
+
 def test_the_step_timeline_records_when_each_command_started_and_finished():
     durable.start("times-1", "many_steps", 2, 0.02, 0)
     finish(["times-1"])
