@@ -115,6 +115,10 @@ def test_one_machine_is_killed_and_the_other_finishes_every_purchase(broker):
         # (eager start would leave them only the wake-ups, which B alone might take).
         ONECLICK_EAGER_START="false",
         DURABLE_HEARTBEAT_SECONDS="1",
+        # An ORM-broker cluster that just found work polls every 1 ms, an idle one every
+        # Q_POLL_SECONDS: at the default 50 ms, B (busy) would take nearly every task while A
+        # waits, and A must have work when it dies. Polling alike, they share the tasks.
+        Q_POLL_SECONDS="0.001",
     )
     a, b = Machine("a", env), Machine("b", env)
     cancel_accepted: dict[str, bool] = {}
