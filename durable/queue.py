@@ -164,6 +164,17 @@ class PromptORMBroker(ORM):
         time.sleep(self.BUSY_POLL_SECONDS if busy else Conf.POLL)
         return None
 
+    def enqueue(self, task: str) -> int:
+        connection = self._connection()
+        [now] = _adapt_lock(connection, timezone.now())
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {_queue_table()} (key, payload, lock) VALUES (%s, %s, %s) "
+                "RETURNING id",
+                [self.list_key or Conf.CLUSTER_NAME, task, now],
+            )
+            return int(cursor.fetchone()[0])
+
     def delete(self, task_id: int) -> None:
         with self._connection().cursor() as cursor:
             cursor.execute(f"DELETE FROM {_queue_table()} WHERE id = %s", [task_id])

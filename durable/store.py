@@ -39,6 +39,8 @@ def db_now() -> dt.datetime:
 
 # --- runs ---------------------------------------------------------------------------------------
 
+_RUN_COLUMNS = WorkflowRun._meta.concrete_fields
+
 
 def create_run(
     run_id: str, workflow: str, args: list[Any], wake_at: dt.datetime | None = None
@@ -48,12 +50,15 @@ def create_run(
 
     Without `wake_at` the run is recorded as enqueued now; with it, nothing is enqueued and the
     poller takes the run once `wake_at` has come (unless it was advanced before)."""
+    now = timezone.now()
+    run = WorkflowRun(
+        id=run_id, workflow=workflow, args=args, wake_at=wake_at,
+        enqueued_at=None if wake_at else now, created_at=now, updated_at=now,
+    )  # fmt: skip
     try:
         with transaction.atomic():
-            run = WorkflowRun.objects.create(
-                id=run_id, workflow=workflow, args=args, wake_at=wake_at,
-                enqueued_at=None if wake_at else timezone.now(),
-            )  # fmt: skip
+            sql.insert(WorkflowRun, {f.attname: getattr(run, f.attname) for f in _RUN_COLUMNS})
+        run._state.adding, run._state.db = False, connection.alias
         return run, True
     except IntegrityError:
         existing = WorkflowRun.objects.filter(pk=run_id).first()

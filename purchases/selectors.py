@@ -45,6 +45,13 @@ class PurchaseStatus:
         return {"key": self.key, "status": "done", "result": self.result}
 
 
+def pending_status(purchase: Purchase) -> PurchaseStatus:
+    """The status of a purchase whose workflow is known not to have ended (no query)."""
+    return PurchaseStatus(
+        purchase.key, purchase.product.item_id, "pending", purchase.cancel_until, None
+    )
+
+
 def purchase_status(purchase: Purchase, *, refresh: bool = False) -> PurchaseStatus:
     """The purchase's status, derived from its workflow run (never stored by hand)."""
     run = purchase.run

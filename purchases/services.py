@@ -19,7 +19,7 @@ from django.utils import timezone
 import durable
 from purchases.keys import KEY_RULE, is_valid_key
 from purchases.models import Order, Product, Purchase
-from purchases.selectors import PurchaseStatus, purchase_status
+from purchases.selectors import PurchaseStatus, pending_status, purchase_status
 
 WORKFLOW = "one_click_buy"
 CANCEL_SIGNAL = "cancel"
@@ -91,12 +91,14 @@ def buy(user: AbstractBaseUser, key: str, item_id: Any) -> BuyResult:
         raise InvalidKey(KEY_RULE)
     if not isinstance(item_id, str) or not item_id:
         raise UnknownItem("item_id is required (a product's item id, such as widget-001)")
-    existing = _existing(user, key)
-    if existing is not None:
-        return _same_purchase(existing, item_id)
     product = Product.objects.filter(item_id=item_id, active=True).first()
     if product is None:
+        existing = _existing(user, key)
+        if existing is not None:
+            return _same_purchase(existing, item_id)
         raise UnknownItem(f"no product with item_id {item_id!r}")
+    # A key used before is found by the insert failing (the run's primary key, the purchase's
+    # unique key), not by a read first: a new purchase, the common case, costs no extra query.
     try:
         with transaction.atomic():
             cancel_until = durable.database_now() + cancel_window()
@@ -110,12 +112,17 @@ def buy(user: AbstractBaseUser, key: str, item_id: Any) -> BuyResult:
                 cancel_until=cancel_until, run_id=run_id,
             )  # fmt: skip
     except (IntegrityError, durable.RunConflict):
-        # A concurrent request with the same key won the race: answer with its purchase.
+        # The key was used before (a retry, a double click, a concurrent request that won the
+        # race): answer with its purchase.
         existing = _existing(user, key)
         if existing is None:
             raise
         return _same_purchase(existing, item_id)
     purchase.product = product
+    if not settings.ONECLICK_EAGER_START:
+        # Only a worker can have moved the run since: still pending as far as this answer goes.
+        return BuyResult(purchase, True, pending_status(purchase))
+    # Started eagerly: the run was advanced when the transaction committed; say where it is.
     return BuyResult(purchase, True, purchase_status(purchase))
 
 
