@@ -93,7 +93,9 @@ def advance_many(run_ids: list[str]) -> dict[str, int]:
     group = GroupTransaction()
     outcomes: dict[str, int] = {}
     try:
-        for run_id in run_ids:
+        # One order for every batch: two that overlap (a task delivered twice) then take the
+        # runs' row locks in the same order and cannot deadlock on PostgreSQL.
+        for run_id in sorted(run_ids):
             try:
                 outcome = _advance(run_id, group).value
             except Exception:

@@ -111,20 +111,24 @@ class PromptORMBroker(ORM):
     """django-q2's ORM broker, first in first out, prompt while work keeps coming, and cheap.
 
     The stock broker sleeps its full poll interval whenever the queue is empty, which adds up to
-    that interval to every task (a purchase's confirmation, a cancel). This one polls every
-    BUSY_POLL_SECONDS for a while after it last found work, and at the configured interval once
-    idle, so an idle cluster costs the database no more than before. Its statements are plain
-    SQL (the stock broker's ORM queries cost more CPU than the database's work), and it checks
-    its connection's health once a second rather than before every poll."""
+    that interval to every task (a purchase's confirmation, a cancel). On PostgreSQL this one
+    LISTENs: every enqueue NOTIFYs in its own transaction, so a waiting pusher wakes the moment a
+    task is committed, and polls at the configured interval only as a safety net. Elsewhere it
+    polls every BUSY_POLL_SECONDS for a while after it last found work, and at the configured
+    interval once idle. Its statements are plain SQL (the stock broker's ORM queries cost more
+    CPU than the database's work), and it checks its connection's health once a second rather
+    than before every poll."""
 
     BUSY_POLL_SECONDS = 0.001
     BUSY_FOR_SECONDS = 2.0
     HEALTH_CHECK_SECONDS = 1.0
+    CHANNEL = "durable_task_queue"
 
     def __init__(self, list_key: str | None = None) -> None:
         super().__init__(list_key=list_key)
         self._last_work = 0.0
         self._last_health_check = 0.0
+        self._listening_on: Any = None
 
     def _connection(self) -> Any:
         from django.db import close_old_connections, connections
@@ -160,19 +164,37 @@ class PromptORMBroker(ORM):
         if claimed:
             self._last_work = time.monotonic()
             return claimed
-        busy = time.monotonic() - self._last_work < self.BUSY_FOR_SECONDS
-        time.sleep(self.BUSY_POLL_SECONDS if busy else Conf.POLL)
+        if connection.vendor == "postgresql" and transaction.get_autocommit(using=Conf.ORM):
+            self._wait_for_notify(connection, Conf.POLL)
+        else:
+            busy = time.monotonic() - self._last_work < self.BUSY_FOR_SECONDS
+            time.sleep(self.BUSY_POLL_SECONDS if busy else Conf.POLL)
         return None
+
+    def _wait_for_notify(self, connection: Any, seconds: float) -> None:
+        """Block until a task is enqueued (NOTIFY) or `seconds` pass. LISTEN is issued again
+        whenever Django has replaced the connection."""
+        if self._listening_on is None or self._listening_on is not connection.connection:
+            with connection.cursor() as cursor:
+                cursor.execute(f"LISTEN {self.CHANNEL}")
+            self._listening_on = connection.connection
+        for _ in self._listening_on.notifies(timeout=seconds, stop_after=1):
+            pass
 
     def enqueue(self, task: str) -> int:
         connection = self._connection()
         [now] = _adapt_lock(connection, timezone.now())
+        insert = f"INSERT INTO {_queue_table()} (key, payload, lock) VALUES (%s, %s, %s)"
+        params = [self.list_key or Conf.CLUSTER_NAME, task, now]
         with connection.cursor() as cursor:
-            cursor.execute(
-                f"INSERT INTO {_queue_table()} (key, payload, lock) VALUES (%s, %s, %s) "
-                "RETURNING id",
-                [self.list_key or Conf.CLUSTER_NAME, task, now],
-            )
+            if connection.vendor == "postgresql":
+                # Delivered when this transaction commits, that is when the task is visible.
+                cursor.execute(
+                    f"WITH task AS ({insert} RETURNING id) SELECT id, pg_notify(%s, '') FROM task",
+                    [*params, self.CHANNEL],
+                )
+            else:
+                cursor.execute(f"{insert} RETURNING id", params)
             return int(cursor.fetchone()[0])
 
     def delete(self, task_id: int) -> None:

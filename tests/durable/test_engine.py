@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+import threading
 import time
 
 import pytest
@@ -314,6 +316,42 @@ def test_the_prompt_orm_broker_hands_out_tasks_first_in_first_out_once():
     assert OrmQ.objects.filter(key="fifo-test").count() == 3, "taken tasks stay until acked"
     broker.acknowledge(ids[0])
     assert OrmQ.objects.filter(key="fifo-test").count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(
+    not os.environ.get("DATABASE_URL", "").startswith("postgres"),
+    reason="LISTEN/NOTIFY is PostgreSQL's; on SQLite the broker polls (test above)",
+)
+def test_on_postgresql_an_idle_broker_wakes_as_soon_as_a_task_is_committed(monkeypatch):
+    from django.db import connection
+    from django_q.conf import Conf
+
+    from durable.queue import PromptORMBroker
+
+    monkeypatch.setattr(Conf, "POLL", 5.0)  # without the notification a wait lasts 5 s
+    found: list[tuple[float, list]] = []
+
+    def consume() -> None:
+        consumer = PromptORMBroker(list_key="notify-test")
+        try:
+            give_up = time.monotonic() + 15
+            while not found and time.monotonic() < give_up:
+                tasks = consumer.dequeue()
+                if tasks:
+                    found.append((time.monotonic(), tasks))
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=consume)
+    thread.start()
+    time.sleep(0.5)  # the consumer is waiting on an empty queue by now
+    enqueued_at = time.monotonic()
+    task_id = PromptORMBroker(list_key="notify-test").enqueue("payload")
+    thread.join()
+    [(found_at, tasks)] = found
+    assert [task for task, _ in tasks] == [task_id]
+    assert found_at - enqueued_at < 2.0, "woken by the notification, not by the 5 s poll"
 
 
 @pytest.mark.django_db(transaction=True)
