@@ -18,6 +18,8 @@ from django.utils import timezone
 from django_q.brokers.orm import ORM
 from django_q.conf import Conf
 
+from durable import sql
+
 logger = logging.getLogger("durable.queue")
 
 TASK_PATH = "durable.queue.advance_task"
@@ -143,7 +145,7 @@ class PromptORMBroker(ORM):
     def dequeue(self) -> list[tuple[int, Any]] | None:
         connection = self._connection()
         queue = _queue_table()
-        [now] = _adapt_lock(connection, timezone.now())
+        now = _prep_lock(connection, timezone.now())
         with connection.cursor() as cursor:
             cursor.execute(
                 f"SELECT id, payload, lock FROM {queue} WHERE key = %s AND lock < %s "
@@ -154,7 +156,7 @@ class PromptORMBroker(ORM):
             claimed = []
             for task_id, payload, lock in tasks:
                 # Compare-and-set on the lock: another cluster may take the same task first.
-                [until] = _adapt_lock(connection, self.timeout(None))
+                until = _prep_lock(connection, self.timeout(None))
                 cursor.execute(
                     f"UPDATE {queue} SET lock = %s WHERE id = %s AND lock = %s",
                     [until, task_id, lock],
@@ -174,7 +176,7 @@ class PromptORMBroker(ORM):
     def _wait_for_notify(self, connection: Any, seconds: float) -> None:
         """Block until a task is enqueued (NOTIFY) or `seconds` pass. LISTEN is issued again
         whenever Django has replaced the connection."""
-        if self._listening_on is None or self._listening_on is not connection.connection:
+        if self._listening_on is not connection.connection:
             with connection.cursor() as cursor:
                 cursor.execute(f"LISTEN {self.CHANNEL}")
             self._listening_on = connection.connection
@@ -183,7 +185,7 @@ class PromptORMBroker(ORM):
 
     def enqueue(self, task: str) -> int:
         connection = self._connection()
-        [now] = _adapt_lock(connection, timezone.now())
+        now = _prep_lock(connection, timezone.now())
         insert = f"INSERT INTO {_queue_table()} (key, payload, lock) VALUES (%s, %s, %s)"
         params = [self.list_key or Conf.CLUSTER_NAME, task, now]
         with connection.cursor() as cursor:
@@ -202,10 +204,10 @@ class PromptORMBroker(ORM):
             cursor.execute(f"DELETE FROM {_queue_table()} WHERE id = %s", [task_id])
 
 
-def _adapt_lock(connection: Any, moment: Any) -> list[Any]:
+def _prep_lock(connection: Any, moment: Any) -> Any:
     from django_q.models import OrmQ
 
-    return [OrmQ._meta.get_field("lock").get_db_prep_save(moment, connection)]
+    return sql.prep(OrmQ, "lock", moment, connection)
 
 
 @cache

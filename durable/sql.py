@@ -22,11 +22,14 @@ def _table(model: type[models.Model]) -> str:
     return connection.ops.quote_name(model._meta.db_table)
 
 
+def prep(model: type[models.Model], name: str, value: Any, db: Any = None) -> Any:
+    """`value` of field `name` as the ORM would send it to `db` (default: the default database)."""
+    return model._meta.get_field(name).get_db_prep_save(value, db or connection)
+
+
 def adapt(model: type[models.Model], values: dict[str, Any]) -> list[Any]:
     """The values of `values` (field name -> Python value) as the ORM would send them."""
-    return [
-        model._meta.get_field(name).get_db_prep_save(v, connection) for name, v in values.items()
-    ]
+    return [prep(model, name, value) for name, value in values.items()]
 
 
 def execute(sql: str, params: Sequence[Any]) -> tuple[int, tuple[Any, ...] | None]:

@@ -113,7 +113,7 @@ def acquire_lease(
 
     Inside the executor's transaction the lease commits with the run's first checkpoints (one
     commit), and the row stays locked until then."""
-    [moment] = sql.adapt(WorkflowRun, {"lease_expires_at": now})
+    moment = sql.prep(WorkflowRun, "lease_expires_at", now)
     if fresh:
         when = f"status = %s AND NOT EXISTS (SELECT 1 FROM {_CHECKPOINTS} WHERE run_id = %s)"
         when_params: list[Any] = [str(RunStatus.PENDING), run_id]

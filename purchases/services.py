@@ -199,9 +199,7 @@ def checkout(run_id: str) -> dict[str, Any]:
         connection.ops.quote_name(m._meta.db_table) for m in (Purchase, Product, Order)
     )
     order_number = new_order_number()
-    [created_at] = [
-        Order._meta.get_field("created_at").get_db_prep_save(timezone.now(), connection)
-    ]
+    created_at = Order._meta.get_field("created_at").get_db_prep_save(timezone.now(), connection)
     with connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {products} SET stock = stock - 1 WHERE stock >= 1 "
