@@ -13,3 +13,8 @@ class DurableConfig(AppConfig):
         # Workflows must be registered in every process that may replay them (web and workers).
         for module in getattr(settings, "DURABLE", {}).get("WORKFLOW_MODULES", []):
             import_module(module)
+        from django_q.signals import pre_execute
+
+        from durable.queue import before_engine_task
+
+        pre_execute.connect(before_engine_task, dispatch_uid="durable.before_engine_task")

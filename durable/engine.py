@@ -13,6 +13,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from durable import conf, queue, store
+from durable.errors import RunConflict
 from durable.executor import Advanced, advance, to_json
 from durable.models import ACTIVE_STATUSES, RunStatus, WorkflowRun, WorkflowSignal
 from durable.registry import WorkflowFunction, workflow_name
@@ -78,7 +79,9 @@ def start(
     DURABLE["EAGER_GRACE_SECONDS"]."""
     name = workflow_name(workflow)
     json_args = to_json(list(args))
-    with transaction.atomic():
+    # No savepoint inside a caller's transaction (it costs two round trips): a used id raises
+    # nothing in there, and any other error is one the caller's transaction cannot survive.
+    with transaction.atomic(savepoint=False):
         wake_at = timezone.now() + conf.seconds("EAGER_GRACE_SECONDS") if eager else None
         run, created = store.create_run(run_id, name, json_args, wake_at)
         if created and eager:
@@ -87,6 +90,11 @@ def start(
             queue.enqueue(run_id)
     if created:
         logger.info("run %s workflow=%s started", run_id, name)
+    elif run.workflow != name or run.args != json_args:
+        raise RunConflict(
+            f"run {run_id!r} exists for workflow {run.workflow!r} with args {run.args!r}; "
+            f"refused {name!r} with {json_args!r}"
+        )
     return RunHandle.from_run(run), created
 
 

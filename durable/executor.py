@@ -19,6 +19,7 @@ import os
 import socket
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
@@ -68,16 +69,21 @@ def to_json(value: Any) -> Any:
     return json.loads(json.dumps(value, cls=DjangoJSONEncoder))
 
 
-def advance(run_id: str, *, fresh: bool = False) -> Advanced:
+def advance(
+    run_id: str, *, fresh: bool = False, last_write: Callable[[], None] | None = None
+) -> Advanced:
     """Advance the run as far as it can go now (`fresh`: a run just started eagerly, which may
     be taken before the poller's grace time).
 
     Guarantees: at most one executor at a time (lease); each command that finished before is not
     run again; the run ends, or is parked with the time it must wake, or is left to another
-    executor if the lease was lost."""
+    executor if the lease was lost. `last_write` commits together with the advance's last
+    writes (on its own if the advance left nothing to commit), or not at all."""
     group = GroupTransaction()
     try:
         outcome = _advance(run_id, group, fresh=fresh)
+        if last_write is not None:
+            last_write()
     except BaseException:
         group.rollback()
         raise
@@ -85,11 +91,14 @@ def advance(run_id: str, *, fresh: bool = False) -> Advanced:
     return outcome
 
 
-def advance_many(run_ids: list[str]) -> dict[str, int]:
+def advance_many(
+    run_ids: list[str], *, last_write: Callable[[], None] | None = None
+) -> dict[str, int]:
     """Advance each run in turn, as `advance` does, sharing their group transactions: a batch of
     runs woken together commits once per DURABLE["GROUP_COMMIT_SECONDS"], not once per run. A
     run that fails takes back only its own writes and does not stop the others (the poller finds
-    it again). Returns how many runs ended each way."""
+    it again). Returns how many runs ended each way. `last_write` commits with the batch's last
+    group, as in `advance`."""
     group = GroupTransaction()
     outcomes: dict[str, int] = {}
     try:
@@ -104,6 +113,8 @@ def advance_many(run_ids: list[str]) -> dict[str, int]:
             outcomes[outcome] = outcomes.get(outcome, 0) + 1
             if group.age() > conf.get("GROUP_COMMIT_SECONDS"):
                 group.commit()
+        if last_write is not None:
+            last_write()
     except BaseException:
         group.rollback()
         raise
@@ -146,7 +157,7 @@ def _advance_leased(runner: _LiveCommands, leased: store.LeasedRun, started: flo
         # would be picked up again at once, forever); the lease lapses and the run is retried.
         logger.error("run %s: %s", run_id, exc)
         return Advanced.BUSY
-    history = store.load_history(run_id)
+    history = store.load_history(run_id) if leased.has_checkpoints else {}
     outcome = drive(generator, history, runner.execute)
     if not isinstance(outcome, Suspended):
         status, result, error = _ending(outcome)
@@ -189,6 +200,7 @@ class _LiveCommands:
         self._group = group
         self._savepoint: RunSavepoint | None = None
         self._fenced_in = -1  # the group generation this run last took or fenced its lease in
+        self._no_signals_in = -1  # a group generation in which no signal waits to be consumed
         self._started_at = timezone.now()
         self._db_clock: tuple[dt.datetime | None, float] = (None, 0.0)
 
@@ -205,6 +217,8 @@ class _LiveCommands:
         leased = store.acquire_lease(self.run_id, self.owner, timezone.now(), self.ttl, fresh=fresh)
         if leased is not None:
             self._fenced_in = self._group.generation
+            if not leased.has_signals:
+                self._no_signals_in = self._group.generation
             self._note_clock(leased.db_now)
         return leased
 
@@ -295,6 +309,9 @@ class _LiveCommands:
             raise
         except Exception as exc:
             return self._step_failed(position, command, attempt, exc)
+        finally:
+            # Its function ran in this transaction and may have sent this very run a signal.
+            self._no_signals_in = -1
         # Slow steps commit at once, so the group never holds the database's locks for long.
         if self._group.age() > conf.get("GROUP_COMMIT_SECONDS"):
             self.commit()
@@ -362,7 +379,11 @@ class _LiveCommands:
             deadline = command.until
         else:
             deadline = now + dt.timedelta(seconds=command.timeout or 0)
-        signal = store.consume_signal(self.run_id, command.signal, position)
+        signal = (
+            None
+            if self._no_signals_in == self._group.generation
+            else store.consume_signal(self.run_id, command.signal, position)
+        )
         if signal is not None:
             result: dict[str, Any] = {"signal_id": signal.pk, "payload": signal.payload}
         elif deadline is not None and now >= deadline:

@@ -52,6 +52,7 @@ def update(
     where: str,
     where_params: Sequence[Any],
     returning: str = "",
+    returning_params: Sequence[Any] = (),
 ) -> tuple[int, tuple[Any, ...] | None]:
     """UPDATE rows of `model` matching `where` (SQL on column names) with `values`; returns the
     row count and the first row of `returning` (SQL expressions), if asked."""
@@ -59,14 +60,22 @@ def update(
     sql = f"UPDATE {_table(model)} SET {assignments} WHERE {where}"
     if returning:
         sql += f" RETURNING {returning}"
-    return execute(sql, [*adapt(model, values), *where_params])
+    return execute(sql, [*adapt(model, values), *where_params, *returning_params])
 
 
-def insert(model: type[models.Model], values: dict[str, Any]) -> None:
-    """INSERT one row of `model` (field names that are also the column names)."""
+def insert(
+    model: type[models.Model], values: dict[str, Any], *, unless_exists: bool = False
+) -> bool:
+    """INSERT one row of `model` (field names that are also the column names). `unless_exists`:
+    a row with the same primary or unique key is left as it is, without an error (and without
+    the savepoint an IntegrityError would need); returns whether the row was inserted."""
     columns = ", ".join(connection.ops.quote_name(name) for name in values)
     marks = ", ".join(["%s"] * len(values))
-    execute(f"INSERT INTO {_table(model)} ({columns}) VALUES ({marks})", adapt(model, values))
+    statement = f"INSERT INTO {_table(model)} ({columns}) VALUES ({marks})"
+    if unless_exists:
+        statement += " ON CONFLICT DO NOTHING"
+    inserted, _ = execute(statement, adapt(model, values))
+    return inserted == 1
 
 
 def read_json(value: Any) -> Any:

@@ -11,12 +11,12 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from durable import sql
-from durable.errors import LeaseLost, RunConflict, RunNotFound
+from durable.errors import LeaseLost, RunNotFound
 from durable.models import (
     ACTIVE_STATUSES,
     CheckpointStatus,
@@ -45,8 +45,9 @@ _RUN_COLUMNS = WorkflowRun._meta.concrete_fields
 def create_run(
     run_id: str, workflow: str, args: list[Any], wake_at: dt.datetime | None = None
 ) -> tuple[WorkflowRun, bool]:
-    """Insert the run, or return the one with this id. Safe under concurrent calls: the primary
-    key decides, not a check before the insert. RunConflict if the existing run differs.
+    """Insert the run, or return the one with this id (`created` False), whatever it holds: the
+    caller compares it. Safe under concurrent calls: the primary key decides, not a check before
+    the insert, and a used id raises nothing, so it spoils no surrounding transaction.
 
     Without `wake_at` the run is recorded as enqueued now; with it, nothing is enqueued and the
     poller takes the run once `wake_at` has come (unless it was advanced before)."""
@@ -55,21 +56,12 @@ def create_run(
         id=run_id, workflow=workflow, args=args, wake_at=wake_at,
         enqueued_at=None if wake_at else now, created_at=now, updated_at=now,
     )  # fmt: skip
-    try:
-        with transaction.atomic():
-            sql.insert(WorkflowRun, {f.attname: getattr(run, f.attname) for f in _RUN_COLUMNS})
+    values = {f.attname: getattr(run, f.attname) for f in _RUN_COLUMNS}
+    if sql.insert(WorkflowRun, values, unless_exists=True):
         run._state.adding, run._state.db = False, connection.alias
         return run, True
-    except IntegrityError:
-        existing = WorkflowRun.objects.filter(pk=run_id).first()
-        if existing is None:
-            raise
-    if existing.workflow != workflow or existing.args != args:
-        raise RunConflict(
-            f"run {run_id!r} exists for workflow {existing.workflow!r} with args "
-            f"{existing.args!r}; refused {workflow!r} with {args!r}"
-        )
-    return existing, False
+    # The id is taken by a committed run (on PostgreSQL the insert waited for its transaction).
+    return get_run(run_id), False
 
 
 def get_run(run_id: str) -> WorkflowRun:
@@ -91,17 +83,28 @@ def lock_run(run_id: str) -> WorkflowRun:
 @dataclass(frozen=True, slots=True)
 class LeasedRun:
     """What an executor needs of a run it just leased. `db_now`: the database's clock at that
-    moment on PostgreSQL (one clock for every machine), None on SQLite."""
+    moment on PostgreSQL (one clock for every machine), None on SQLite. `has_checkpoints`: False
+    when the run has none, so there is no history to read. `has_signals`: False when no accepted
+    signal waits to be consumed; it holds until the lease's transaction commits, because a
+    sender's verdict waits for the run's row (see `record_signal`)."""
 
     workflow: str
     args: list[Any]
     db_now: dt.datetime | None
+    has_checkpoints: bool = True
+    has_signals: bool = True
 
 
 _CHECKPOINTS = StepCheckpoint._meta.db_table
 _SIGNALS = WorkflowSignal._meta.db_table
 _ACTIVE = tuple(str(status) for status in ACTIVE_STATUSES)
 _LEASE_FREE = "(lease_expires_at IS NULL OR lease_expires_at < %s)"
+# Asked with the lease, to spare a run that has none a query for its history or its signals.
+_HAS_CHECKPOINTS = f"EXISTS (SELECT 1 FROM {_CHECKPOINTS} WHERE run_id = %s)"
+_HAS_SIGNALS = (
+    f"EXISTS (SELECT 1 FROM {_SIGNALS} WHERE run_id = %s AND accepted = %s "
+    "AND consumed_position IS NULL)"
+)
 
 
 def acquire_lease(
@@ -132,12 +135,16 @@ def acquire_lease(
         },
         f"id = %s AND status IN (%s, %s, %s) AND {_LEASE_FREE} AND {when}",
         [run_id, *_ACTIVE, moment, *when_params],
-        returning=f"workflow, args, {sql.clock_sql()}",
+        returning=f"workflow, args, {sql.clock_sql()}, {_HAS_CHECKPOINTS}, {_HAS_SIGNALS}",
+        returning_params=[run_id, run_id, True],
     )
     if row is None:
         return None
-    workflow, args, db_now = row
-    return LeasedRun(workflow, sql.read_json(args), sql.read_datetime(db_now))
+    workflow, args, db_now, has_checkpoints, has_signals = row
+    return LeasedRun(
+        workflow, sql.read_json(args), sql.read_datetime(db_now),
+        bool(has_checkpoints), bool(has_signals),
+    )  # fmt: skip
 
 
 def fence(run_id: str, owner: str, ttl: dt.timedelta) -> dt.datetime | None:

@@ -3,9 +3,11 @@
 Inline (both databases, no cluster running): this process plays every part a task's life has,
 through the same functions the real processes call: the start (`purchases.services.buy`), the
 pusher's `broker.dequeue()`, the worker's task (`durable.queue.advance_task`, after the
-`close_old_connections()` django-q2 does before each task), the monitor's `broker.acknowledge()`,
-and, for a purchase with a window, the poller's `durable.engine.poll_once()`. Every statement is
-counted with its caller (see bench/lib/sqlcount.py).
+`close_old_connections()` and the pre_execute signal django-q2 sends before each task), the
+monitor's `broker.acknowledge()` if the task still asks for it (an engine task deletes its own
+queue row in its last transaction), and, for a purchase with a window, the poller's
+`durable.engine.poll_once()`. Every statement is counted with its caller (see
+bench/lib/sqlcount.py).
 
 Real processes (PostgreSQL only): pg_stat_database's xact_commit and pg_stat_user_tables' row
 counters over a batch of zero-window purchases run by the real cluster, minus this process's own
@@ -26,13 +28,17 @@ from bench.lib.sqlcount import SqlCount
 STATS_FLUSH_WAIT = 11.0  # PostgreSQL flushes an idle backend's counters within 10 s
 
 
+_BROKER: dict[str, object] = {}
+
+
 def _task_once(counter: SqlCount, label: str) -> None:
     """Dequeue one task as the pusher does, run it as a worker does, acknowledge it."""
     from django.db import close_old_connections
     from django_q.brokers import get_broker
+    from django_q.signals import pre_execute
     from django_q.signing import SignedPackage
 
-    broker = get_broker()
+    broker = _BROKER.setdefault("broker", get_broker())  # one per process, as the pusher's
     counter.phase = f"{label}: django-q2 pusher dequeue"
     tasks = None
     for _ in range(200):
@@ -42,11 +48,15 @@ def _task_once(counter: SqlCount, label: str) -> None:
     assert tasks, "no task was enqueued"
     ack_id, payload = tasks[0]
     task = SignedPackage.loads(payload)
+    task["ack_id"] = ack_id
     counter.phase = f"{label}: worker runs durable.queue.advance_task"
     close_old_connections()
-    pydoc.locate(task["func"])(*task["args"], **task["kwargs"])
+    func = pydoc.locate(task["func"])
+    pre_execute.send(sender="django_q", func=func, task=task)
+    func(*task["args"], **task["kwargs"])
     counter.phase = f"{label}: django-q2 monitor ack"
-    broker.acknowledge(ack_id)
+    if task.get("ack_id"):
+        broker.acknowledge(task["ack_id"])
 
 
 def _one_workflow(ctx: BenchContext, key: str, window: float) -> SqlCount:

@@ -90,6 +90,21 @@ def flaky_workflow(
     return {"outcome": outcome}
 
 
+def note_to_self(run_id: str) -> None:
+    from durable import send_signal
+
+    send_signal(run_id, "note", "sent from a step of the same run")
+
+
+@workflow("notes_to_self")
+def notes_to_self(ctx: WorkflowContext) -> Generator[Any, Any, Any]:
+    """A transactional step sends its own run a signal, which the next wait must receive even
+    though no time is left to wait."""
+    yield ctx.transaction(note_to_self, ctx.run_id)
+    note = yield ctx.wait_for_signal("note", timeout=0)
+    return None if note is TIMED_OUT else note
+
+
 @workflow("sleeper")
 def sleeper(ctx: WorkflowContext, seconds: float) -> Generator[Any, Any, str]:
     """Durable sleep, then the time by the durable clock."""

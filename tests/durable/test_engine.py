@@ -35,6 +35,15 @@ def test_start_is_idempotent_and_refuses_conflicting_arguments():
         durable.start("mail-1", "many_steps", 1, 0, 0)
 
 
+def test_a_refused_start_leaves_the_callers_transaction_usable():
+    durable.start("mail-2", "send_with_undo", "hello", 0.05)
+    with transaction.atomic():
+        with pytest.raises(durable.RunConflict):
+            durable.start("mail-2", "send_with_undo", "other text", 0.05)
+        # No savepoint was spent on the used id, and none was needed: the transaction goes on.
+        assert WorkflowRun.objects.filter(pk="mail-2", args=["hello", 0.05]).exists()
+
+
 def test_unknown_workflow_is_refused():
     with pytest.raises(durable.WorkflowNotRegistered):
         durable.start("x", "no_such_workflow")
@@ -75,6 +84,14 @@ def test_a_signal_sent_before_the_wait_is_reached_is_kept_for_it():
     assert durable.send_signal("mail-4", "undo", "early").accepted
     runs = finish(["mail-4"], timeout=5)
     assert runs["mail-4"].result == {"sent": False, "undone_by": "early"}
+
+
+def test_a_signal_a_step_sends_its_own_run_is_received_in_the_same_advance():
+    durable.start("notes-1", "notes_to_self")
+    assert advance("notes-1") == Advanced.FINISHED
+    run = WorkflowRun.objects.get(pk="notes-1")
+    assert run.result == "sent from a step of the same run"
+    assert WorkflowSignal.objects.get(run_id="notes-1").consumed_position == 1
 
 
 def test_a_signal_after_the_timeout_is_rejected_and_changes_nothing():
@@ -255,14 +272,15 @@ def test_a_batch_shares_commits_but_a_failing_run_takes_back_only_its_own_writes
     durable.start("mixed-steps", "many_steps", 2, 0, 0)  # a plain step commits mid-batch
     durable.start("mixed-busy", "sleeper", 0)
     assert store.acquire_lease("mixed-busy", "someone-else", timezone.now(), dt.timedelta(60))
-    real_load_history = store.load_history
+    real_finish_run = store.finish_run
 
-    def load_history(run_id: str):
+    def finish_run(run_id: str, *args, **kwargs):
+        # After the run's step wrote its effect: that write must be taken back too.
         if run_id == "mixed-bad":
             raise RuntimeError("the database went away for this run")
-        return real_load_history(run_id)
+        return real_finish_run(run_id, *args, **kwargs)
 
-    monkeypatch.setattr(store, "load_history", load_history)
+    monkeypatch.setattr(store, "finish_run", finish_run)
     order = ["mixed-ok-1", "mixed-steps", "mixed-bad", "mixed-busy", "mixed-ok-2"]
     assert executor.advance_many(order) == {"finished": 3, "error": 1, "busy": 1}
 
@@ -275,6 +293,7 @@ def test_a_batch_shares_commits_but_a_failing_run_takes_back_only_its_own_writes
     bad = runs["mixed-bad"]
     assert bad.status == RunStatus.PENDING and bad.lease_owner == "", "given back, not held"
     assert not StepCheckpoint.objects.filter(run_id="mixed-bad").exists()
+    assert effect_count("sent:mixed-bad") == 0
     assert runs["mixed-busy"].lease_owner == "someone-else"
     monkeypatch.undo()
     assert advance("mixed-bad") is Advanced.FINISHED
@@ -316,6 +335,113 @@ def test_the_prompt_orm_broker_hands_out_tasks_first_in_first_out_once():
     assert OrmQ.objects.filter(key="fifo-test").count() == 3, "taken tasks stay until acked"
     broker.acknowledge(ids[0])
     assert OrmQ.objects.filter(key="fifo-test").count() == 2
+
+
+def _through_a_worker_and_the_monitor(broker, monkeypatch) -> list[int]:
+    """Hand the next queued task to django-q2's own worker and monitor loops, in this process,
+    as the pusher would. Returns the task ids the monitor acknowledged."""
+    from multiprocessing import Queue, Value
+
+    from django_q.monitor import monitor
+    from django_q.signing import SignedPackage
+    from django_q.worker import worker
+
+    acknowledged: list[int] = []
+    real_acknowledge = type(broker).acknowledge
+
+    def acknowledge(self, task_id: int) -> None:
+        acknowledged.append(task_id)
+        real_acknowledge(self, task_id)
+
+    monkeypatch.setattr(type(broker), "acknowledge", acknowledge)
+    [(task_id, payload)] = broker.dequeue()
+    task = SignedPackage.loads(payload)
+    task.update(ack_id=task_id, cluster="test")
+    tasks, results = Queue(), Queue()
+    tasks.put(task)
+    tasks.put("STOP")
+    worker(tasks, results, Value("f", -1))
+    results.put("STOP")
+    monitor(results, broker)
+    return acknowledged
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_engine_task_deletes_its_queue_row_in_the_transaction_of_its_work(monkeypatch):
+    from django_q.models import OrmQ
+
+    from durable import queue
+
+    durable.start("ack-1", "send_with_undo", "hello", 0)
+    [queued] = OrmQ.objects.all()
+    assert _through_a_worker_and_the_monitor(queue._broker(), monkeypatch) == []
+    assert WorkflowRun.objects.get(pk="ack-1").status == RunStatus.SUCCEEDED
+    assert not OrmQ.objects.filter(pk=queued.pk).exists(), "deleted with the run's last writes"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_engine_task_that_fails_keeps_its_row_for_django_q2_to_handle(monkeypatch):
+    from django_q.models import OrmQ
+
+    from durable import queue
+
+    durable.start("ack-2", "send_with_undo", "hello", 0)
+    [queued] = OrmQ.objects.all()
+
+    def finish_run(*args, **kwargs):
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(store, "finish_run", finish_run)
+    # The task's transaction rolled back, its own delete with it: the monitor acknowledges the
+    # failure as django-q2 does (ack_failures), and the run is left for the poller.
+    assert _through_a_worker_and_the_monitor(queue._broker(), monkeypatch) == [queued.pk]
+    assert WorkflowRun.objects.get(pk="ack-2").status == RunStatus.PENDING
+    assert effect_count("sent:ack-2") == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_engine_task_right_after_another_skips_the_connection_health_check(monkeypatch):
+    from django.db import connections
+
+    from durable import queue
+
+    checks: list[str] = []
+    wrapper = type(connections["default"])
+    monkeypatch.setattr(wrapper, "is_usable", lambda self: checks.append("x") or True)
+    monkeypatch.setattr(queue, "_last_task_ended", -1e9)  # no engine task ran in this process
+    durable.start("health-1", "send_with_undo", "hello", 0)
+    durable.start("health-2", "send_with_undo", "hello", 0)
+    _through_a_worker_and_the_monitor(queue._broker(), monkeypatch)
+    assert len(checks) == 1, "the first task checks the connection django-q2 handed it"
+    _through_a_worker_and_the_monitor(queue._broker(), monkeypatch)
+    assert len(checks) == 1, "it served the previous task a moment ago: trusted"
+    assert WorkflowRun.objects.filter(status=RunStatus.SUCCEEDED).count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_only_the_pushers_claims_skip_waiting_for_the_disk():
+    from django.db import connection, connections
+
+    from durable.queue import PromptORMBroker
+
+    def durability(conn) -> str:
+        with conn.cursor() as cursor:
+            if conn.vendor == "postgresql":
+                cursor.execute("SHOW synchronous_commit")
+            else:
+                cursor.execute("PRAGMA synchronous")  # 2 = FULL, 1 = NORMAL
+            return str(cursor.fetchone()[0])
+
+    strict = "on" if connection.vendor == "postgresql" else "2"
+    assert durability(connection) == strict
+    PromptORMBroker(list_key="relaxed-test").dequeue()
+    assert durability(connection) == ("off" if connection.vendor == "postgresql" else "1")
+    other = connections.create_connection("default")  # any other process's connection
+    try:
+        assert durability(other) == strict
+    finally:
+        other.close()
+    connection.close()  # the next test gets a connection with the project's settings
 
 
 @pytest.mark.django_db(transaction=True)
