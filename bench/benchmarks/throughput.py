@@ -5,9 +5,18 @@ cluster (Q_WORKERS=2) with the poller beside it. Purchases start through
 
 Sequential: start one, wait until its run finished, start the next. Concurrent: keep 16 runs in
 flight (4 starting threads with 4 each). One watcher thread of this process asks the database
-every 2 ms which runs in flight finished (one query for all) and tells their starting thread.
-Per-workflow latency = run.finished_at - run.created_at (both written by the engine);
+which runs in flight finished (one query for all) and tells their starting thread: every 0.5 ms
+in the sequential rounds (one run in flight; the cost of asking is small there, and its delay is
+part of every cycle), every 2 ms in the concurrent ones (where asking takes CPU from the
+cluster). Per-workflow latency = run.finished_at - run.created_at (both written by the engine);
 throughput = workflows / (last finished_at - first created_at).
+
+Sequential cycle, by stage (p50 over the round, in ms; the bench and the engine share one
+clock): `services.buy` called -> run created (the run's created_at, set just before its
+insert); run created -> first step started (the first checkpoint's started_at: the start's
+commit, the pusher taking the task, the hop to a worker, the lease); first step started -> run
+finished (the engine's work in the worker, commit included); run finished -> seen by the
+watcher; seen -> next `services.buy` called.
 
 CPU during the 16-concurrent round, in % of one core (from /proc: utime+stime, a process's
 reaped children included): this bench process, the whole qcluster (main, sentinel, pusher,
@@ -26,12 +35,14 @@ ran - first enqueued). What one task hop costs, without the engine.
 
 from __future__ import annotations
 
+import itertools
 import os
 import queue
 import tempfile
 import threading
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from bench.lib import cpu, noop, workload
 from bench.lib.context import BenchContext, settings_override
@@ -40,6 +51,7 @@ from bench.lib.stats import summary
 # DBOS 3.4 on this kind of machine (workflows/s): sequential, 16 concurrent.
 DBOS = {"postgres": (93.0, 120.0), "sqlite": (99.0, 68.0)}
 POLL_INTERVAL = 0.002
+SEQUENTIAL_POLL_INTERVAL = 0.0005
 # Several starting threads, as several web workers would be: one thread calling services.buy
 # alone would make this process the bottleneck of the 16-concurrent figure.
 CONCURRENT_STARTERS = 4
@@ -53,9 +65,11 @@ class _Watcher:
     thread that started it. A run is handed over once; an error of the thread is raised again
     when the `with` block ends."""
 
-    def __init__(self) -> None:
+    def __init__(self, interval: float) -> None:
+        self._interval = interval
         self._lock = threading.Lock()
         self._inboxes: dict[str, queue.SimpleQueue[str]] = {}
+        self.seen_at: dict[str, float] = {}  # run id -> time.time() it was seen finished
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="run-watcher", daemon=True)
         self._error: Exception | None = None
@@ -93,7 +107,7 @@ class _Watcher:
         from django.db import connection
 
         try:
-            while not self._stop.wait(POLL_INTERVAL):
+            while not self._stop.wait(self._interval):
                 self._poll()
         except Exception as exc:
             self._error = exc
@@ -110,22 +124,34 @@ class _Watcher:
         done = WorkflowRun.objects.filter(pk__in=flying, status__in=workload.FINISHED).values_list(
             "pk", flat=True
         )
+        seen = time.time()
         with self._lock:
             for run_id in done:
+                self.seen_at[run_id] = seen
                 self._inboxes.pop(run_id).put(run_id)
+
+
+@dataclass
+class _Driven:
+    """What one round's starters saw: each `services.buy` call's seconds, and per run the
+    time.time() its `services.buy` was called and the time the watcher saw it finished."""
+
+    buy_seconds: list[float] = field(default_factory=list)
+    called_at: dict[str, float] = field(default_factory=dict)
+    seen_at: dict[str, float] = field(default_factory=dict)
 
 
 def _drive(
     ctx: BenchContext, prefix: str, count: int, in_flight: int, starters: int, time_limit: float
-) -> list[float]:
+) -> _Driven:
     """Start `count` purchases from `starters` threads, each keeping `in_flight // starters`
     runs unfinished (a thread starts the next one as soon as the watcher hands it one of its
-    runs as finished). Returns the seconds of each `services.buy` call."""
+    runs as finished)."""
     from django.db import connection
 
     lock = threading.Lock()
     next_index = 0
-    buy_seconds: list[float] = []
+    driven = _Driven()
     deadline = time.monotonic() + time_limit
     per_thread = max(1, in_flight // starters)
 
@@ -143,18 +169,21 @@ def _drive(
         try:
             while True:
                 while flying < per_thread and (index := take()) is not None:
-                    began = time.perf_counter()
-                    watcher.watch(workload.buy(ctx.seed, f"{prefix}-{index}"), inbox)
+                    called, began = time.time(), time.perf_counter()
+                    run_id = workload.buy(ctx.seed, f"{prefix}-{index}")
+                    watcher.watch(run_id, inbox)
                     flying += 1
                     with lock:
-                        buy_seconds.append(time.perf_counter() - began)
+                        driven.buy_seconds.append(time.perf_counter() - began)
+                        driven.called_at[run_id] = called
                 if not flying or not watcher.wait(inbox, deadline):
                     return
                 flying -= 1
         finally:
             connection.close()
 
-    with _Watcher() as watcher:
+    interval = SEQUENTIAL_POLL_INTERVAL if in_flight == 1 else POLL_INTERVAL
+    with _Watcher(interval) as watcher:
         threads = [
             threading.Thread(target=loop, args=(watcher,), name=f"starter-{i}")
             for i in range(starters)
@@ -163,7 +192,49 @@ def _drive(
             thread.start()
         for thread in threads:
             thread.join()
-    return buy_seconds
+    driven.seen_at = watcher.seen_at
+    return driven
+
+
+CYCLE_STAGES = (
+    "services.buy called -> run created",
+    "run created -> first step started",
+    "first step started -> run finished",
+    "run finished -> seen by the watcher",
+    "seen -> next services.buy called",
+)
+
+
+def _record_cycle_stages(ctx: BenchContext, label: str, driven: _Driven) -> None:
+    """Where a sequential cycle's time goes, stage by stage (p50s, ms)."""
+    from durable.models import StepCheckpoint, WorkflowRun
+
+    run_ids = sorted(driven.called_at, key=driven.called_at.__getitem__)
+    runs = {
+        run_id: (created.timestamp(), finished.timestamp())
+        for run_id, created, finished in WorkflowRun.objects.filter(
+            pk__in=run_ids, finished_at__isnull=False
+        ).values_list("pk", "created_at", "finished_at")
+    }
+    first_step = {
+        run_id: started.timestamp()
+        for run_id, started in StepCheckpoint.objects.filter(
+            run_id__in=run_ids, position=0
+        ).values_list("run_id", "started_at")
+    }
+    stages: list[list[float]] = [[] for _ in CYCLE_STAGES]
+    for run_id, next_id in zip(run_ids, [*run_ids[1:], None], strict=True):
+        if run_id not in runs or run_id not in first_step or run_id not in driven.seen_at:
+            continue
+        (created, finished), seen = runs[run_id], driven.seen_at[run_id]
+        times = [driven.called_at[run_id], created, first_step[run_id], finished, seen]
+        if next_id is not None:
+            times.append(driven.called_at[next_id])
+        for stage, (start, end) in enumerate(itertools.pairwise(times)):
+            stages[stage].append((end - start) * 1000)
+    for name, values in zip(CYCLE_STAGES, stages, strict=True):
+        if values:
+            ctx.result.add(f"{label}: cycle stage: {name}, p50", "ms", summary(values)["p50"])
 
 
 def _round(
@@ -179,12 +250,14 @@ def _round(
     with `cpu_of` (role -> process-group leader) the CPU each role used meanwhile."""
     starters = 1 if in_flight == 1 else CONCURRENT_STARTERS
     before = cpu.snapshot(cpu_of) if cpu_of is not None else None
-    buy_seconds = _drive(ctx, prefix, count, in_flight, starters, time_limit)
+    driven = _drive(ctx, prefix, count, in_flight, starters, time_limit)
     shares: dict[str, float] = {}
     if cpu_of is not None and before is not None:
         shares = cpu.core_shares(before, cpu.snapshot(cpu_of))
     _record_workflows(ctx, prefix, count, in_flight, label)
-    buy_p50 = summary(buy_seconds)["p50"] * 1000
+    if in_flight == 1:
+        _record_cycle_stages(ctx, label, driven)
+    buy_p50 = summary(driven.buy_seconds)["p50"] * 1000
     res = ctx.result
     res.add(
         f"{label}: services.buy in the bench process ({starters} thread(s)), p50", "ms", buy_p50
