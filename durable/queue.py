@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Callable
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
@@ -19,7 +20,7 @@ from django.utils import timezone
 from django_q.brokers.orm import ORM
 from django_q.conf import Conf
 
-from durable import sql
+from durable import sql, wakeup
 
 logger = logging.getLogger("durable.queue")
 
@@ -168,11 +169,12 @@ class PromptORMBroker(ORM):
     The stock broker sleeps its full poll interval whenever the queue is empty, which adds up to
     that interval to every task (a purchase's confirmation, a cancel). On PostgreSQL this one
     LISTENs: every enqueue NOTIFYs in its own transaction, so a waiting pusher wakes the moment a
-    task is committed, and polls at the configured interval only as a safety net. Elsewhere it
-    polls every BUSY_POLL_SECONDS for a while after it last found work, and at the configured
-    interval once idle. Its statements are plain SQL (the stock broker's ORM queries cost more
-    CPU than the database's work), and it checks its connection's health once a second rather
-    than before every poll."""
+    task is committed, and polls at the configured interval only as a safety net. On SQLite it
+    waits on a wake-up socket that every enqueue writes to once committed (durable.wakeup); until
+    a first wake-up has arrived it also polls every BUSY_POLL_SECONDS for a while after it last
+    found work, in case wake-ups cannot reach it. Its statements are plain SQL (the stock
+    broker's ORM queries cost more CPU than the database's work), and it checks its connection's
+    health once a second rather than before every poll."""
 
     BUSY_POLL_SECONDS = 0.001
     BUSY_FOR_SECONDS = 2.0
@@ -185,6 +187,8 @@ class PromptORMBroker(ORM):
         self._last_health_check = 0.0
         self._listening_on: Any = None
         self._relaxed_on: Any = None
+        self._listener: wakeup.Listener | None = None
+        self._listener_tried = False
 
     def _connection(self) -> Any:
         from django.db import close_old_connections, connections
@@ -234,10 +238,28 @@ class PromptORMBroker(ORM):
             return claimed
         if connection.vendor == "postgresql" and transaction.get_autocommit(using=Conf.ORM):
             self._wait_for_notify(connection, Conf.POLL)
+            return None
+        listener = self._wakeup_listener(connection)
+        busy = time.monotonic() - self._last_work < self.BUSY_FOR_SECONDS
+        # Once wake-ups have arrived, they are trusted: no need to poll fast while busy.
+        fast = busy and not (listener is not None and listener.woken_before)
+        seconds = self.BUSY_POLL_SECONDS if fast else Conf.POLL
+        if listener is not None:
+            listener.wait(seconds)
         else:
-            busy = time.monotonic() - self._last_work < self.BUSY_FOR_SECONDS
-            time.sleep(self.BUSY_POLL_SECONDS if busy else Conf.POLL)
+            time.sleep(seconds)
         return None
+
+    def _wakeup_listener(self, connection: Any) -> wakeup.Listener | None:
+        """This pusher's wake-up socket on SQLite (made on first use), None where there is none."""
+        if not self._listener_tried and connection.vendor == "sqlite":
+            self._listener_tried = True
+            folder = _wakeup_folder(connection)
+            try:
+                self._listener = wakeup.Listener(folder) if folder is not None else None
+            except OSError:
+                logger.warning("no wake-up socket in %s; polling only", folder, exc_info=True)
+        return self._listener
 
     def _wait_for_notify(self, connection: Any, seconds: float) -> None:
         """Block until a task is enqueued (NOTIFY) or `seconds` pass. LISTEN is issued again
@@ -263,11 +285,23 @@ class PromptORMBroker(ORM):
                 )
             else:
                 cursor.execute(f"{insert} RETURNING id", params)
-            return int(cursor.fetchone()[0])
+            task_id = int(cursor.fetchone()[0])  # on SQLite the statement ends here
+        folder = _wakeup_folder(connection)
+        if folder is not None:
+            # Once the task is visible, that is once this transaction commits.
+            transaction.on_commit(lambda: wakeup.wake_all(folder), using=Conf.ORM)
+        return task_id
 
     def delete(self, task_id: int) -> None:
         with self._connection().cursor() as cursor:
             cursor.execute(f"DELETE FROM {_queue_table()} WHERE id = %s", [task_id])
+
+
+def _wakeup_folder(connection: Any) -> Path | None:
+    """Where pushers on this SQLite database wait for wake-ups (see durable.wakeup)."""
+    if connection.vendor != "sqlite":
+        return None
+    return wakeup.folder_for(str(connection.settings_dict["NAME"]))
 
 
 def _relax_durability(cursor: Any, vendor: str) -> None:
