@@ -129,6 +129,17 @@ DATABASES = {
 if os.environ.get("ONECLICK_TEST_DB_NAME"):
     # Lets several test runs share one PostgreSQL server without clobbering each other.
     DATABASES["default"]["TEST"] = {"NAME": os.environ["ONECLICK_TEST_DB_NAME"]}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Parameters travel apart from the statement (server-side binding), so psycopg can prepare
+    # each statement once per connection and PostgreSQL stops parsing and planning it again: the
+    # workflows' few statements run thousands of times on each persistent connection. Behind a
+    # connection pooler that cannot keep prepared statements (PgBouncer in transaction mode
+    # before 1.21), set DJANGO_DB_PREPARE_THRESHOLD=off.
+    _prepare = os.environ.get("DJANGO_DB_PREPARE_THRESHOLD", "1").strip().lower()
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        server_side_binding=True,
+        prepare_threshold=None if _prepare in ("off", "none", "") else int(_prepare),
+    )
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Django's backend with a finer wait for the write lock (see oneclick_project/sqlite/base.py).
     DATABASES["default"]["ENGINE"] = "oneclick_project.sqlite"

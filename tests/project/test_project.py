@@ -63,6 +63,26 @@ def test_the_database_in_use_is_the_one_ci_asked_for():
     assert connection.vendor == expected
 
 
+@pytest.mark.django_db
+@pytest.mark.skipif(
+    not os.environ.get("DATABASE_URL", "").startswith("postgres"),
+    reason="prepared statements are PostgreSQL's (SQLite compiles statements in process)",
+)
+def test_on_postgresql_a_statement_run_again_is_prepared_not_parsed_again():
+    from purchases.models import Product
+
+    def prepared() -> set[str]:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT statement FROM pg_prepared_statements")
+            return {row[0] for row in cursor.fetchall()}
+
+    before = prepared()
+    for item in ("a", "b"):  # the same statement with other parameters
+        list(Product.objects.filter(item_id=item))
+    added = prepared() - before
+    assert any('"purchases_product"' in statement for statement in added), added
+
+
 @pytest.mark.crash
 @pytest.mark.django_db(transaction=True)
 def test_the_production_web_process_serves_pages_and_static_files():
