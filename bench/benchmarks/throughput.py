@@ -13,10 +13,11 @@ throughput = workflows / (last finished_at - first created_at).
 
 Sequential cycle, by stage (p50 over the round, in ms; the bench and the engine share one
 clock): `services.buy` called -> run created (the run's created_at, set just before its
-insert); run created -> first step started (the first checkpoint's started_at: the start's
-commit, the pusher taking the task, the hop to a worker, the lease); first step started -> run
-finished (the engine's work in the worker, commit included); run finished -> seen by the
-watcher; seen -> next `services.buy` called.
+insert); run created -> `services.buy` returned (the rest of the start, its commit included);
+returned -> first step started (the first checkpoint's started_at: the pusher taking the task,
+the hop to a worker, the lease); first step started -> run finished (the run's finished_at, set
+just before its last statement); run finished -> seen by the watcher (the worker's commit, then
+the watcher's next look); seen -> next `services.buy` called.
 
 CPU during the 16-concurrent round, in % of one core (from /proc: utime+stime, a process's
 reaped children included): this bench process, the whole qcluster (main, sentinel, pusher,
@@ -138,6 +139,7 @@ class _Driven:
 
     buy_seconds: list[float] = field(default_factory=list)
     called_at: dict[str, float] = field(default_factory=dict)
+    returned_at: dict[str, float] = field(default_factory=dict)
     seen_at: dict[str, float] = field(default_factory=dict)
 
 
@@ -171,11 +173,13 @@ def _drive(
                 while flying < per_thread and (index := take()) is not None:
                     called, began = time.time(), time.perf_counter()
                     run_id = workload.buy(ctx.seed, f"{prefix}-{index}")
+                    returned, took = time.time(), time.perf_counter() - began
                     watcher.watch(run_id, inbox)
                     flying += 1
                     with lock:
-                        driven.buy_seconds.append(time.perf_counter() - began)
+                        driven.buy_seconds.append(took)
                         driven.called_at[run_id] = called
+                        driven.returned_at[run_id] = returned
                 if not flying or not watcher.wait(inbox, deadline):
                     return
                 flying -= 1
@@ -198,7 +202,8 @@ def _drive(
 
 CYCLE_STAGES = (
     "services.buy called -> run created",
-    "run created -> first step started",
+    "run created -> services.buy returned",
+    "services.buy returned -> first step started",
     "first step started -> run finished",
     "run finished -> seen by the watcher",
     "seen -> next services.buy called",
@@ -227,7 +232,8 @@ def _record_cycle_stages(ctx: BenchContext, label: str, driven: _Driven) -> None
         if run_id not in runs or run_id not in first_step or run_id not in driven.seen_at:
             continue
         (created, finished), seen = runs[run_id], driven.seen_at[run_id]
-        times = [driven.called_at[run_id], created, first_step[run_id], finished, seen]
+        returned = driven.returned_at[run_id]
+        times = [driven.called_at[run_id], created, returned, first_step[run_id], finished, seen]
         if next_id is not None:
             times.append(driven.called_at[next_id])
         for stage, (start, end) in enumerate(itertools.pairwise(times)):
