@@ -8,6 +8,7 @@ that was lost between the two.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import time
 from collections.abc import Callable
@@ -189,6 +190,7 @@ class PromptORMBroker(ORM):
         self._relaxed_on: Any = None
         self._listener: wakeup.Listener | None = None
         self._listener_tried = False
+        self._orphans_released = False
 
     def _connection(self) -> Any:
         from django.db import close_old_connections, connections
@@ -212,6 +214,9 @@ class PromptORMBroker(ORM):
             if self._relaxed_on is not connection.connection and connection.get_autocommit():
                 _relax_durability(cursor, connection.vendor)
                 self._relaxed_on = connection.connection
+            if not self._orphans_released:
+                self._orphans_released = True
+                self._release_engine_claims(cursor, connection)
             if connection.vendor == "postgresql":
                 # One round trip; SKIP LOCKED lets several pushers claim different tasks.
                 cursor.execute(
@@ -249,6 +254,28 @@ class PromptORMBroker(ORM):
         else:
             time.sleep(seconds)
         return None
+
+    def _release_engine_claims(self, cursor: Any, connection: Any) -> None:
+        """Once, when this pusher starts: the engine's tasks that are claimed (a cluster killed
+        with them in hand, as this one may have been a moment ago) are handed out again now,
+        not after django-q2's retry time or the poller's redelivery. A cluster that is alive
+        may then run such a task twice, which the engine's tasks tolerate (the lease admits one
+        executor; a finished run is left as it is). Other tasks keep their claims."""
+        queue = _queue_table()
+        moment = timezone.now()
+        now = _prep_lock(connection, moment)
+        cursor.execute(
+            f"SELECT id, payload FROM {queue} WHERE key = %s AND lock > %s", [self.list_key, now]
+        )
+        ids = [task_id for task_id, payload in cursor.fetchall() if _is_engine_task(payload)]
+        if ids:
+            marks = ", ".join(["%s"] * len(ids))
+            available = _prep_lock(connection, moment - dt.timedelta(seconds=1))
+            cursor.execute(
+                f"UPDATE {queue} SET lock = %s WHERE id IN ({marks}) AND lock > %s",
+                [available, *ids, now],
+            )
+            logger.info("handed out again %d engine task(s) claimed before this start", len(ids))
 
     def _wakeup_listener(self, connection: Any) -> wakeup.Listener | None:
         """This pusher's wake-up socket on SQLite (made on first use), None where there is none."""
@@ -295,6 +322,15 @@ class PromptORMBroker(ORM):
     def delete(self, task_id: int) -> None:
         with self._connection().cursor() as cursor:
             cursor.execute(f"DELETE FROM {_queue_table()} WHERE id = %s", [task_id])
+
+
+def _is_engine_task(payload: Any) -> bool:
+    from django_q.signing import SignedPackage
+
+    try:
+        return SignedPackage.loads(payload).get("func") in (TASK_PATH, BATCH_TASK_PATH)
+    except Exception:  # unreadable (another key, another version): not ours to touch
+        return False
 
 
 def _wakeup_folder(connection: Any) -> Path | None:

@@ -10,6 +10,7 @@ the right to write to the folder) costs only time: the pusher also polls.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import logging
 import os
@@ -26,6 +27,7 @@ _MAX_PATH = 107
 _NAME_LENGTH = 32
 
 
+@functools.lru_cache(maxsize=16)
 def folder_for(database: str) -> Path | None:
     """The wake-up folder of the SQLite database file `database`: beside it, or where that path
     would be too long for a socket, in the temporary folder under a name made from it. None

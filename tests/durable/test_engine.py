@@ -418,6 +418,23 @@ def test_an_engine_task_right_after_another_skips_the_connection_health_check(mo
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_starting_pusher_hands_out_again_the_engine_tasks_a_killed_cluster_had_claimed():
+    from durable import queue
+
+    key = queue._broker().list_key
+    durable.start("orphan-1", "send_with_undo", "hello", 0)  # its task is an engine task
+    plain = queue.PromptORMBroker(list_key=key).enqueue("someone else's task")
+    killed = queue.PromptORMBroker(list_key=key)
+    in_hand = [killed.dequeue(), killed.dequeue()]  # then the cluster is killed with both
+    engine_task = in_hand[0][0][0]
+    assert in_hand[1][0][0] == plain
+    restarted = queue.PromptORMBroker(list_key=key)
+    assert [task_id for task_id, _ in restarted.dequeue()] == [engine_task]
+    assert restarted.dequeue() is None, "a task that is not the engine's keeps its claim"
+    assert queue.advance_task("orphan-1") == "finished"
+
+
+@pytest.mark.django_db(transaction=True)
 def test_only_the_pushers_claims_skip_waiting_for_the_disk():
     from django.db import connection, connections
 
