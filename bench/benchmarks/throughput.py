@@ -61,14 +61,15 @@ NOOP_LABEL = "no-op django-q2 task, sequential"
 
 
 class _Watcher:
-    """One thread that asks the database every POLL_INTERVAL which of the runs in flight
-    finished (one query for all of them) and puts each finished run's id in the inbox of the
-    thread that started it. A run is handed over once; an error of the thread is raised again
-    when the `with` block ends."""
+    """One thread that asks the database every `interval` which of the runs in flight finished
+    (one query for all of them) and puts each finished run's id in the inbox of the thread that
+    started it. With no run in flight it sleeps until one is watched, so that it does not take
+    the interpreter's lock from a starter in the middle of `services.buy`. A run is handed over
+    once; an error of the thread is raised again when the `with` block ends."""
 
     def __init__(self, interval: float) -> None:
         self._interval = interval
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()
         self._inboxes: dict[str, queue.SimpleQueue[str]] = {}
         self.seen_at: dict[str, float] = {}  # run id -> time.time() it was seen finished
         self._stop = threading.Event()
@@ -81,6 +82,8 @@ class _Watcher:
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
+        with self._lock:
+            self._lock.notify_all()
         self._thread.join(timeout=30)
         if self._error is not None:
             raise RuntimeError("the run watcher failed") from self._error
@@ -89,6 +92,7 @@ class _Watcher:
         """Put `run_id` in `inbox` once its run has finished."""
         with self._lock:
             self._inboxes[run_id] = inbox
+            self._lock.notify_all()
 
     def wait(self, inbox: queue.SimpleQueue[str], deadline: float) -> bool:
         """Take one finished run from `inbox`, waiting for it; False at `deadline` (monotonic) or
@@ -119,6 +123,8 @@ class _Watcher:
         from durable.models import WorkflowRun
 
         with self._lock:
+            while not self._inboxes and not self._stop.is_set():
+                self._lock.wait()
             flying = list(self._inboxes)
         if not flying:
             return
