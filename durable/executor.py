@@ -19,7 +19,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
@@ -79,16 +79,8 @@ def advance(
     run again; the run ends, or is parked with the time it must wake, or is left to another
     executor if the lease was lost. `last_write` commits together with the advance's last
     writes (on its own if the advance left nothing to commit), or not at all."""
-    group = GroupTransaction()
-    try:
-        outcome = _advance(run_id, group, fresh=fresh)
-        if last_write is not None:
-            last_write()
-    except BaseException:
-        group.rollback()
-        raise
-    group.commit()
-    return outcome
+    with _task_group(last_write) as group:
+        return _advance(run_id, group, fresh=fresh)
 
 
 def advance_many(
@@ -99,9 +91,8 @@ def advance_many(
     run that fails takes back only its own writes and does not stop the others (the poller finds
     it again). Returns how many runs ended each way. `last_write` commits with the batch's last
     group, as in `advance`."""
-    group = GroupTransaction()
     outcomes: dict[str, int] = {}
-    try:
+    with _task_group(last_write) as group:
         # One order for every batch: two that overlap (a task delivered twice) then take the
         # runs' row locks in the same order and cannot deadlock on PostgreSQL.
         for run_id in sorted(run_ids):
@@ -113,13 +104,22 @@ def advance_many(
             outcomes[outcome] = outcomes.get(outcome, 0) + 1
             if group.age() > conf.get("GROUP_COMMIT_SECONDS"):
                 group.commit()
+    return outcomes
+
+
+@contextlib.contextmanager
+def _task_group(last_write: Callable[[], None] | None) -> Iterator[GroupTransaction]:
+    """The group transaction of one call: `last_write` is made in it after the block, and it
+    commits then; anything raised rolls it back."""
+    group = GroupTransaction()
+    try:
+        yield group
         if last_write is not None:
             last_write()
     except BaseException:
         group.rollback()
         raise
     group.commit()
-    return outcomes
 
 
 def _advance(run_id: str, group: GroupTransaction, *, fresh: bool = False) -> Advanced:

@@ -130,7 +130,7 @@ def _acknowledge_in_transaction() -> Callable[[], None] | None:
         return None
 
     def acknowledge() -> None:
-        sql.execute(f"DELETE FROM {_queue_table()} WHERE id = %s", [task["ack_id"]])
+        _broker().delete(task["ack_id"])
         transaction.on_commit(lambda: task.pop("ack_id", None))
 
     return acknowledge

@@ -101,10 +101,9 @@ _ACTIVE = tuple(str(status) for status in ACTIVE_STATUSES)
 _LEASE_FREE = "(lease_expires_at IS NULL OR lease_expires_at < %s)"
 # Asked with the lease, to spare a run that has none a query for its history or its signals.
 _HAS_CHECKPOINTS = f"EXISTS (SELECT 1 FROM {_CHECKPOINTS} WHERE run_id = %s)"
-_HAS_SIGNALS = (
-    f"EXISTS (SELECT 1 FROM {_SIGNALS} WHERE run_id = %s AND accepted = %s "
-    "AND consumed_position IS NULL)"
-)
+# A run's signals that a wait will see: params run_id, True.
+_UNCONSUMED = "run_id = %s AND accepted = %s AND consumed_position IS NULL"
+_HAS_SIGNALS = f"EXISTS (SELECT 1 FROM {_SIGNALS} WHERE {_UNCONSUMED})"
 
 
 def acquire_lease(
@@ -406,9 +405,8 @@ class ConsumedSignal:
 def consume_signal(run_id: str, name: str, position: int) -> ConsumedSignal | None:
     """Inside a fenced transaction: take the oldest accepted, unconsumed signal `name`."""
     rows = sql.fetch_all(
-        f"SELECT id, payload FROM {_SIGNALS} WHERE run_id = %s AND name = %s AND accepted = %s "
-        "AND consumed_position IS NULL ORDER BY id LIMIT 1",
-        [run_id, name, True],
+        f"SELECT id, payload FROM {_SIGNALS} WHERE {_UNCONSUMED} AND name = %s ORDER BY id LIMIT 1",
+        [run_id, True, name],
     )
     if not rows:
         return None
