@@ -157,7 +157,7 @@ def _advance_leased(runner: _LiveCommands, leased: store.LeasedRun, started: flo
         # would be picked up again at once, forever); the lease lapses and the run is retried.
         logger.error("run %s: %s", run_id, exc)
         return Advanced.BUSY
-    history = store.load_history(run_id) if leased.has_checkpoints else {}
+    history = store.load_history(run_id)
     outcome = drive(generator, history, runner.execute)
     if not isinstance(outcome, Suspended):
         status, result, error = _ending(outcome)
@@ -200,7 +200,6 @@ class _LiveCommands:
         self._group = group
         self._savepoint: RunSavepoint | None = None
         self._fenced_in = -1  # the group generation this run last took or fenced its lease in
-        self._no_signals_in = -1  # a group generation in which no signal waits to be consumed
         self._started_at = timezone.now()
         self._db_clock: tuple[dt.datetime | None, float] = (None, 0.0)
 
@@ -217,8 +216,6 @@ class _LiveCommands:
         leased = store.acquire_lease(self.run_id, self.owner, timezone.now(), self.ttl, fresh=fresh)
         if leased is not None:
             self._fenced_in = self._group.generation
-            if not leased.has_signals:
-                self._no_signals_in = self._group.generation
             self._note_clock(leased.db_now)
         return leased
 
@@ -309,9 +306,6 @@ class _LiveCommands:
             raise
         except Exception as exc:
             return self._step_failed(position, command, attempt, exc)
-        finally:
-            # Its function ran in this transaction and may have sent this very run a signal.
-            self._no_signals_in = -1
         # Slow steps commit at once, so the group never holds the database's locks for long.
         if self._group.age() > conf.get("GROUP_COMMIT_SECONDS"):
             self.commit()
@@ -379,11 +373,7 @@ class _LiveCommands:
             deadline = command.until
         else:
             deadline = now + dt.timedelta(seconds=command.timeout or 0)
-        signal = (
-            None
-            if self._no_signals_in == self._group.generation
-            else store.consume_signal(self.run_id, command.signal, position)
-        )
+        signal = store.consume_signal(self.run_id, command.signal, position)
         if signal is not None:
             result: dict[str, Any] = {"signal_id": signal.pk, "payload": signal.payload}
         elif deadline is not None and now >= deadline:

@@ -52,7 +52,6 @@ def update(
     where: str,
     where_params: Sequence[Any],
     returning: str = "",
-    returning_params: Sequence[Any] = (),
 ) -> tuple[int, tuple[Any, ...] | None]:
     """UPDATE rows of `model` matching `where` (SQL on column names) with `values`; returns the
     row count and the first row of `returning` (SQL expressions), if asked."""
@@ -60,7 +59,7 @@ def update(
     sql = f"UPDATE {_table(model)} SET {assignments} WHERE {where}"
     if returning:
         sql += f" RETURNING {returning}"
-    return execute(sql, [*adapt(model, values), *where_params, *returning_params])
+    return execute(sql, [*adapt(model, values), *where_params])
 
 
 def insert(

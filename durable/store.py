@@ -83,27 +83,21 @@ def lock_run(run_id: str) -> WorkflowRun:
 @dataclass(frozen=True, slots=True)
 class LeasedRun:
     """What an executor needs of a run it just leased. `db_now`: the database's clock at that
-    moment on PostgreSQL (one clock for every machine), None on SQLite. `has_checkpoints`: False
-    when the run has none, so there is no history to read. `has_signals`: False when no accepted
-    signal waits to be consumed; it holds until the lease's transaction commits, because a
-    sender's verdict waits for the run's row (see `record_signal`)."""
+    moment on PostgreSQL (one clock for every machine), None on SQLite.
+
+    Nothing about the run's other rows (checkpoints, signals) is asked here: on PostgreSQL a
+    statement that waited for the run's row still reads other tables as they were when it
+    started, so a signal committed by the sender it waited for would be missed."""
 
     workflow: str
     args: list[Any]
     db_now: dt.datetime | None
-    has_checkpoints: bool = True
-    has_signals: bool = True
 
 
 _CHECKPOINTS = StepCheckpoint._meta.db_table
 _SIGNALS = WorkflowSignal._meta.db_table
 _ACTIVE = tuple(str(status) for status in ACTIVE_STATUSES)
 _LEASE_FREE = "(lease_expires_at IS NULL OR lease_expires_at < %s)"
-# Asked with the lease, to spare a run that has none a query for its history or its signals.
-_HAS_CHECKPOINTS = f"EXISTS (SELECT 1 FROM {_CHECKPOINTS} WHERE run_id = %s)"
-# A run's signals that a wait will see: params run_id, True.
-_UNCONSUMED = "run_id = %s AND accepted = %s AND consumed_position IS NULL"
-_HAS_SIGNALS = f"EXISTS (SELECT 1 FROM {_SIGNALS} WHERE {_UNCONSUMED})"
 
 
 def acquire_lease(
@@ -134,16 +128,12 @@ def acquire_lease(
         },
         f"id = %s AND status IN (%s, %s, %s) AND {_LEASE_FREE} AND {when}",
         [run_id, *_ACTIVE, moment, *when_params],
-        returning=f"workflow, args, {sql.clock_sql()}, {_HAS_CHECKPOINTS}, {_HAS_SIGNALS}",
-        returning_params=[run_id, run_id, True],
+        returning=f"workflow, args, {sql.clock_sql()}",
     )
     if row is None:
         return None
-    workflow, args, db_now, has_checkpoints, has_signals = row
-    return LeasedRun(
-        workflow, sql.read_json(args), sql.read_datetime(db_now),
-        bool(has_checkpoints), bool(has_signals),
-    )  # fmt: skip
+    workflow, args, db_now = row
+    return LeasedRun(workflow, sql.read_json(args), sql.read_datetime(db_now))
 
 
 def fence(run_id: str, owner: str, ttl: dt.timedelta) -> dt.datetime | None:
@@ -405,8 +395,9 @@ class ConsumedSignal:
 def consume_signal(run_id: str, name: str, position: int) -> ConsumedSignal | None:
     """Inside a fenced transaction: take the oldest accepted, unconsumed signal `name`."""
     rows = sql.fetch_all(
-        f"SELECT id, payload FROM {_SIGNALS} WHERE {_UNCONSUMED} AND name = %s ORDER BY id LIMIT 1",
-        [run_id, True, name],
+        f"SELECT id, payload FROM {_SIGNALS} WHERE run_id = %s AND name = %s AND accepted = %s "
+        "AND consumed_position IS NULL ORDER BY id LIMIT 1",
+        [run_id, name, True],
     )
     if not rows:
         return None

@@ -93,6 +93,39 @@ def test_a_signal_a_step_sends_its_own_run_is_received_in_the_same_advance():
     assert WorkflowSignal.objects.get(run_id="notes-1").consumed_position == 1
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_signal_committed_while_the_lease_waits_for_the_row_is_still_received():
+    """A sender accepted the signal in time and holds the run's row until it commits; the
+    executor's lease, started meanwhile, waits for that row. On PostgreSQL the lease statement
+    reads other tables as they were when it started, so the signal must be looked for after it."""
+    from django.db import connection
+
+    durable.start("late-commit", "send_with_undo", "hello", 0.05)
+    assert advance("late-commit") == Advanced.SUSPENDED
+    time.sleep(0.1)  # the wait's deadline has passed; the signal was accepted before it
+    row_locked, outcomes = threading.Event(), []
+
+    def executor() -> None:
+        try:
+            row_locked.wait(5)
+            outcomes.append(advance("late-commit"))
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=executor)
+    with transaction.atomic():
+        run = store.lock_run("late-commit")
+        WorkflowSignal.objects.create(run=run, name="undo", payload="in time", accepted=True)
+        thread.start()
+        row_locked.set()
+        time.sleep(0.5)  # the executor's lease is now waiting for this row (PostgreSQL)
+    thread.join(10)
+    assert outcomes == [Advanced.FINISHED]
+    run = WorkflowRun.objects.get(pk="late-commit")
+    assert run.result == {"sent": False, "undone_by": "in time"}
+    assert effect_count("sent:late-commit") == 0
+
+
 def test_a_signal_after_the_timeout_is_rejected_and_changes_nothing():
     durable.start("mail-5", "send_with_undo", "hello", 0.05)
     finish(["mail-5"])
