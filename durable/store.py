@@ -108,7 +108,10 @@ def acquire_lease(
     and is only parked for the poller's sake: an eager start). Returns the leased run, or None.
 
     Inside the executor's transaction the lease commits with the run's first checkpoints (one
-    commit), and the row stays locked until then."""
+    commit), and the row stays locked until then. On PostgreSQL a `fresh` lease that waited for
+    the row judges "no checkpoint yet" as before its wait, so it may be granted on a run a worker
+    advanced meanwhile: harmless, as the executor reads the history after its lease and an early
+    advance only replays (test_an_eager_lease_that_waited_for_a_worker_replays_what_...)."""
     moment = sql.prep(WorkflowRun, "lease_expires_at", now)
     if fresh:
         when = f"status = %s AND NOT EXISTS (SELECT 1 FROM {_CHECKPOINTS} WHERE run_id = %s)"

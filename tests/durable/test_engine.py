@@ -126,6 +126,43 @@ def test_a_signal_committed_while_the_lease_waits_for_the_row_is_still_received(
     assert effect_count("sent:late-commit") == 0
 
 
+@pytest.mark.django_db(transaction=True)
+def test_an_eager_lease_that_waited_for_a_worker_replays_what_the_worker_wrote():
+    """The eager start's lease asks that the run has no checkpoint yet; on PostgreSQL, when it
+    waited for the row, it asks that as things were before the wait and may be granted on a run
+    a worker advanced meanwhile. That is safe because the executor reads the run's history
+    after its lease: it replays what the worker wrote, and the accepted signal still counts."""
+    from django.db import connection
+
+    store.create_run("eager-late", "send_with_undo", ["hello", 30], timezone.now())
+    row_locked, outcomes = threading.Event(), []
+
+    def eager_start() -> None:
+        try:
+            row_locked.wait(5)
+            outcomes.append(advance("eager-late", fresh=True))
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=eager_start)
+    with transaction.atomic():
+        store.lock_run("eager-late")
+        WorkflowRun.objects.filter(pk="eager-late").update(updated_at=timezone.now())  # SQLite
+        thread.start()
+        row_locked.set()
+        time.sleep(0.5)  # the eager lease is now waiting for this row
+        # Meanwhile a worker (the poller took the run) parks it at its wait, and a cancel wakes it.
+        assert advance("eager-late") is Advanced.SUSPENDED
+        assert durable.send_signal("eager-late", "undo", "in time").accepted
+    thread.join(10)
+    assert len(outcomes) == 1 and outcomes[0] in (Advanced.FINISHED, Advanced.BUSY)
+    runs = finish(["eager-late"], timeout=5)
+    assert runs["eager-late"].result == {"sent": False, "undone_by": "in time"}
+    assert effect_count("sent:eager-late") == 0
+    timeline = StepCheckpoint.objects.filter(run_id="eager-late").values_list("position", "name")
+    assert list(timeline.order_by("position")) == [(0, "wait:undo")]
+
+
 def test_a_signal_after_the_timeout_is_rejected_and_changes_nothing():
     durable.start("mail-5", "send_with_undo", "hello", 0.05)
     finish(["mail-5"])
