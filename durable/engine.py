@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Expression, Q
 from django.utils import timezone
 
 from durable import conf, queue, store
@@ -132,6 +132,13 @@ def database_now() -> dt.datetime:
 
     Compute deadlines handed to `wait_for_signal(until=...)` from it, so every machine agrees."""
     return store.db_now()
+
+
+def database_now_expression() -> Expression:
+    """`database_now()` as an ORM expression, for a query the caller makes anyway: annotate it
+    with this and the clock costs no round trip of its own. Build it right before the query (on
+    SQLite it holds this process's clock as of the call)."""
+    return store.db_now_expression()
 
 
 def accepted_signal_count(run_id: str, name: str) -> int:

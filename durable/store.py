@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import DateTimeField, Expression, Func, Q, Value
 from django.utils import timezone
 
 from durable import sql
@@ -26,6 +26,14 @@ from durable.models import (
     WorkflowSignal,
 )
 from durable.replay import Recorded
+
+
+def db_now_expression() -> Expression:
+    """An ORM expression whose value is `db_now()`: the database's clock read by the statement
+    itself on PostgreSQL, this process's clock (now) on SQLite."""
+    if connection.vendor == "postgresql":
+        return Func(function="clock_timestamp", output_field=DateTimeField())
+    return Value(timezone.now(), output_field=DateTimeField())
 
 
 def db_now() -> dt.datetime:

@@ -91,7 +91,12 @@ def buy(user: AbstractBaseUser, key: str, item_id: Any) -> BuyResult:
         raise InvalidKey(KEY_RULE)
     if not isinstance(item_id, str) or not item_id:
         raise UnknownItem("item_id is required (a product's item id, such as widget-001)")
-    product = Product.objects.filter(item_id=item_id, active=True).first()
+    # The engine's clock comes with the product (one round trip fewer on PostgreSQL).
+    product = (
+        Product.objects.filter(item_id=item_id, active=True)
+        .annotate(clock=durable.database_now_expression())
+        .first()
+    )
     if product is None:
         existing = _existing(user, key)
         if existing is not None:
@@ -101,7 +106,7 @@ def buy(user: AbstractBaseUser, key: str, item_id: Any) -> BuyResult:
     # unique key), not by a read first: a new purchase, the common case, costs no extra query.
     try:
         with transaction.atomic():
-            cancel_until = durable.database_now() + cancel_window()
+            cancel_until = product.clock + cancel_window()
             run_id = run_id_for(user.pk, key)
             durable.start(
                 run_id, WORKFLOW, product.item_id, cancel_until.isoformat(),

@@ -43,6 +43,19 @@ def test_a_refused_start_leaves_the_callers_transaction_usable():
         assert WorkflowRun.objects.filter(pk="mail-2", args=["hello", 0.05]).exists()
 
 
+def test_the_clock_read_in_a_query_is_the_engines_clock():
+    durable.start("clock-1", "send_with_undo", "hello", 0.05)
+    before = durable.database_now()
+    read = (
+        WorkflowRun.objects.filter(pk="clock-1")
+        .annotate(clock=durable.database_now_expression())
+        .values_list("clock", flat=True)
+        .get()
+    )
+    after = durable.database_now()
+    assert read.tzinfo is not None and before <= read <= after
+
+
 def test_unknown_workflow_is_refused():
     with pytest.raises(durable.WorkflowNotRegistered):
         durable.start("x", "no_such_workflow")
