@@ -169,6 +169,11 @@ def main() -> int:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     log = OUT / f"run-{stamp}.log"
     info = machine.describe()
+    if "postgres" in dbs:
+        from bench.lib.database import _pg_admin
+
+        rtt = machine.pg_round_trip_ms(_pg_admin)
+        info["speed today: PostgreSQL SELECT 1 round trip, p50"] = f"{rtt:.3f} ms"
     command = shlex.join([".venv/bin/python", "bench/run_all.py", *sys.argv[1:]])
     print(f"{command}\nmachine: {info}\nlog: {log}", flush=True)
     began = time.monotonic()
