@@ -268,6 +268,7 @@ Q_CLUSTER: dict[str, object] = {
     "name": os.environ.get("Q_CLUSTER_NAME", "oneclick"),
     "workers": int(env_float("Q_WORKERS", 2)),
     "recycle": 5000,
+    "bulk": int(env_float("Q_BULK", 4)),
     "timeout": 60,
     "retry": 120,
     "max_attempts": 3,

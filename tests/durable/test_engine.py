@@ -403,20 +403,24 @@ def test_a_signal_accepted_in_time_wins_even_if_the_worker_comes_after_the_deadl
     assert effect_count("sent:mail-8") == 0
 
 
-def test_the_prompt_orm_broker_hands_out_tasks_first_in_first_out_once():
+def test_the_prompt_orm_broker_hands_out_tasks_first_in_first_out_once(monkeypatch):
+    from django_q.conf import Conf
     from django_q.models import OrmQ
 
     from durable.queue import PromptORMBroker
 
+    monkeypatch.setattr(Conf, "BULK", 2)  # at most two tasks per claim (Q_BULK)
     broker = PromptORMBroker(list_key="fifo-test")
-    ids = [broker.enqueue(f"payload-{n}") for n in range(3)]
+    ids = [broker.enqueue(f"payload-{n}") for n in range(5)]
     first = PromptORMBroker(list_key="fifo-test").dequeue()
     second = PromptORMBroker(list_key="fifo-test").dequeue()
-    assert [task_id for task_id, _ in first + second] == ids[:2]
+    assert [task_id for task_id, _ in first] == ids[:2]
+    assert [task_id for task_id, _ in second] == ids[2:4]
     assert first[0][1] == "payload-0"
-    assert OrmQ.objects.filter(key="fifo-test").count() == 3, "taken tasks stay until acked"
+    assert OrmQ.objects.filter(key="fifo-test").count() == 5, "taken tasks stay until acked"
     broker.acknowledge(ids[0])
-    assert OrmQ.objects.filter(key="fifo-test").count() == 2
+    assert OrmQ.objects.filter(key="fifo-test").count() == 4
+    assert [task_id for task_id, _ in broker.dequeue()] == ids[4:]
 
 
 def _through_a_worker_and_the_monitor(broker, monkeypatch) -> list[int]:
@@ -424,6 +428,7 @@ def _through_a_worker_and_the_monitor(broker, monkeypatch) -> list[int]:
     as the pusher would. Returns the task ids the monitor acknowledged."""
     from multiprocessing import Queue, Value
 
+    from django_q.conf import Conf
     from django_q.monitor import monitor
     from django_q.signing import SignedPackage
     from django_q.worker import worker
@@ -436,6 +441,7 @@ def _through_a_worker_and_the_monitor(broker, monkeypatch) -> list[int]:
         real_acknowledge(self, task_id)
 
     monkeypatch.setattr(type(broker), "acknowledge", acknowledge)
+    monkeypatch.setattr(Conf, "BULK", 1)  # one task at a time: the next one
     [(task_id, payload)] = broker.dequeue()
     task = SignedPackage.loads(payload)
     task.update(ack_id=task_id, cluster="test")
@@ -501,16 +507,22 @@ def test_an_engine_task_right_after_another_skips_the_connection_health_check(mo
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_starting_pusher_hands_out_again_the_engine_tasks_a_killed_cluster_had_claimed():
+def test_a_starting_pusher_hands_out_again_the_engine_tasks_a_killed_cluster_had_claimed(
+    monkeypatch,
+):
+    from django_q.conf import Conf
+
     from durable import queue
+
+    monkeypatch.setattr(Conf, "BULK", 2)
 
     key = queue._broker().list_key
     durable.start("orphan-1", "send_with_undo", "hello", 0)  # its task is an engine task
     plain = queue.PromptORMBroker(list_key=key).enqueue("someone else's task")
     killed = queue.PromptORMBroker(list_key=key)
-    in_hand = [killed.dequeue(), killed.dequeue()]  # then the cluster is killed with both
-    engine_task = in_hand[0][0][0]
-    assert in_hand[1][0][0] == plain
+    in_hand = killed.dequeue()  # then the cluster is killed with both
+    [engine_task, plain_task] = [task_id for task_id, _ in in_hand]
+    assert plain_task == plain
     restarted = queue.PromptORMBroker(list_key=key)
     assert [task_id for task_id, _ in restarted.dequeue()] == [engine_task]
     assert restarted.dequeue() is None, "a task that is not the engine's keeps its claim"
