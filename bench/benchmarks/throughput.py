@@ -7,7 +7,8 @@ Sequential: start one, wait until its run finished, start the next; the starting
 asks the database every 0.5 ms whether its run finished (the cost of asking is small there, and
 its delay is part of every cycle). Concurrent: keep 16 runs in flight (4 starting threads with 4
 each); one watcher thread of this process asks every 2 ms which runs in flight finished (one
-query for all; asking more often takes CPU from the cluster) and tells their starting thread.
+plain SQL query for all; asking more often, or through the ORM, takes CPU from the cluster)
+and tells their starting thread.
 Per-workflow latency = run.finished_at - run.created_at (both written by the engine);
 throughput = workflows / (last finished_at - first created_at).
 
@@ -127,17 +128,13 @@ class _Watcher:
             connection.close()
 
     def _poll(self) -> None:
-        from durable.models import WorkflowRun
-
         with self._lock:
             while not self._inboxes and not self._stop.is_set():
                 self._lock.wait()
             flying = list(self._inboxes)
         if not flying:
             return
-        done = WorkflowRun.objects.filter(pk__in=flying, status__in=workload.FINISHED).values_list(
-            "pk", flat=True
-        )
+        done = workload.finished_among(flying)
         seen = time.time()
         with self._lock:
             for run_id in done:
@@ -166,12 +163,10 @@ class _InlineWatcher:
 
     def wait(self, inbox: queue.SimpleQueue[str], deadline: float) -> bool:
         """Return once the watched run finished (True) or at `deadline`, monotonic (False)."""
-        from durable.models import WorkflowRun
-
-        run_id, finished = self._watched, workload.FINISHED
+        run_id = self._watched
         assert run_id is not None, "nothing is watched"
         while time.monotonic() < deadline:
-            if WorkflowRun.objects.filter(pk=run_id, status__in=finished).exists():
+            if workload.finished_among([run_id]):
                 self.seen_at[run_id] = time.time()
                 self._watched = None
                 return True
