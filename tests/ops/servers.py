@@ -15,9 +15,15 @@ def venv_path() -> str:
     return f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
 
 
+# Ports handed out by this process: two servers of one test are given ports before either
+# listens, so "nothing listens there now" alone would hand both the same port.
+_handed_out: set[int] = set()
+
+
 def free_port(low: int = 8700, high: int = 8799) -> int:
-    """A port in [low, high] that nothing listens on right now."""
-    candidates = list(range(low, high + 1))
+    """A port in [low, high] that nothing listens on right now and that this process has not
+    handed out before."""
+    candidates = [port for port in range(low, high + 1) if port not in _handed_out]
     random.shuffle(candidates)
     for port in candidates:
         with socket.socket() as sock:
@@ -25,5 +31,6 @@ def free_port(low: int = 8700, high: int = 8799) -> int:
                 sock.bind(("127.0.0.1", port))
             except OSError:
                 continue
+            _handed_out.add(port)
             return port
     raise RuntimeError(f"no free port in {low}-{high}")
