@@ -67,13 +67,23 @@ class WorkflowRunAdmin(admin.ModelAdmin):
     def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
 
-    @admin.action(description="Resume now (enqueue)")
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        # A run's rows are its durable state; deleting them fails or strands the workflow.
+        # Finished runs are pruned by `prune_workflows`.
+        return False
+
+    def has_operate_permission(self, request: HttpRequest) -> bool:
+        """Resume and cancel need the model's change permission; a viewer may only look."""
+        opts = self.opts
+        return request.user.has_perm(f"{opts.app_label}.change_{opts.model_name}")
+
+    @admin.action(description="Resume now (enqueue)", permissions=["operate"])
     def resume_now(self, request: HttpRequest, queryset: QuerySet[WorkflowRun]) -> None:
         active = [run.id for run in queryset if not run.is_finished]
         engine.resume(active)
         self.message_user(request, f"Enqueued {len(active)} run(s).", messages.SUCCESS)
 
-    @admin.action(description="Cancel run (stop where it is)")
+    @admin.action(description="Cancel run (stop where it is)", permissions=["operate"])
     def cancel_runs(self, request: HttpRequest, queryset: QuerySet[WorkflowRun]) -> None:
         cancelled = sum(
             engine.cancel(run.id, f"cancelled in the admin by {request.user}") for run in queryset
@@ -86,6 +96,9 @@ class WorkflowSignalAdmin(admin.ModelAdmin):
     list_display = ("run", "name", "accepted", "reason", "sent_at", "consumed_position")
     list_filter = ("name", "accepted")
     search_fields = ("run__id",)
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False  # an accepted cancel must never be lost
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
