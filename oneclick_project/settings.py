@@ -210,6 +210,54 @@ X_FRAME_OPTIONS = "DENY"
 # Bodies of the JSON API are tiny; anything large is refused before it is parsed.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 64 * 1024
 
+
+# --- Throttling and the cache it counts in -----------------------------------------------------
+def env_rate(name: str, default: str) -> str | None:
+    """A DRF rate ("60/min") from the environment; "off" means no limit."""
+    raw = os.environ.get(name, "").strip() or default
+    if raw.lower() in {"off", "none", "0"}:
+        return None
+    number, _, period = raw.partition("/")
+    if not number.isdigit() or period[:1] not in {"s", "m", "h", "d"}:
+        raise ImproperlyConfigured(f"{name} must be a rate such as 60/min, or off; got {raw!r}")
+    return raw
+
+
+THROTTLE_RATES = {
+    "anon": env_rate("ONECLICK_THROTTLE_ANON", "60/min"),
+    "user": env_rate("ONECLICK_THROTTLE_USER", "1200/min"),
+    "buy": env_rate("ONECLICK_THROTTLE_BUY", "120/min"),
+    "cancel": env_rate("ONECLICK_THROTTLE_CANCEL", "120/min"),
+    "auth_failure": env_rate("ONECLICK_THROTTLE_AUTH_FAILURES", "10/min"),
+}
+# A customer may have this many purchases in their cancel window at once (0: no limit).
+ONECLICK_MAX_PENDING_PURCHASES = int(env_float("ONECLICK_MAX_PENDING_PURCHASES", 10))
+
+
+def cache_from_url(url: str) -> dict[str, object]:
+    """A CACHES entry from a URL: redis://..., file:///dir, db://table or locmem://."""
+    scheme, _, rest = url.partition("://")
+    if scheme in {"redis", "rediss", "unix"}:
+        return {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": url}
+    if scheme == "file":
+        return {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache", "LOCATION": rest}
+    if scheme == "db":
+        return {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": rest}
+    if scheme == "locmem":
+        return {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    raise ImproperlyConfigured(f"DJANGO_CACHE_URL: unknown scheme in {url!r}")
+
+
+# Throttles count in the default cache. It must be shared by the processes that serve requests
+# (Django's default, local memory, would give each gunicorn process a limit of its own): files
+# on this machine by default, which needs no server; DJANGO_CACHE_URL=redis://... for one count
+# across machines.
+CACHES = {
+    "default": cache_from_url(
+        os.environ.get("DJANGO_CACHE_URL", "").strip() or f"file://{BASE_DIR / 'var' / 'cache'}"
+    )
+}
+
 # --- REST framework -----------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -217,13 +265,23 @@ REST_FRAMEWORK = {
         # (Basic first would pop a password dialog in browsers).
         "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.BasicAuthentication",
+        # HTTP Basic whose failures are rate-limited per client address, before hashing.
+        "purchases.throttling.ThrottledBasicAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 20,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "purchases.api_errors.json_exception_handler",
+    "DEFAULT_THROTTLE_CLASSES": [
+        "rest_framework.throttling.AnonRateThrottle",
+        "rest_framework.throttling.UserRateThrottle",
+        "rest_framework.throttling.ScopedRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": THROTTLE_RATES,
+    # How many proxies in front append to X-Forwarded-For: the client address the throttles
+    # count is the one the last of them saw. 0: the header is ignored (a client could write it).
+    "NUM_PROXIES": int(env_float("DJANGO_NUM_PROXIES", 0)),
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "oneclick API",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 from typing import Any
 
 from django.conf import settings
@@ -95,6 +96,7 @@ class BuyView(APIView):
     """Start a one-click purchase; the same key again answers with the same purchase."""
 
     parser_classes = [LimitedJSONParser]
+    throttle_scope = "buy"
 
     @extend_schema(
         operation_id="buy",
@@ -105,6 +107,9 @@ class BuyView(APIView):
             200: OpenApiResponse(StatusSerializer, description="The key's existing purchase"),
             400: ErrorSerializer,
             409: OpenApiResponse(ErrorSerializer, description="The key was used for another item"),
+            429: OpenApiResponse(
+                ErrorSerializer, description="Too many requests, or too many purchases pending"
+            ),
         },
         examples=[OpenApiExample("widget", value={"item_id": "widget-001"}, request_only=True)],
     )
@@ -124,6 +129,10 @@ class BuyView(APIView):
             bought = services.buy(request.user, key, body.validated_data["item_id"])
         except services.KeyConflict as exc:
             return error(exc, status.HTTP_409_CONFLICT)
+        except services.TooManyPending as exc:
+            response = error(exc, status.HTTP_429_TOO_MANY_REQUESTS)
+            response["Retry-After"] = str(math.ceil(settings.ONECLICK_CANCEL_WINDOW_SECONDS))
+            return response
         except services.PurchaseError as exc:
             return error(exc, status.HTTP_400_BAD_REQUEST)
         code = status.HTTP_202_ACCEPTED if bought.created else status.HTTP_200_OK
@@ -132,6 +141,8 @@ class BuyView(APIView):
 
 class CancelView(APIView):
     """Cancel inside the window: 200. Too late: 409 with the final or decided state."""
+
+    throttle_scope = "cancel"
 
     @extend_schema(
         operation_id="cancel",

@@ -78,6 +78,9 @@ def buy(request: HttpRequest) -> HttpResponse:
     except services.UnknownItem:
         messages.error(request, "Sorry, that product is not available.")
         return redirect("catalog")
+    except services.TooManyPending as exc:
+        messages.error(request, exc.message)
+        return redirect("catalog")
     except services.PurchaseError:
         messages.error(request, "That Buy button has expired. Please try again.")
         return redirect("catalog")
