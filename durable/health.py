@@ -113,10 +113,10 @@ def healthz(request: HttpRequest) -> JsonResponse:
 @never_cache
 @require_safe
 def readyz(request: HttpRequest) -> JsonResponse:
-    """Readiness: 200 when the database answers and a poller and a django-q2 worker were seen
-    within HEALTH_STALE_SECONDS; else 503. Both carry the backlog: queue depth, active runs by
-    status, overdue runs. The backlog does not fail readiness: a busy engine is still serving, and
-    taking every web node out of a load balancer would not drain it faster."""
+    """Readiness: 200 when the database answers, a poller and a django-q2 worker were seen
+    within HEALTH_STALE_SECONDS, and no active run is overdue (its wake-up time more than
+    OVERDUE_SECONDS past); else 503 with a `detail` naming each problem by counts and ages. Both
+    carry the backlog: queue depth, active runs by status, overdue runs."""
     try:
         status = inspect.engine_status()
     except Exception as exc:
@@ -156,4 +156,9 @@ def _problems(status: inspect.EngineStatus) -> list[str]:
     # every checkpoint) shows it is alive just as well.
     if not status.workers.alive and not status.runs_leased:
         problems.append(f"no django-q2 worker seen in the last {stale:g}s")
+    if status.overdue:
+        problems.append(
+            f"{status.overdue} run(s) overdue by more than {conf.get('OVERDUE_SECONDS'):g}s "
+            f"(oldest {status.oldest_overdue_seconds:.1f}s past its wake-up time)"
+        )
     return problems

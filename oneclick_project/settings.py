@@ -316,8 +316,10 @@ DURABLE = {
     "HEARTBEAT_SECONDS": env_float("DURABLE_HEARTBEAT_SECONDS", 5.0),
     # ...and /readyz fails when none is newer than this.
     "HEALTH_STALE_SECONDS": env_float("DURABLE_HEALTH_STALE_SECONDS", 30.0),
-    # /readyz reports active runs whose wake-up time passed this long ago as overdue.
-    "OVERDUE_SECONDS": env_float("DURABLE_OVERDUE_SECONDS", 60.0),
+    # /readyz fails while an active run's wake-up time passed this long ago (overdue). The poller
+    # enqueues a due run within POLL_INTERVAL_SECONDS and an eager start is due only after
+    # EAGER_GRACE_SECONDS, so a healthy engine stays well inside it.
+    "OVERDUE_SECONDS": env_float("DURABLE_OVERDUE_SECONDS", 5.0),
     # Extra modules that register workflows, imported by every process at start-up.
     "WORKFLOW_MODULES": [
         name.strip()
