@@ -26,7 +26,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.utils import timezone
 
-from durable import conf, store
+from durable import conf, runlog, store
 from durable.commands import Command, Now, Sleep, Step, TransactionStep, WaitForSignal
 from durable.errors import LeaseLost, WorkflowNotRegistered
 from durable.group import GroupTransaction, RunSavepoint
@@ -157,6 +157,7 @@ def _advance_leased(runner: _LiveCommands, leased: store.LeasedRun, started: flo
         # would be picked up again at once, forever); the lease lapses and the run is retried.
         logger.error("run %s: %s", run_id, exc)
         return Advanced.BUSY
+    runlog.transition(run_id, leased.workflow, RunStatus.RUNNING, owner=runner.owner)
     history = store.load_history(run_id)
     outcome = drive(generator, history, runner.execute)
     if not isinstance(outcome, Suspended):
@@ -165,17 +166,16 @@ def _advance_leased(runner: _LiveCommands, leased: store.LeasedRun, started: flo
         store.finish_run(run_id, runner.owner, status, result, error)
     elapsed_ms = (time.monotonic() - started) * 1000
     if isinstance(outcome, Suspended):
-        logger.info(
-            "run %s workflow=%s status=waiting step=%d reason=%r wake_at=%s duration_ms=%.1f",
-            run_id, leased.workflow, outcome.position, outcome.suspend.reason,
-            outcome.suspend.wake_at.isoformat() if outcome.suspend.wake_at else None, elapsed_ms,
+        wake_at = outcome.suspend.wake_at
+        runlog.transition(
+            run_id, leased.workflow, RunStatus.WAITING, step=outcome.position,
+            reason=outcome.suspend.reason, wake_at=wake_at.isoformat() if wake_at else None,
+            duration_ms=elapsed_ms,
         )  # fmt: skip
         return Advanced.SUSPENDED
-    log = logger.info if status == RunStatus.SUCCEEDED else logger.error
-    log(
-        "run %s workflow=%s status=%s steps=%d duration_ms=%.1f%s",
-        run_id, leased.workflow, status, runner.last_position + 1, elapsed_ms,
-        f" error={error!r}" if error else "",
+    runlog.transition(
+        run_id, leased.workflow, status, steps=runner.last_position + 1, duration_ms=elapsed_ms,
+        error=error or None,
     )  # fmt: skip
     return Advanced.FINISHED
 

@@ -24,7 +24,7 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
-from durable import conf, inspect, queue, store
+from durable import conf, inspect, logfilters, queue, store
 from durable.models import EngineHeartbeat
 
 logger = logging.getLogger("durable.health")
@@ -64,8 +64,10 @@ def worker_probe() -> str:
 
 
 def send_worker_probe() -> None:
-    """Enqueue one `worker_probe` task on the engine's django-q2 queue."""
-    queue.enqueue_task(PROBE_TASK, "durable heartbeat probe")
+    """Enqueue one `worker_probe` task on the engine's django-q2 queue (logged at DEBUG)."""
+    with logfilters.sending_probe():
+        queue.enqueue_task(PROBE_TASK, "durable heartbeat probe")
+    logger.debug("worker probe sent")
 
 
 class PollerHeartbeat:

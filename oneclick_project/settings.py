@@ -356,9 +356,12 @@ LOGGING = {
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
     },
+    # django-q2 logs three INFO lines per heartbeat probe: DEBUG lines instead.
+    "filters": {"demote_probes": {"()": "durable.logfilters.DemoteProbeTasks"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("DJANGO_LOG_LEVEL", "INFO")},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
+        "django-q": {"filters": ["demote_probes"]},
     },
 }
