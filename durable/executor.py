@@ -26,7 +26,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.utils import timezone
 
-from durable import conf, runlog, store
+from durable import conf, metrics, runlog, store
 from durable.commands import Command, Now, Sleep, Step, TransactionStep, WaitForSignal
 from durable.errors import LeaseLost, WorkflowNotRegistered
 from durable.group import GroupTransaction, RunSavepoint
@@ -291,6 +291,7 @@ class _LiveCommands:
             return self._step_failed(position, command, attempt, exc)
         self.begin()
         self._write_result(position, command, result, attempt, recorded)
+        metrics.step_finished(command.name, self._elapsed(), ok=True)
         return Resolved(result)
 
     def _transaction_step(
@@ -309,7 +310,12 @@ class _LiveCommands:
         # Slow steps commit at once, so the group never holds the database's locks for long.
         if self._group.age() > conf.get("GROUP_COMMIT_SECONDS"):
             self.commit()
+        metrics.step_finished(command.name, self._elapsed(), ok=True)
         return Resolved(result)
+
+    def _elapsed(self) -> float:
+        """Seconds since the current command started."""
+        return (timezone.now() - self._started_at).total_seconds()
 
     def _write_result(
         self, position: int, command: Step, result: Any, attempt: int, recorded: Recorded | None
@@ -329,6 +335,7 @@ class _LiveCommands:
         self, position: int, command: Step, attempt: int, exc: Exception
     ) -> Raised | Suspend:
         error = describe(exc)
+        metrics.step_finished(command.name, self._elapsed(), ok=False)
         final = attempt >= command.max_attempts
         logger.warning(
             "run %s step=%d name=%s attempt %d/%d failed: %s",
@@ -376,8 +383,10 @@ class _LiveCommands:
         signal = store.consume_signal(self.run_id, command.signal, position)
         if signal is not None:
             result: dict[str, Any] = {"signal_id": signal.pk, "payload": signal.payload}
+            metrics.signal_resumed((timezone.now() - signal.sent_at).total_seconds())
         elif deadline is not None and now >= deadline:
             result = {"timed_out": True}
+            metrics.wait_timed_out((now - deadline).total_seconds())
         else:
             if recorded is None:
                 store.save_checkpoint(

@@ -9,12 +9,15 @@ import json
 import logging
 from typing import Any
 
+from durable import metrics
+
 logger = logging.getLogger("durable.runs")
 
 
 def transition(run_id: str, workflow: str, status: str, **fields: Any) -> None:
     """Log that run `run_id` of `workflow` is now `status`, with `fields` (None values left
-    out). A failed run logs at ERROR, every other transition at INFO."""
+    out). A failed run logs at ERROR, every other transition at INFO. Counted in the metrics."""
+    metrics.run_transition(workflow, str(status))
     level = logging.ERROR if status == "failed" else logging.INFO
     if not logger.isEnabledFor(level):
         return

@@ -84,6 +84,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "oneclick_project.http_metrics.HttpMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -257,6 +258,17 @@ CACHES = {
         os.environ.get("DJANGO_CACHE_URL", "").strip() or f"file://{BASE_DIR / 'var' / 'cache'}"
     )
 }
+
+# --- Metrics (Prometheus) ---------------------------------------------------------------------
+# /metrics answers staff, or requests bearing this token.
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+# Every process (gunicorn's, django-q2's, the poller) writes its figures to files here and a
+# scrape adds them up. prometheus_client reads the variable when it is first imported, which
+# is after the settings in every process of the project.
+PROMETHEUS_MULTIPROC_DIR = os.environ.setdefault(
+    "PROMETHEUS_MULTIPROC_DIR", str(BASE_DIR / "var" / "metrics")
+)
+Path(PROMETHEUS_MULTIPROC_DIR).mkdir(parents=True, exist_ok=True)
 
 # --- REST framework -----------------------------------------------------------------------------
 REST_FRAMEWORK = {
