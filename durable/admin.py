@@ -1,13 +1,18 @@
-"""Admin: workflow runs with their step timeline and workflow signals, read-only."""
+"""Admin: workflow runs with their step timeline (to the millisecond) and workflow signals,
+read-only; overdue runs are marked with what keeps them; resume and cancel for those who may
+change runs."""
 
 from __future__ import annotations
 
-from django.contrib import admin, messages
-from django.db.models import QuerySet
-from django.http import HttpRequest
+import datetime as dt
 
-from durable import engine
-from durable.models import StepCheckpoint, WorkflowRun, WorkflowSignal
+from django.contrib import admin, messages
+from django.db.models import DateTimeField, QuerySet, Value
+from django.http import HttpRequest
+from django.utils.html import format_html
+
+from durable import conf, engine, inspect, store
+from durable.models import ACTIVE_STATUSES, StepCheckpoint, WorkflowRun, WorkflowSignal
 
 
 class ReadOnlyInline(admin.TabularInline):
@@ -25,19 +30,60 @@ class ReadOnlyInline(admin.TabularInline):
 class StepCheckpointInline(ReadOnlyInline):
     model = StepCheckpoint
     fields = readonly_fields = (
-        "position", "name", "kind", "status", "result", "error", "attempts", "deadline",
-        "started_at", "finished_at",
+        "position", "name", "kind", "status", "result", "error", "attempts", "deadline_ms",
+        "started_ms", "finished_ms", "took",
     )  # fmt: skip
     ordering = ("position",)
     verbose_name_plural = "Step timeline"
+
+    @admin.display(description="deadline")
+    def deadline_ms(self, checkpoint: StepCheckpoint) -> str:
+        return inspect.timestamp(checkpoint.deadline)
+
+    @admin.display(description="started")
+    def started_ms(self, checkpoint: StepCheckpoint) -> str:
+        return inspect.timestamp(checkpoint.started_at)
+
+    @admin.display(description="finished")
+    def finished_ms(self, checkpoint: StepCheckpoint) -> str:
+        return inspect.timestamp(checkpoint.finished_at)
+
+    @admin.display(description="duration")
+    def took(self, checkpoint: StepCheckpoint) -> str:
+        return inspect.duration(checkpoint.started_at, checkpoint.finished_at)
 
 
 class WorkflowSignalInline(ReadOnlyInline):
     model = WorkflowSignal
     fields = readonly_fields = (
-        "name", "payload", "sent_at", "accepted", "reason", "consumed_position", "consumed_at",
+        "name", "payload", "sent_ms", "accepted", "reason", "consumed_position", "consumed_ms",
     )  # fmt: skip
     verbose_name_plural = "Workflow signals"
+
+    @admin.display(description="sent")
+    def sent_ms(self, signal: WorkflowSignal) -> str:
+        return inspect.timestamp(signal.sent_at)
+
+    @admin.display(description="consumed")
+    def consumed_ms(self, signal: WorkflowSignal) -> str:
+        return inspect.timestamp(signal.consumed_at)
+
+
+class OverdueFilter(admin.SimpleListFilter):
+    title = "overdue"
+    parameter_name = "overdue"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [("yes", "Overdue now")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[WorkflowRun]):
+        if self.value() == "yes":
+            return queryset.filter(status__in=ACTIVE_STATUSES, wake_at__lt=_overdue_before())
+        return queryset
+
+
+def _overdue_before() -> dt.datetime:
+    return store.db_now() - conf.seconds("OVERDUE_SECONDS")
 
 
 @admin.register(WorkflowRun)
@@ -46,20 +92,68 @@ class WorkflowRunAdmin(admin.ModelAdmin):
         "id",
         "workflow",
         "status",
-        "wake_at",
+        "overdue",
+        "wake_at_ms",
         "lease_owner",
-        "created_at",
-        "finished_at",
+        "created_ms",
+        "finished_ms",
     )
-    list_filter = ("status", "workflow")
+    list_filter = ("status", OverdueFilter, "workflow")
     search_fields = ("id",)
     date_hierarchy = "created_at"
     inlines = (StepCheckpointInline, WorkflowSignalInline)
     actions = ("resume_now", "cancel_runs")
     readonly_fields = (
-        "id", "workflow", "args", "status", "result", "error", "lease_owner", "lease_expires_at",
-        "wake_at", "waiting_signal", "enqueued_at", "created_at", "updated_at", "finished_at",
+        "id", "workflow", "args", "status", "overdue", "result", "error", "lease_owner",
+        "lease_expires_ms", "wake_at_ms", "waiting_signal", "enqueued_ms", "created_ms",
+        "updated_ms", "finished_ms",
     )  # fmt: skip
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[WorkflowRun]:
+        # The engine's clock, read once for the page: whether a run is overdue.
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(checked_at=Value(store.db_now(), output_field=DateTimeField()))
+        )
+
+    @admin.display(description="overdue")
+    def overdue(self, run: WorkflowRun) -> str:
+        """Empty for a run on time; for an overdue one, by how long and why, in red."""
+        checked_at = getattr(run, "checked_at", None) or store.db_now()
+        if run.status not in ACTIVE_STATUSES or run.wake_at is None:
+            return ""
+        late = (checked_at - run.wake_at).total_seconds()
+        if late <= conf.get("OVERDUE_SECONDS"):
+            return ""
+        return format_html(
+            '<strong style="color: #ba2121">overdue {}s</strong>: {}', f"{late:.1f}",
+            _why_late(run, checked_at),
+        )  # fmt: skip
+
+    @admin.display(description="wake-up", ordering="wake_at")
+    def wake_at_ms(self, run: WorkflowRun) -> str:
+        return inspect.timestamp(run.wake_at)
+
+    @admin.display(description="lease expires")
+    def lease_expires_ms(self, run: WorkflowRun) -> str:
+        return inspect.timestamp(run.lease_expires_at)
+
+    @admin.display(description="enqueued")
+    def enqueued_ms(self, run: WorkflowRun) -> str:
+        return inspect.timestamp(run.enqueued_at)
+
+    @admin.display(description="created", ordering="created_at")
+    def created_ms(self, run: WorkflowRun) -> str:
+        return inspect.timestamp(run.created_at)
+
+    @admin.display(description="updated")
+    def updated_ms(self, run: WorkflowRun) -> str:
+        return inspect.timestamp(run.updated_at)
+
+    @admin.display(description="finished", ordering="finished_at")
+    def finished_ms(self, run: WorkflowRun) -> str:
+        return inspect.timestamp(run.finished_at)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -89,6 +183,23 @@ class WorkflowRunAdmin(admin.ModelAdmin):
             engine.cancel(run.id, f"cancelled in the admin by {request.user}") for run in queryset
         )
         self.message_user(request, f"Cancelled {cancelled} run(s).", messages.SUCCESS)
+
+
+def _why_late(run: WorkflowRun, now: dt.datetime) -> str:
+    """What keeps an overdue run from running, as far as its row tells."""
+    if run.lease_owner and run.lease_expires_at and run.lease_expires_at > now:
+        return f"held by {run.lease_owner} (lease until {inspect.timestamp(run.lease_expires_at)})"
+    if run.lease_owner:
+        return f"its worker {run.lease_owner} stopped renewing the lease"
+    last_error = (
+        StepCheckpoint.objects.filter(run=run).exclude(error="").order_by("-position").first()
+    )
+    if last_error is not None:
+        return f"step {last_error.name} failing: {last_error.error.splitlines()[0][:200]}"
+    if run.enqueued_at is not None:
+        waited = (now - run.enqueued_at).total_seconds()
+        return f"enqueued {waited:.1f}s ago, not picked up by a worker"
+    return "not enqueued: is a poller running?"
 
 
 @admin.register(WorkflowSignal)

@@ -250,6 +250,20 @@ def _relative(moment: dt.datetime, now: dt.datetime) -> str:
     return f"in {seconds:.1f}s" if seconds >= 0 else f"{-seconds:.1f}s ago"
 
 
+def timestamp(moment: dt.datetime | None) -> str:
+    """`moment` in ISO 8601, UTC, to the millisecond ("2026-11-29T17:45:03.120Z"); "-" for None."""
+    return _time(moment)
+
+
+def duration(start: dt.datetime | None, end: dt.datetime | None) -> str:
+    """The time from `start` to `end` in milliseconds below 10 s, else seconds; "-" if either
+    is missing."""
+    if start is None or end is None:
+        return "-"
+    seconds = (end - start).total_seconds()
+    return f"{seconds * 1000:.1f} ms" if abs(seconds) < 10 else f"{seconds:.3f} s"
+
+
 def _time(moment: dt.datetime | None) -> str:
     if moment is None:
         return "-"
