@@ -151,3 +151,20 @@ def test_the_counts_are_shared_by_the_processes_of_the_machine():
         env_overrides={"DJANGO_DEBUG": "true"},
     )  # fmt: skip
     assert result.stdout.strip().splitlines()[-1] == "[1.0, 2.0]", result.stderr
+
+
+def test_the_sign_in_form_is_throttled_before_hashing_too(make_user, counting_hasher):
+    make_user("alice", "pw-alice-123")
+    counting_hasher.calls = 0
+    limit = int(SimpleRateThrottle.THROTTLE_RATES["auth_failure"].split("/")[0])
+    client = Client(REMOTE_ADDR="203.0.113.5")
+    for n in range(limit):
+        wrong = client.post("/accounts/login/", {"username": "alice", "password": f"guess-{n}"})
+        assert wrong.status_code == 200
+    refused = client.post("/accounts/login/", {"username": "alice", "password": "pw-alice-123"})
+    assert refused.status_code == 429 and int(refused["Retry-After"]) > 0
+    assert "Too many failed sign-ins from here" in refused.content.decode()
+    assert 'value="alice"' in refused.content.decode()
+    assert counting_hasher.calls == limit
+    # The API counts the same failures: that address is over its limit there too.
+    assert_throttled(Client().get("/api/purchases/", **basic("alice", "x", "203.0.113.5")))
