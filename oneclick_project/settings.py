@@ -28,6 +28,18 @@ def env_bool(name: str, default: bool) -> bool:
     raise ImproperlyConfigured(f"{name} must be a boolean (true/false), got {raw!r}")
 
 
+def writable_dir(name: str, path: str) -> str:
+    """Create the directory `path` (set by `name`) if needed; refuse to start if it cannot be
+    written, rather than fail each request that needs it."""
+    try:
+        Path(path).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ImproperlyConfigured(f"{name}: cannot create {path!r}: {exc}") from exc
+    if not os.access(path, os.W_OK):
+        raise ImproperlyConfigured(f"{name}: {path!r} is not writable by this process")
+    return path
+
+
 def env_float(name: str, default: float) -> float:
     """Read a number from the environment, refusing anything that is not a non-negative number."""
     raw = os.environ.get(name)
@@ -255,7 +267,8 @@ def cache_from_url(url: str) -> dict[str, object]:
 # across machines.
 CACHES = {
     "default": cache_from_url(
-        os.environ.get("DJANGO_CACHE_URL", "").strip() or f"file://{BASE_DIR / 'var' / 'cache'}"
+        os.environ.get("DJANGO_CACHE_URL", "").strip()
+        or f"file://{writable_dir('DJANGO_CACHE_URL', str(BASE_DIR / 'var' / 'cache'))}"
     )
 }
 
@@ -265,10 +278,10 @@ METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
 # Every process (gunicorn's, django-q2's, the poller) writes its figures to files here and a
 # scrape adds them up. prometheus_client reads the variable when it is first imported, which
 # is after the settings in every process of the project.
-PROMETHEUS_MULTIPROC_DIR = os.environ.setdefault(
-    "PROMETHEUS_MULTIPROC_DIR", str(BASE_DIR / "var" / "metrics")
+PROMETHEUS_MULTIPROC_DIR = writable_dir(
+    "PROMETHEUS_MULTIPROC_DIR",
+    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(BASE_DIR / "var" / "metrics")),
 )
-Path(PROMETHEUS_MULTIPROC_DIR).mkdir(parents=True, exist_ok=True)
 
 # --- REST framework -----------------------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -1,4 +1,5 @@
-"""Proxy headers are trusted only when configured; the dev server listens on loopback only."""
+"""Settings from the environment: the proxy header is trusted only when configured, the dev
+server listens on loopback only, and directories the processes share must be writable."""
 
 from __future__ import annotations
 
@@ -53,3 +54,13 @@ def test_the_dev_server_binds_loopback_unless_host_says_otherwise(bind, reachabl
     with running(web(env, port, name="web-dev")) as (server,):
         wait_for_http(f"http://127.0.0.1:{port}/healthz", timeout=60)
         assert _answers("127.0.0.2", port) is reachable_off_loopback, server.log()
+
+
+def test_an_unwritable_metrics_directory_stops_the_start_with_a_clear_message(tmp_path):
+    blocked = tmp_path / "file-not-dir"
+    blocked.write_text("")
+    result = run_manage(
+        "check", env_overrides={**PRODUCTION, "PROMETHEUS_MULTIPROC_DIR": str(blocked / "m")}
+    )
+    assert result.returncode != 0
+    assert "PROMETHEUS_MULTIPROC_DIR: cannot create" in result.stderr
