@@ -42,11 +42,19 @@ class AlreadyFinished(DurableError):
 
 
 def list_runs(
-    statuses: Sequence[str] = (), workflow: str | None = None, limit: int = 50
+    statuses: Sequence[str] = (),
+    workflow: str | None = None,
+    limit: int = 50,
+    *,
+    overdue: bool = False,
 ) -> list[WorkflowRun]:
     """Up to `limit` runs, newest first, whose status is one of `statuses` (run statuses or the
-    groups "active" and "finished"; all when empty) and whose workflow is `workflow` (if given)."""
+    groups "active" and "finished"; all when empty) and whose workflow is `workflow` (if given);
+    with `overdue`, only active runs whose wake-up time is more than OVERDUE_SECONDS past."""
     runs = WorkflowRun.objects.order_by("-created_at", "-id")
+    if overdue:
+        late_before = store.db_now() - conf.seconds("OVERDUE_SECONDS")
+        runs = runs.filter(status__in=ACTIVE_STATUSES, wake_at__lt=late_before)
     wanted = {s for status in statuses for s in STATUS_GROUPS.get(status, (status,))}
     if wanted:
         runs = runs.filter(status__in=sorted(wanted))
@@ -155,15 +163,16 @@ def _age(now: dt.datetime, moment: dt.datetime | None) -> float | None:
 # --- text ---------------------------------------------------------------------------------------
 
 
-def format_run_list(runs: Sequence[WorkflowRun]) -> str:
-    """A table of runs: id, workflow, status, created, next wake-up or end, error."""
+def format_run_list(runs: Sequence[WorkflowRun], now: dt.datetime | None = None) -> str:
+    """A table of runs: id, workflow, status, created, next wake-up (how far off, and
+    "OVERDUE" past the margin, when `now` is given) or end, error."""
     rows = [
         [
             run.id,
             run.workflow,
             run.status,
             _time(run.created_at),
-            f"finished {_time(run.finished_at)}" if run.is_finished else _wake(run),
+            f"finished {_time(run.finished_at)}" if run.is_finished else _wake(run, now),
             _one_line(run.error, 60),
         ]
         for run in runs
@@ -239,7 +248,8 @@ def _wake(run: WorkflowRun, now: dt.datetime | None = None) -> str:
         return "-"
     when = "now" if run.wake_at is None else _time(run.wake_at)
     if run.wake_at is not None and now is not None:
-        when += f" ({_relative(run.wake_at, now)})"
+        late = (now - run.wake_at).total_seconds() > conf.get("OVERDUE_SECONDS")
+        when += f" ({_relative(run.wake_at, now)}{', OVERDUE' if late else ''})"
     if run.waiting_signal:
         when += f", or on workflow signal {run.waiting_signal!r}"
     return when
