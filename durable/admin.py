@@ -12,8 +12,8 @@ from django.db.models import DateTimeField, QuerySet, Value
 from django.http import HttpRequest
 from django.utils.html import format_html
 
-from durable import conf, engine, inspect, store
-from durable.models import ACTIVE_STATUSES, StepCheckpoint, WorkflowRun, WorkflowSignal
+from durable import engine, inspect, store
+from durable.models import StepCheckpoint, WorkflowRun, WorkflowSignal
 
 
 def in_milliseconds(field: str, description: str) -> Callable[[object, object], str]:
@@ -77,12 +77,8 @@ class OverdueFilter(admin.SimpleListFilter):
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[WorkflowRun]):
         if self.value() == "yes":
-            return queryset.filter(status__in=ACTIVE_STATUSES, wake_at__lt=_overdue_before())
+            return inspect.overdue_runs(queryset, store.db_now())
         return queryset
-
-
-def _overdue_before() -> dt.datetime:
-    return store.db_now() - conf.seconds("OVERDUE_SECONDS")
 
 
 @admin.register(WorkflowRun)
@@ -120,10 +116,8 @@ class WorkflowRunAdmin(admin.ModelAdmin):
     def overdue(self, run: WorkflowRun) -> str:
         """Empty for a run on time; for an overdue one, by how long and why, in red."""
         checked_at = getattr(run, "checked_at", None) or store.db_now()
-        if run.status not in ACTIVE_STATUSES or run.wake_at is None:
-            return ""
-        late = (checked_at - run.wake_at).total_seconds()
-        if late <= conf.get("OVERDUE_SECONDS"):
+        late = inspect.overdue_by(run, checked_at)
+        if late is None:
             return ""
         return format_html(
             '<strong style="color: #ba2121">overdue {}s</strong>: {}', f"{late:.1f}",

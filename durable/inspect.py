@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Count, Max, Min, Q
+from django.db.models import Count, Max, Min, Q, QuerySet
 
 from durable import conf, engine, store
 from durable.errors import DurableError
@@ -41,6 +41,22 @@ class AlreadyFinished(DurableError):
 # --- runs ---------------------------------------------------------------------------------------
 
 
+def overdue_by(run: WorkflowRun, now: dt.datetime) -> float | None:
+    """How many seconds past its wake-up time an active run is at `now`, if that is more than
+    OVERDUE_SECONDS (the margin a healthy engine stays within); None otherwise."""
+    if run.status not in ACTIVE_STATUSES or run.wake_at is None:
+        return None
+    late = (now - run.wake_at).total_seconds()
+    return late if late > conf.get("OVERDUE_SECONDS") else None
+
+
+def overdue_runs(runs: QuerySet[WorkflowRun], now: dt.datetime) -> QuerySet[WorkflowRun]:
+    """The active runs among `runs` that are overdue at `now` (as `overdue_by` judges)."""
+    return runs.filter(
+        status__in=ACTIVE_STATUSES, wake_at__lt=now - conf.seconds("OVERDUE_SECONDS")
+    )
+
+
 def list_runs(
     statuses: Sequence[str] = (),
     workflow: str | None = None,
@@ -53,8 +69,7 @@ def list_runs(
     with `overdue`, only active runs whose wake-up time is more than OVERDUE_SECONDS past."""
     runs = WorkflowRun.objects.order_by("-created_at", "-id")
     if overdue:
-        late_before = store.db_now() - conf.seconds("OVERDUE_SECONDS")
-        runs = runs.filter(status__in=ACTIVE_STATUSES, wake_at__lt=late_before)
+        runs = overdue_runs(runs, store.db_now())
     wanted = {s for status in statuses for s in STATUS_GROUPS.get(status, (status,))}
     if wanted:
         runs = runs.filter(status__in=sorted(wanted))
@@ -134,9 +149,7 @@ def engine_status() -> EngineStatus:
         )
     )
     by_status = {row["status"]: row["n"] for row in counts}
-    overdue = active.filter(wake_at__lt=now - conf.seconds("OVERDUE_SECONDS")).aggregate(
-        n=Count("id"), oldest=Min("wake_at")
-    )
+    overdue = overdue_runs(active, now).aggregate(n=Count("id"), oldest=Min("wake_at"))
     return EngineStatus(
         pollers=_heartbeats("poller", now),
         workers=_heartbeats("worker", now),
@@ -248,7 +261,7 @@ def _wake(run: WorkflowRun, now: dt.datetime | None = None) -> str:
         return "-"
     when = "now" if run.wake_at is None else _time(run.wake_at)
     if run.wake_at is not None and now is not None:
-        late = (now - run.wake_at).total_seconds() > conf.get("OVERDUE_SECONDS")
+        late = overdue_by(run, now) is not None
         when += f" ({_relative(run.wake_at, now)}{', OVERDUE' if late else ''})"
     if run.waiting_signal:
         when += f", or on workflow signal {run.waiting_signal!r}"
