@@ -36,13 +36,21 @@ class StepFailed(DurableError):
         self.error = error
 
 
+class WorkflowArgumentsMismatch(DurableError):
+    """A run's stored arguments no longer bind to its workflow function's signature."""
+
+
 class ReplayDivergence(DurableError):
-    """Replay met a command other than the one recorded at that position: the code changed."""
+    """Replay met a command other than the one recorded at that position (kind or name), or the
+    workflow ended or stopped before the end of its recorded history: the code changed.
+
+    `recorded` and `found` describe the two sides, e.g. "step 'add'" or "the end of the workflow".
+    """
 
     def __init__(self, position: int, recorded: str, found: str) -> None:
         super().__init__(
-            f"replay diverged at position {position}: the checkpoint records {recorded!r} "
-            f"but the workflow now yields {found!r}"
+            f"replay diverged at position {position}: the history records {recorded} "
+            f"but the workflow now yields {found}"
         )
         self.position = position
         self.recorded = recorded

@@ -108,6 +108,7 @@ class EngineStatus:
     overdue: int
     oldest_overdue_seconds: float | None
     queue_depth: int | None
+    blocked: int = 0
 
 
 def engine_status() -> EngineStatus:
@@ -137,7 +138,13 @@ def engine_status() -> EngineStatus:
         overdue=overdue["n"],
         oldest_overdue_seconds=_age(now, overdue["oldest"]),
         queue_depth=queue.queue_depth(),
+        blocked=blocked_count(),
     )
+
+
+def blocked_count() -> int:
+    """How many runs are blocked: the deployed code cannot replay them (a partial index)."""
+    return WorkflowRun.objects.filter(status=RunStatus.BLOCKED).count()
 
 
 def _heartbeats(kind: str, now: dt.datetime) -> HeartbeatSummary:
@@ -164,7 +171,7 @@ def format_run_list(runs: Sequence[WorkflowRun]) -> str:
             run.status,
             _time(run.created_at),
             f"finished {_time(run.finished_at)}" if run.is_finished else _wake(run),
-            _one_line(run.error, 60),
+            _one_line(_problem(run), 60),
         ]
         for run in runs
     ]
@@ -181,7 +188,9 @@ def format_run_detail(detail: RunDetail) -> str:
         ("status", run.status),
         ("args", _json(run.args)),
         ("result", _json(run.result) if run.result is not None else "-"),
+        ("version", str(run.workflow_version)),
         ("error", run.error or "-"),
+        ("blocked", _blocked(run)),
         ("created", _time(run.created_at)),
         ("updated", _time(run.updated_at)),
         ("finished", _time(run.finished_at)),
@@ -225,6 +234,17 @@ def format_run_detail(detail: RunDetail) -> str:
     header = ["ID", "NAME", "VERDICT", "SENT", "CONSUMED", "PAYLOAD"]
     lines.append(_table(header, signals) if signals else "  (none)")
     return "\n".join(lines)
+
+
+def _problem(run: WorkflowRun) -> str:
+    return f"blocked: {run.blocked_reason}" if run.status == RunStatus.BLOCKED else run.error
+
+
+def _blocked(run: WorkflowRun) -> str:
+    if not run.blocked_reason:
+        return "-"
+    since = f"since {_time(run.blocked_at)}" if run.status == RunStatus.BLOCKED else "until resumed"
+    return f"{run.blocked_reason} ({since})"
 
 
 def _lease(run: WorkflowRun, now: dt.datetime) -> str:
