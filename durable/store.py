@@ -310,17 +310,32 @@ def load_history(run_id: str) -> dict[int, Recorded]:
         [run_id],
     )
     return {
-        position: Recorded(
-            name=name,
-            done=status != CheckpointStatus.PENDING,
-            result=sql.read_json(result),
-            error=error if status == CheckpointStatus.ERROR else None,
-            attempts=attempts,
-            deadline=sql.read_datetime(deadline),
-            kind=kind,
+        position: recorded(
+            name, kind, status, sql.read_json(result), error, attempts, sql.read_datetime(deadline)
         )
         for position, name, status, result, error, attempts, deadline, kind in rows
     }
+
+
+def recorded(
+    name: str,
+    kind: str,
+    status: str,
+    result: Any,
+    error: str,
+    attempts: int,
+    deadline: dt.datetime | None,
+) -> Recorded:
+    """A checkpoint's columns as the replay core reads them."""
+    return Recorded(
+        name=name,
+        done=status != CheckpointStatus.PENDING,
+        result=result,
+        error=error if status == CheckpointStatus.ERROR else None,
+        attempts=attempts,
+        deadline=deadline,
+        kind=kind,
+    )
 
 
 def save_checkpoint(

@@ -4,13 +4,14 @@ and code that can (a rollback, a patch, the right version) resumes it where it w
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 import logging
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -229,3 +230,23 @@ def test_a_blocked_runs_wait_deadline_does_not_move(code):
     assert StepCheckpoint.objects.get(run_id="deadline-1").deadline == deadline
     assert WorkflowRun.objects.get(pk="deadline-1").wake_at == deadline
     assert deadline - timezone.now() < dt.timedelta(seconds=30)
+
+
+def test_replay_check_flags_an_incompatible_change_executes_nothing_and_passes_a_patch(code):
+    parked("check-1")
+    durable.start("check-2", "deploy_flow", "done", 0)
+    assert advance("check-2") is Advanced.FINISHED
+    checkpoints = StepCheckpoint.objects.count()
+    call_command("workflows", "replay-check")
+    code(flows.inserted_step)
+    out = io.StringIO()
+    with pytest.raises(CommandError, match="2 run\\(s\\) replayed, 2 would be blocked") as failed:
+        call_command("workflows", "replay-check", "--since", "1h", stdout=out)
+    assert failed.value.returncode == 1
+    assert "check-1\tdeploy_flow v1\twaiting\treplay diverged at position 0" in out.getvalue()
+    assert StepCheckpoint.objects.count() == checkpoints and marks("check-1") == []
+    assert WorkflowRun.objects.get(pk="check-1").status == RunStatus.WAITING
+    code(flows.patched_step)
+    out = io.StringIO()
+    call_command("workflows", "replay-check", "--workflow", "deploy_flow", stdout=out)
+    assert "2 run(s) replayed, 0 would be blocked" in out.getvalue()
