@@ -7,7 +7,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from durable import blocking, engine
-from durable.models import StepCheckpoint, WorkflowRun, WorkflowSignal
+from durable.models import RunStatus, StepCheckpoint, WorkflowRun, WorkflowSignal
 
 
 class ReadOnlyInline(admin.TabularInline):
@@ -50,6 +50,7 @@ class WorkflowRunAdmin(admin.ModelAdmin):
         "lease_owner",
         "created_at",
         "finished_at",
+        "blocked_because",
     )
     list_filter = ("status", "workflow")
     search_fields = ("id",)
@@ -73,6 +74,10 @@ class WorkflowRunAdmin(admin.ModelAdmin):
         active = [run.id for run in queryset if not run.is_finished]
         engine.resume(active)
         self.message_user(request, f"Enqueued {len(active)} run(s).", messages.SUCCESS)
+
+    @admin.display(description="blocked because")
+    def blocked_because(self, run: WorkflowRun) -> str:
+        return run.blocked_reason if run.status == RunStatus.BLOCKED else ""
 
     def has_retry_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("durable.change_workflowrun")

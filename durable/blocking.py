@@ -21,10 +21,11 @@ from django.db.models import Q
 from django.utils import timezone
 
 from durable import conf, queue, registry, store
-from durable.models import EngineHeartbeat
+from durable.models import EngineHeartbeat, RunStatus, WorkflowRun
 
 logger = logging.getLogger("durable.blocking")
 
+MISSING = "no worker has"
 # A worker lacking a run's version gives it back for this long, for a worker that has it.
 UNKNOWN_VERSION_RETRY_SECONDS = 2.0
 
@@ -36,14 +37,18 @@ def block(run_id: str, owner: str, workflow: str, reason: str) -> None:
         logger.error("run %s workflow=%s status=blocked reason=%r", run_id, workflow, reason)
 
 
-def version_elsewhere(workflow: str, version: int) -> bool:
-    """Whether a worker seen within HEALTH_STALE_SECONDS has `workflow` at `version`."""
+def live_versions() -> set[str]:
+    """The workflow versions ("name@version") of the workers seen within HEALTH_STALE_SECONDS."""
     from durable.health import WORKER
 
-    wanted = f"{workflow}@{version}"
     fresh_since = store.db_now() - conf.seconds("HEALTH_STALE_SECONDS")
     seen = EngineHeartbeat.objects.filter(kind=WORKER, last_seen__gte=fresh_since)
-    return any(wanted in (names or []) for names in seen.values_list("workflows", flat=True))
+    return {name for names in seen.values_list("workflows", flat=True) for name in names or []}
+
+
+def version_elsewhere(workflow: str, version: int) -> bool:
+    """Whether a worker seen within HEALTH_STALE_SECONDS has `workflow` at `version`."""
+    return f"{workflow}@{version}" in live_versions()
 
 
 def not_registered_here(run_id: str, owner: str, workflow: str, version: int) -> bool:
@@ -53,25 +58,28 @@ def not_registered_here(run_id: str, owner: str, workflow: str, version: int) ->
         wake_at = timezone.now() + dt.timedelta(seconds=UNKNOWN_VERSION_RETRY_SECONDS)
         store.defer_run(run_id, owner, wake_at)
         return True
-    block(run_id, owner, workflow, f"no worker has {workflow} v{version}")
+    block(run_id, owner, workflow, f"{MISSING} {workflow} v{version}")
     return False
 
 
 def resume_blocked(
-    run_ids: Iterable[str] | None = None, *, registered_here: bool = False, enqueue: bool = True
+    run_ids: Iterable[str] | None = None,
+    *,
+    versions: Iterable[str] | None = None,
+    enqueue: bool = True,
 ) -> list[str]:
     """Make blocked runs runnable again and (unless not `enqueue`) enqueue them, atomically:
-    those in `run_ids` (all when None), and with `registered_here` only those whose workflow
-    version this process has. Returns the ids resumed."""
+    those in `run_ids` (all when None) whose workflow version is in `versions` ("name@version";
+    any when None). Returns the ids resumed."""
     runs = Q()
     if run_ids is not None:
         runs &= Q(pk__in=list(run_ids))
-    if registered_here:
-        versions = Q(pk__in=[])
-        for entry in registry.registered():
+    if versions is not None:
+        of_versions = Q(pk__in=[])
+        for entry in versions:
             name, version = entry.rsplit("@", 1)
-            versions |= Q(workflow=name, workflow_version=int(version))
-        runs &= versions
+            of_versions |= Q(workflow=name, workflow_version=int(version))
+        runs &= of_versions
     with transaction.atomic():
         ids = store.unblock_runs(runs, timezone.now())
         if ids and enqueue:
@@ -88,6 +96,19 @@ def on_worker_start(sender: Any = None, **kwargs: Any) -> None:
 
     try:
         beat(WORKER)
-        resume_blocked(registered_here=True)
+        resume_blocked(versions=registry.registered())
     except Exception:  # a worker must start even if the database is away; the poller retries
         logger.exception("could not resume blocked runs at worker start")
+
+
+def resume_versions_now_live() -> list[str]:
+    """For the poller: resume the runs blocked because no live worker had their workflow version,
+    once a live worker lists it (a worker can look stale while idle between probes)."""
+    missing = (
+        WorkflowRun.objects.filter(status=RunStatus.BLOCKED, blocked_reason__startswith=MISSING)
+        .values_list("workflow", "workflow_version")
+        .distinct()
+    )
+    wanted = {f"{name}@{version}" for name, version in missing}
+    live = wanted and wanted & live_versions()
+    return resume_blocked(versions=live) if live else []

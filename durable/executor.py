@@ -54,7 +54,8 @@ class Advanced(enum.Enum):
     """What one call of `advance` did."""
 
     BUSY = "busy"  # another executor holds the lease, or the run is not due yet
-    BLOCKED = "blocked"  # this code cannot replay the run: blocked, or left to a worker that can
+    BLOCKED = "blocked"  # this code cannot replay the run, nor can any live worker's
+    DEFERRED = "deferred"  # this process lacks the run's workflow version; a live worker has it
     SUSPENDED = "suspended"
     FINISHED = "finished"
     LEASE_LOST = "lease_lost"
@@ -155,7 +156,8 @@ def _advance_leased(runner: _LiveCommands, leased: store.LeasedRun, started: flo
         generator = instantiate(leased.workflow, run_id, list(leased.args), leased.version)
     except WorkflowNotRegistered:
         runner.begin()
-        blocking.not_registered_here(run_id, runner.owner, leased.workflow, leased.version)
+        if blocking.not_registered_here(run_id, runner.owner, leased.workflow, leased.version):
+            return Advanced.DEFERRED
         return Advanced.BLOCKED
     except WorkflowArgumentsMismatch as exc:
         runner.begin()

@@ -24,7 +24,7 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
-from durable import conf, inspect, queue, registry, store
+from durable import blocking, conf, inspect, queue, registry, store
 from durable.models import EngineHeartbeat
 
 logger = logging.getLogger("durable.health")
@@ -73,8 +73,9 @@ def send_worker_probe() -> None:
 
 
 class PollerHeartbeat:
-    """Called on every poll; at most every HEARTBEAT_SECONDS it writes the poller's heartbeat and
-    enqueues a worker probe (but while the last probe is unanswered, only every
+    """Called on every poll; at most every HEARTBEAT_SECONDS it writes the poller's heartbeat,
+    resumes the runs blocked for a workflow version that a live worker now has, and enqueues a
+    worker probe (but while the last probe is unanswered, only every
     PROBE_RETRY_SECONDS)."""
 
     def __init__(self) -> None:
@@ -86,6 +87,7 @@ class PollerHeartbeat:
             return
         self._next_beat = time.monotonic() + conf.get("HEARTBEAT_SECONDS")
         now = beat(POLLER)
+        blocking.resume_versions_now_live()
         sent = self._probe_sent_at
         answered = (
             sent is None

@@ -3,6 +3,7 @@ that has the code it started on."""
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable, Generator
 from typing import Any
@@ -87,11 +88,18 @@ def instantiate(
     before the body runs, so a TypeError raised inside the workflow is not taken for one)."""
     fn = get_workflow(name, version)
     ctx = WorkflowContext(run_id)
+    signature = _signature(fn)
     try:
-        inspect.signature(fn).bind(ctx, *args)
+        signature.bind(ctx, *args)
     except TypeError as exc:
         raise WorkflowArgumentsMismatch(
             f"the arguments stored for {name} v{version} no longer fit its signature "
-            f"{inspect.signature(fn)}: {exc}"
+            f"{signature}: {exc}"
         ) from None
     return fn(ctx, *args)
+
+
+@functools.cache
+def _signature(fn: WorkflowFunction) -> inspect.Signature:
+    # Read once per function: every advance of every run binds its arguments.
+    return inspect.signature(fn)

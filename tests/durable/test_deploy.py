@@ -17,7 +17,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 import durable
-from durable import blocking, engine, registry
+from durable import blocking, engine, health, registry
 from durable.executor import Advanced, advance
 from durable.models import CheckpointStatus, EngineHeartbeat, RunStatus, StepCheckpoint, WorkflowRun
 from tests.durable import deploy_workflows as flows
@@ -130,11 +130,24 @@ def test_a_version_no_live_worker_has_blocks_and_one_a_live_worker_has_is_left_t
         kind="worker", host="other", pid=1, last_seen=timezone.now(), workflows=["deploy_flow@2"]
     )
     blocking.resume_blocked(["ver-1"])
-    assert advance("ver-1") is Advanced.BLOCKED
+    assert advance("ver-1") is Advanced.DEFERRED
     run = WorkflowRun.objects.get(pk="ver-1")
     assert run.status == RunStatus.PENDING and run.wake_at > timezone.now(), "given back, not spun"
     assert engine.poll_once() == [], "not before its wake-up time"
     assert StepCheckpoint.objects.filter(run_id="ver-1").count() == 0
+
+
+def test_the_poller_resumes_a_run_blocked_for_its_version_once_a_live_worker_lists_it():
+    durable.start("ver-2", "deploy_flow", "x", 30)
+    WorkflowRun.objects.filter(pk="ver-2").update(workflow_version=3)
+    assert advance("ver-2") is Advanced.BLOCKED
+    health.PollerHeartbeat().tick()
+    assert WorkflowRun.objects.get(pk="ver-2").status == RunStatus.BLOCKED, "no worker has v3"
+    EngineHeartbeat.objects.create(
+        kind="worker", host="other", pid=2, last_seen=timezone.now(), workflows=["deploy_flow@3"]
+    )
+    health.PollerHeartbeat().tick()
+    assert WorkflowRun.objects.get(pk="ver-2").status == RunStatus.PENDING
 
 
 def test_new_runs_start_on_the_highest_version_and_older_runs_keep_theirs(code):
@@ -205,6 +218,7 @@ def test_the_admin_retry_action_needs_the_change_permission(code, client: Client
     url = reverse("admin:durable_workflowrun_changelist")
     page = client.get(url)
     assert page.status_code == 200 and b"retry_blocked" not in page.content
+    assert b"replay diverged at position 0" in page.content, "the reason is in the list"
     client.post(url, {"action": "retry_blocked", "_selected_action": ["adm-1"]})
     assert WorkflowRun.objects.get(pk="adm-1").status == RunStatus.BLOCKED
     staff.user_permissions.add(Permission.objects.get(codename="change_workflowrun"))
