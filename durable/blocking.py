@@ -110,5 +110,7 @@ def resume_versions_now_live() -> list[str]:
         .distinct()
     )
     wanted = {f"{name}@{version}" for name, version in missing}
-    live = wanted and wanted & live_versions()
+    if not wanted:
+        return []
+    live = wanted & live_versions()
     return resume_blocked(versions=live) if live else []

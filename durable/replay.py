@@ -111,11 +111,11 @@ def drive(
                 else:
                     yielded = generator.send(to_send)
             except StopIteration as stop:
-                ended = _ended_early(history, position, last_recorded, "the end of the workflow")
+                ended = _ended_early(history, position, last_recorded, "ends")
                 return ended or Completed(stop.value)
             except Exception as exc:
                 error = describe(exc)
-                ended = _ended_early(history, position, last_recorded, f"an exception ({error})")
+                ended = _ended_early(history, position, last_recorded, f"raises {error}")
                 return ended or Crashed(error)
             to_send, to_throw = None, None
             if not isinstance(yielded, Command):
@@ -129,7 +129,15 @@ def drive(
                 to_send = False
                 continue
             if recorded is not None and not _same(recorded, yielded):
-                return Diverged(ReplayDivergence(position, _what(recorded), _what(yielded)))
+                return Diverged(
+                    ReplayDivergence(
+                        position,
+                        recorded.name,
+                        yielded.name,
+                        recorded_as=_what(recorded),
+                        found_as=f"yields {_what(yielded)}",
+                    )
+                )
             if recorded is not None and recorded.done:
                 result: Resolved | Raised | Suspend = (
                     Raised(recorded.error)
@@ -137,7 +145,7 @@ def drive(
                     else Resolved(recorded.result)
                 )
             else:
-                pending = f"{_what(yielded)} at position {position}, unfinished"
+                pending = f"stops at {_what(yielded)} (position {position}, unfinished)"
                 beyond = _ended_early(history, position + 1, last_recorded, pending)
                 if beyond is not None:
                     return beyond
@@ -162,11 +170,14 @@ def _what(command: Recorded | Command) -> str:
 
 
 def _ended_early(
-    history: Mapping[int, Recorded], position: int, last_recorded: int, found: str
+    history: Mapping[int, Recorded], position: int, last_recorded: int, found_as: str
 ) -> Diverged | None:
     """Diverged when history is recorded at or beyond `position`, which the code no longer
-    reaches (it ended, raised, or runs something else first)."""
+    reaches: it `found_as` instead (ends, raises, stops at a command without a result)."""
     if position > last_recorded:
         return None
     beyond = min(p for p in history if p >= position)
-    return Diverged(ReplayDivergence(beyond, _what(history[beyond]), found))
+    recorded = history[beyond]
+    return Diverged(
+        ReplayDivergence(beyond, recorded.name, "", recorded_as=_what(recorded), found_as=found_as)
+    )
