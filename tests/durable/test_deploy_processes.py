@@ -1,7 +1,8 @@
 """Deploys with runs in flight, with real django-q2 clusters and pollers: a cluster SIGKILLed and
 restarted on incompatible code blocks the runs (none fails or finishes), a rollback finishes
-every one as decided (a workflow signal accepted while blocked included), and the same change
-made with `ctx.patched()` blocks nothing."""
+every one as decided (a workflow signal accepted while blocked included), the same change made
+with `ctx.patched()` blocks nothing, and a run on a version no cluster has waits, blocked, for
+a cluster that has it."""
 
 from __future__ import annotations
 
@@ -11,21 +12,20 @@ import pytest
 from django.test import Client
 
 import durable
+from durable import registry
 from durable.models import RunStatus, WorkflowRun
-from tests.durable.deploy_workflows import CHANGES  # noqa: F401  (registers deploy_flow here)
+from tests.durable.deploy_workflows import inserted_step
 from tests.durable.example_workflows import effect_count
 from tests.support.processes import poller, process_env, running, wait_until, worker
 
 pytestmark = [pytest.mark.crash, pytest.mark.django_db(transaction=True)]
 
 RUNS = ["deploy-0", "deploy-1", "deploy-2", "deploy-3"]
+MODULES = "tests.durable.deploy_workflows"
 
 
 def env(change: str = "") -> dict[str, str]:
-    return process_env(
-        DURABLE_WORKFLOW_MODULES="tests.durable.deploy_workflows", Q_WORKERS="2",
-        DEPLOY_CHANGE=change,
-    )  # fmt: skip
+    return process_env(DURABLE_WORKFLOW_MODULES=MODULES, Q_WORKERS="2", DEPLOY_CHANGE=change)
 
 
 def statuses() -> dict[str, str]:
@@ -88,3 +88,25 @@ def test_the_same_change_made_with_a_patch_blocks_nothing():
     assert "status=blocked" not in patched.log()
     assert marks("done") == len(RUNS) and marks("audit") == 0, "old runs keep the old branch"
     assert effect_count("deploy:deploy-new:audit") == effect_count("deploy:deploy-new:done") == 1
+
+
+def test_a_version_no_worker_has_is_blocked_until_a_cluster_with_it_starts(monkeypatch):
+    versions = {**registry._workflows["deploy_flow"], 2: inserted_step}
+    monkeypatch.setitem(registry._workflows, "deploy_flow", versions)  # this process starts v2
+    old = worker(env(), name="deploy-old-cluster")
+    new = worker(
+        {**env(), "DURABLE_WORKFLOW_MODULES": f"{MODULES},tests.durable.deploy_versions"},
+        name="deploy-new-cluster",
+    )
+    with running(old, poller(env())):
+        durable.start("on-v2", "deploy_flow", "two", 0)
+        wait_until(lambda: run("on-v2").status == RunStatus.BLOCKED, 60, message=old.log())
+        assert run("on-v2").blocked_reason == "no worker has deploy_flow v2"
+        assert run("on-v2").workflow_version == 2 and effect_count("deploy:on-v2:") == 0
+        with running(new):
+            wait_until(lambda: run("on-v2").status == RunStatus.SUCCEEDED, 90, message=new.log())
+    assert effect_count("deploy:on-v2:audit") == effect_count("deploy:on-v2:done") == 1
+
+
+def run(run_id: str) -> WorkflowRun:
+    return WorkflowRun.objects.get(pk=run_id)
