@@ -163,11 +163,12 @@ def _age(now: dt.datetime, moment: dt.datetime | None) -> float | None:
 
 
 def format_run_list(runs: Sequence[WorkflowRun]) -> str:
-    """A table of runs: id, workflow, status, created, next wake-up or end, error."""
+    """A table of runs: id, workflow and version, status, created, next wake-up or end, error
+    (or why the run is blocked)."""
     rows = [
         [
             run.id,
-            run.workflow,
+            f"{run.workflow} v{run.workflow_version}",
             run.status,
             _time(run.created_at),
             f"finished {_time(run.finished_at)}" if run.is_finished else _wake(run),

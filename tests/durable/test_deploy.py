@@ -200,6 +200,7 @@ def test_the_workflows_command_lists_and_shows_the_reason_and_resume_stuck_resum
     call_command("workflows", "list", "--status", "blocked")
     listing = capsys.readouterr().out
     assert "cli-1" in listing and "blocked: replay diverged" in listing
+    assert "deploy_flow v1" in listing
     call_command("workflows", "show", "cli-1")
     shown = capsys.readouterr().out
     assert "blocked   replay diverged" in shown and "version   1" in shown
