@@ -244,8 +244,9 @@ def _problem(run: WorkflowRun) -> str:
 def _blocked(run: WorkflowRun) -> str:
     if not run.blocked_reason:
         return "-"
-    since = f"since {_time(run.blocked_at)}" if run.status == RunStatus.BLOCKED else "until resumed"
-    return f"{run.blocked_reason} ({since})"
+    if run.status == RunStatus.BLOCKED:
+        return f"{run.blocked_reason} (since {_time(run.blocked_at)})"
+    return f"no longer; was at {_time(run.blocked_at)}: {run.blocked_reason}"
 
 
 def _lease(run: WorkflowRun, now: dt.datetime) -> str:
