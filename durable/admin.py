@@ -12,8 +12,8 @@ from django.db.models import DateTimeField, QuerySet, Value
 from django.http import HttpRequest
 from django.utils.html import format_html
 
-from durable import engine, inspect, store
-from durable.models import StepCheckpoint, WorkflowRun, WorkflowSignal
+from durable import blocking, engine, inspect, store
+from durable.models import RunStatus, StepCheckpoint, WorkflowRun, WorkflowSignal
 
 
 def in_milliseconds(field: str, description: str) -> Callable[[object, object], str]:
@@ -51,6 +51,7 @@ class StepCheckpointInline(ReadOnlyInline):
     deadline_ms = in_milliseconds("deadline", "deadline")
     started_ms = in_milliseconds("started_at", "started")
     finished_ms = in_milliseconds("finished_at", "finished")
+    blocked_ms = in_milliseconds("blocked_at", "blocked at")
 
     @admin.display(description="duration")
     def took(self, checkpoint: StepCheckpoint) -> str:
@@ -92,16 +93,17 @@ class WorkflowRunAdmin(admin.ModelAdmin):
         "lease_owner",
         "created_ms",
         "finished_ms",
+        "blocked_because",
     )
     list_filter = ("status", OverdueFilter, "workflow")
     search_fields = ("id",)
     date_hierarchy = "created_at"
     inlines = (StepCheckpointInline, WorkflowSignalInline)
-    actions = ("resume_now", "cancel_runs")
+    actions = ("resume_now", "cancel_runs", "retry_blocked")
     readonly_fields = (
         "id", "workflow", "args", "status", "overdue", "result", "error", "lease_owner",
         "lease_expires_ms", "wake_at_ms", "waiting_signal", "enqueued_ms", "created_ms",
-        "updated_ms", "finished_ms",
+        "updated_ms", "finished_ms", "workflow_version", "blocked_reason", "blocked_ms",
     )  # fmt: skip
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[WorkflowRun]:
@@ -130,6 +132,7 @@ class WorkflowRunAdmin(admin.ModelAdmin):
     created_ms = in_milliseconds("created_at", "created")
     updated_ms = in_milliseconds("updated_at", "updated")
     finished_ms = in_milliseconds("finished_at", "finished")
+    blocked_ms = in_milliseconds("blocked_at", "blocked at")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -152,6 +155,23 @@ class WorkflowRunAdmin(admin.ModelAdmin):
         active = [run.id for run in queryset if not run.is_finished]
         engine.resume(active)
         self.message_user(request, f"Enqueued {len(active)} run(s).", messages.SUCCESS)
+
+    @admin.display(description="blocked because")
+    def blocked_because(self, run: WorkflowRun) -> str:
+        return run.blocked_reason if run.status == RunStatus.BLOCKED else ""
+
+    @admin.action(
+        description="Retry blocked runs (replay them on the deployed code)",
+        permissions=["operate"],
+    )
+    def retry_blocked(self, request: HttpRequest, queryset: QuerySet[WorkflowRun]) -> None:
+        resumed = blocking.resume_blocked([run.id for run in queryset])
+        self.message_user(
+            request,
+            f"Retrying {len(resumed)} blocked run(s); any the deployed code still cannot replay "
+            "will be blocked again.",
+            messages.SUCCESS,
+        )
 
     @admin.action(description="Cancel run (stop where it is)", permissions=["operate"])
     def cancel_runs(self, request: HttpRequest, queryset: QuerySet[WorkflowRun]) -> None:

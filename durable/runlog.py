@@ -16,9 +16,10 @@ logger = logging.getLogger("durable.runs")
 
 def transition(run_id: str, workflow: str, status: str, **fields: Any) -> None:
     """Log that run `run_id` of `workflow` is now `status`, with `fields` (None values left
-    out). A failed run logs at ERROR, every other transition at INFO. Counted in the metrics."""
+    out). A failed or blocked run logs at ERROR, every other transition at INFO. Counted in the
+    metrics."""
     metrics.run_transition(workflow, str(status))
-    level = logging.ERROR if status == "failed" else logging.INFO
+    level = logging.ERROR if status in {"failed", "blocked"} else logging.INFO
     if not logger.isEnabledFor(level):
         return
     pairs = {"run": run_id, "workflow": workflow, "status": status, **fields}
