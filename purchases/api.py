@@ -151,6 +151,9 @@ class BuyView(APIView):
             200: OpenApiResponse(StatusSerializer, description="The key's existing purchase"),
             400: ErrorSerializer,
             409: OpenApiResponse(ErrorSerializer, description="The key was used for another item"),
+            415: OpenApiResponse(
+                ErrorSerializer, description="A body without a media type this endpoint reads"
+            ),
             **THROTTLED,
         },
         examples=[OpenApiExample("widget", value={"item_id": "widget-001"}, request_only=True)],
