@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
-from django.utils import timezone
 from django_q.brokers.orm import ORM
 from django_q.conf import Conf
 
@@ -205,11 +204,13 @@ class PromptORMBroker(ORM):
     def dequeue(self) -> list[tuple[int, Any]] | None:
         connection = self._connection()
         queue = _queue_table()
-        now = _prep_lock(connection, timezone.now())
-        until = _prep_lock(connection, self.timeout(None))
+        # A task is free once its lock time has passed by the database's clock (one clock for
+        # every machine, see sql.DatabaseClock).
+        now, now_params = _lock_sql(connection)
+        until, until_params = _lock_sql(connection, dt.timedelta(seconds=Conf.RETRY))
         # Claiming sets the lock to the retry time, compare-and-set: another cluster may take
         # the same task first.
-        claim = f"UPDATE {queue} SET lock = %s WHERE lock < %s AND id IN "
+        claim = f"UPDATE {queue} SET lock = {until} WHERE lock < {now} AND id IN "
         with connection.cursor() as cursor:
             if self._relaxed_on is not connection.connection and connection.get_autocommit():
                 _relax_durability(cursor, connection.vendor)
@@ -220,22 +221,25 @@ class PromptORMBroker(ORM):
             if connection.vendor == "postgresql":
                 # One round trip; SKIP LOCKED lets several pushers claim different tasks.
                 cursor.execute(
-                    f"{claim}(SELECT id FROM {queue} WHERE key = %s AND lock < %s "
+                    f"{claim}(SELECT id FROM {queue} WHERE key = %s AND lock < {now} "
                     "ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED) RETURNING id, payload",
-                    [until, now, self.list_key, now, Conf.BULK],
+                    [*until_params, *now_params, self.list_key, *now_params, Conf.BULK],
                 )
                 claimed = cursor.fetchall()
             else:
                 # Read first: an UPDATE would take SQLite's one write lock at every empty poll.
                 cursor.execute(
-                    f"SELECT id FROM {queue} WHERE key = %s AND lock < %s ORDER BY id LIMIT %s",
-                    [self.list_key, now, Conf.BULK],
+                    f"SELECT id FROM {queue} WHERE key = %s AND lock < {now} ORDER BY id LIMIT %s",
+                    [self.list_key, *now_params, Conf.BULK],
                 )
                 ids = [task_id for (task_id,) in cursor.fetchall()]
                 claimed = []
                 if ids:
                     marks = ", ".join(["%s"] * len(ids))
-                    cursor.execute(f"{claim}({marks}) RETURNING id, payload", [until, now, *ids])
+                    cursor.execute(
+                        f"{claim}({marks}) RETURNING id, payload",
+                        [*until_params, *now_params, *ids],
+                    )
                     claimed = cursor.fetchall()
         claimed.sort()  # RETURNING promises no order; django-q2 hands tasks out first in first out
         if claimed:
@@ -262,18 +266,18 @@ class PromptORMBroker(ORM):
         may then run such a task twice, which the engine's tasks tolerate (the lease admits one
         executor; a finished run is left as it is). Other tasks keep their claims."""
         queue = _queue_table()
-        moment = timezone.now()
-        now = _prep_lock(connection, moment)
+        now, now_params = _lock_sql(connection)
         cursor.execute(
-            f"SELECT id, payload FROM {queue} WHERE key = %s AND lock > %s", [self.list_key, now]
+            f"SELECT id, payload FROM {queue} WHERE key = %s AND lock > {now}",
+            [self.list_key, *now_params],
         )
         ids = [task_id for task_id, payload in cursor.fetchall() if _is_engine_task(payload)]
         if ids:
             marks = ", ".join(["%s"] * len(ids))
-            available = _prep_lock(connection, moment - dt.timedelta(seconds=1))
+            available, available_params = _lock_sql(connection, dt.timedelta(seconds=-1))
             cursor.execute(
-                f"UPDATE {queue} SET lock = %s WHERE id IN ({marks}) AND lock > %s",
-                [available, *ids, now],
+                f"UPDATE {queue} SET lock = {available} WHERE id IN ({marks}) AND lock > {now}",
+                [*available_params, *ids, *now_params],
             )
             logger.info("handed out again %d engine task(s) claimed before this start", len(ids))
 
@@ -300,9 +304,9 @@ class PromptORMBroker(ORM):
 
     def enqueue(self, task: str) -> int:
         connection = self._connection()
-        now = _prep_lock(connection, timezone.now())
-        insert = f"INSERT INTO {_queue_table()} (key, payload, lock) VALUES (%s, %s, %s)"
-        params = [self.list_key or Conf.CLUSTER_NAME, task, now]
+        now, now_params = _lock_sql(connection)
+        insert = f"INSERT INTO {_queue_table()} (key, payload, lock) VALUES (%s, %s, {now})"
+        params = [self.list_key or Conf.CLUSTER_NAME, task, *now_params]
         with connection.cursor() as cursor:
             if connection.vendor == "postgresql":
                 # Delivered when this transaction commits, that is when the task is visible.
@@ -353,10 +357,11 @@ def _relax_durability(cursor: Any, vendor: str) -> None:
         cursor.execute("PRAGMA synchronous = NORMAL")
 
 
-def _prep_lock(connection: Any, moment: Any) -> Any:
+def _lock_sql(connection: Any, offset: dt.timedelta = dt.timedelta(0)) -> tuple[str, list[Any]]:
+    """The database's clock plus `offset`, as SQL for a queue row's lock, and its parameters."""
     from django_q.models import OrmQ
 
-    return sql.prep(OrmQ, "lock", moment, connection)
+    return sql.placeholder(OrmQ, "lock", sql.DatabaseClock(offset), connection)
 
 
 @cache
