@@ -16,11 +16,12 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from django.db import DEFAULT_DB_ALIAS, connections, transaction
+from django.db import DEFAULT_DB_ALIAS, Error, connections, transaction
 from django_q.brokers.orm import ORM
 from django_q.conf import Conf
 
 from durable import sql, wakeup
+from durable.backoff import Backoff, connection_lost, current_connection
 
 logger = logging.getLogger("durable.queue")
 
@@ -135,11 +136,36 @@ def _acknowledge_in_transaction() -> Callable[[], None] | None:
     return acknowledge
 
 
+# An engine task that lost its database connection tries again for this long (django-q2 stops
+# a task after its `timeout`, 60 s in this project's settings).
+RECONNECT_FOR_SECONDS = 30.0
+
+
+def _reconnecting(work: Callable[[Any], Any]) -> Any:
+    """`work(connection)`, done again on a new connection if it failed because `connection` was
+    lost (a restart, or a connection that died while idle), with waits that double up to
+    backoff.LONGEST_WAIT_SECONDS, for up to RECONNECT_FOR_SECONDS. Safe because advancing a
+    run is: its lease admits one executor and what committed is never done twice. Without it
+    the run would wait for the poller's redelivery (DURABLE_REDELIVER_AFTER_SECONDS)."""
+    give_up = time.monotonic() + RECONNECT_FOR_SECONDS
+    backoff = Backoff(Conf.POLL)
+    while True:
+        used = current_connection(DEFAULT_DB_ALIAS)
+        try:
+            return work(used)
+        except (Error, _BatchLostConnection):
+            if time.monotonic() > give_up or not connection_lost(DEFAULT_DB_ALIAS, used):
+                raise
+            logger.warning("engine task lost its database connection; trying again")
+        backoff.wait()
+
+
 def advance_task(run_id: str) -> str:
     """The django-q2 task: advance one run. Returns what happened, for the task log."""
     from durable.executor import advance
 
-    outcome = advance(run_id, last_write=_acknowledge_in_transaction())
+    acknowledge = _acknowledge_in_transaction()
+    outcome = _reconnecting(lambda used: advance(run_id, last_write=acknowledge))
     _engine_task_ended()
     return outcome.value
 
@@ -149,9 +175,22 @@ def advance_batch_task(run_ids: list[str]) -> dict[str, int]:
     failing does not stop the rest (the poller finds it again). Returns how many ended each way."""
     from durable.executor import advance_many
 
-    outcomes = advance_many(run_ids, last_write=_acknowledge_in_transaction())
+    acknowledge = _acknowledge_in_transaction()
+
+    def batch(used: Any) -> dict[str, int]:
+        outcomes = advance_many(run_ids, last_write=acknowledge)
+        # advance_many logs each run that failed and goes on; a lost connection fails them all.
+        if outcomes.get("error") and connection_lost(DEFAULT_DB_ALIAS, used):
+            raise _BatchLostConnection(f"{outcomes['error']} run(s) failed")
+        return outcomes
+
+    outcomes = _reconnecting(batch)
     _engine_task_ended()
     return outcomes
+
+
+class _BatchLostConnection(Exception):
+    """Runs of a batch failed because the database connection was lost."""
 
 
 def queue_depth() -> int | None:
@@ -190,6 +229,7 @@ class PromptORMBroker(ORM):
         self._listener: wakeup.Listener | None = None
         self._listener_tried = False
         self._orphans_released = False
+        self._reconnect: Backoff | None = None
 
     def _connection(self) -> Any:
         from django.db import close_old_connections, connections
@@ -202,6 +242,28 @@ class PromptORMBroker(ORM):
         return connections[Conf.ORM]
 
     def dequeue(self) -> list[tuple[int, Any]] | None:
+        """Claim up to Conf.BULK tasks, or wait a little for one. Never raises for a database
+        that went away: django-q2's pusher would sleep 10 s and die (and its cluster start a new
+        one); this returns nothing and tries again, a new connection each time, with waits that
+        double up to backoff.LONGEST_WAIT_SECONDS."""
+        used = None
+        try:
+            used = current_connection(Conf.ORM)
+            claimed = self._dequeue()
+        except Error:
+            if not connection_lost(Conf.ORM, used):
+                raise
+            if self._reconnect is None:
+                logger.warning("the database went away; reconnecting", exc_info=True)
+                self._reconnect = Backoff(Conf.POLL)
+            self._reconnect.wait()
+            return None
+        if self._reconnect is not None:
+            logger.info("reconnected to the database")
+            self._reconnect = None
+        return claimed
+
+    def _dequeue(self) -> list[tuple[int, Any]] | None:
         connection = self._connection()
         queue = _queue_table()
         # A task is free once its lock time has passed by the database's clock (one clock for
@@ -299,8 +361,9 @@ class PromptORMBroker(ORM):
             with connection.cursor() as cursor:
                 cursor.execute(f"LISTEN {self.CHANNEL}")
             self._listening_on = connection.connection
-        for _ in self._listening_on.notifies(timeout=seconds, stop_after=1):
-            pass
+        with connection.wrap_database_errors:  # a lost connection raises django.db's errors
+            for _ in self._listening_on.notifies(timeout=seconds, stop_after=1):
+                pass
 
     def enqueue(self, task: str) -> int:
         connection = self._connection()
