@@ -20,7 +20,7 @@ from django.db import DEFAULT_DB_ALIAS, Error, connections, transaction
 from django_q.brokers.orm import ORM
 from django_q.conf import Conf
 
-from durable import sql, wakeup
+from durable import conf, sql, wakeup
 from durable.backoff import Backoff, connection_lost, current_connection
 
 logger = logging.getLogger("durable.queue")
@@ -208,7 +208,9 @@ class PromptORMBroker(ORM):
     The stock broker sleeps its full poll interval whenever the queue is empty, which adds up to
     that interval to every task (a purchase's confirmation, a cancel). On PostgreSQL this one
     LISTENs: every enqueue NOTIFYs in its own transaction, so a waiting pusher wakes the moment a
-    task is committed, and polls at the configured interval only as a safety net. On SQLite it
+    task is committed, and polls at the configured interval only as a safety net; behind a
+    transaction pooler (DURABLE["TRANSACTION_POOLER"]) it polls at that interval instead, and
+    keeps no session state on its connection. On SQLite it
     waits on a wake-up socket that every enqueue writes to once committed (durable.wakeup); until
     a first wake-up has arrived it also polls every BUSY_POLL_SECONDS for a while after it last
     found work, in case wake-ups cannot reach it. Its statements are plain SQL (the stock
@@ -274,7 +276,8 @@ class PromptORMBroker(ORM):
         # the same task first.
         claim = f"UPDATE {queue} SET lock = {until} WHERE lock < {now} AND id IN "
         with connection.cursor() as cursor:
-            if self._relaxed_on is not connection.connection and connection.get_autocommit():
+            relax = connection.get_autocommit() and not conf.flag("TRANSACTION_POOLER")
+            if relax and self._relaxed_on is not connection.connection:
                 _relax_durability(cursor, connection.vendor)
                 self._relaxed_on = connection.connection
             if not self._orphans_released:
@@ -307,6 +310,9 @@ class PromptORMBroker(ORM):
         if claimed:
             self._last_work = time.monotonic()
             return claimed
+        if connection.vendor == "postgresql" and conf.flag("TRANSACTION_POOLER"):
+            time.sleep(Conf.POLL)  # a LISTEN on a pooled connection would hear nothing
+            return None
         if connection.vendor == "postgresql" and transaction.get_autocommit(using=Conf.ORM):
             self._wait_for_notify(connection, Conf.POLL)
             return None
@@ -371,7 +377,7 @@ class PromptORMBroker(ORM):
         insert = f"INSERT INTO {_queue_table()} (key, payload, lock) VALUES (%s, %s, {now})"
         params = [self.list_key or Conf.CLUSTER_NAME, task, *now_params]
         with connection.cursor() as cursor:
-            if connection.vendor == "postgresql":
+            if connection.vendor == "postgresql" and not conf.flag("TRANSACTION_POOLER"):
                 # Delivered when this transaction commits, that is when the task is visible.
                 cursor.execute(
                     f"WITH task AS ({insert} RETURNING id) SELECT id, pg_notify(%s, '') FROM task",
