@@ -92,8 +92,17 @@ class ReturnWatch(threading.Thread):
         return self.returned_at
 
 
-def test_every_process_reconnects_and_overdue_runs_finish_within_2s_of_a_restart():
+@pytest.fixture
+def cluster():
+    """The private cluster, stopped again after the test (nothing is left listening on 5499)."""
     postgres.restartable_cluster()
+    try:
+        yield
+    finally:
+        postgres.stop()
+
+
+def test_every_process_reconnects_and_overdue_runs_finish_within_2s_of_a_restart(cluster):
     base = process_env(PATH=venv_path())
     url = postgres.fresh_database("oneclick_restart_test", base)
     env = process_env(
