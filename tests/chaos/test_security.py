@@ -11,7 +11,7 @@ import pytest
 from django.conf import settings as django_settings
 from django.middleware.csrf import get_token
 from django.test import Client, RequestFactory
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 
 from durable.models import WorkflowSignal
 from purchases import selectors, services
@@ -55,11 +55,9 @@ def page_paths() -> list[str]:
     return sorted(paths)
 
 
-def page(name: str, **kwargs: str) -> str | None:
-    try:
-        return reverse(name, kwargs=kwargs or None)
-    except NoReverseMatch:
-        return None
+def page(name: str, **kwargs: str) -> str:
+    """The page's path; a renamed page fails the test rather than skipping its assertions."""
+    return reverse(name, kwargs=kwargs or None)
 
 
 # --- anonymous ----------------------------------------------------------------------------------
@@ -135,14 +133,10 @@ def test_a_user_cannot_see_or_cancel_another_users_purchase_on_the_pages(
     client.force_login(alice)
     for name in ("purchase", "purchase-status"):
         path = page(name, key="bobs-key")
-        if path is not None:
-            assert client.get(path).status_code == 404, path
-    cancel = page("purchase-cancel", key="bobs-key")
-    if cancel is not None:
-        assert client.post(cancel).status_code == 404
-    orders = page("orders")
-    if orders is not None:
-        assert b"bobs-key" not in client.get(orders).content
+        assert client.get(path).status_code == 404, path
+    assert client.post(page("purchase-cancel", key="bobs-key")).status_code == 404
+    orders = client.get(page("orders"))
+    assert orders.status_code == 200 and b"bobs-key" not in orders.content
     assert not WorkflowSignal.objects.filter(run_id=bobs.run_id).exists()
 
 
@@ -183,8 +177,7 @@ def test_session_authenticated_page_writes_need_the_csrf_token(
     client = Client(enforce_csrf_checks=True)
     client.force_login(user)
     for path in (page("buy"), page("purchase-cancel", key="page-key")):
-        if path is not None:
-            assert client.post(path, {"item_id": "widget-001"}).status_code == 403, path
+        assert client.post(path, {"item_id": "widget-001"}).status_code == 403, path
     assert Purchase.objects.filter(user=user).count() == 1
     assert not WorkflowSignal.objects.exists()
 
@@ -224,10 +217,15 @@ def failing(monkeypatch: pytest.MonkeyPatch) -> None:
             f"kaboom {django_settings.SECRET_KEY} {django_settings.DATABASES['default']['NAME']}"
         )
 
-    for target in (services, selectors):
-        for name in ("buy", "cancel", "get_purchase", "purchases_of", "active_products"):
-            if hasattr(target, name):
-                monkeypatch.setattr(target, name, explode)
+    # raising=True: a renamed function fails the test instead of leaving it unpatched.
+    for target, name in (
+        (services, "buy"),
+        (services, "cancel"),
+        (services, "get_purchase"),
+        (selectors, "purchases_of"),
+        (selectors, "active_products"),
+    ):
+        monkeypatch.setattr(target, name, explode, raising=True)
 
 
 def test_an_api_500_is_the_generic_json_body(make_user: Any, failing: None) -> None:
@@ -256,17 +254,29 @@ def test_client_errors_leak_nothing(make_user: Any) -> None:
     auth = basic("sloppy", "pw-sloppy-123")
     client = Client(raise_request_exception=False)
     answers = [
-        client.post("/api/buy/k1", "{not json", "application/json", **auth),
-        client.post(
-            "/api/buy/k1", json.dumps({"item_id": "x" * 10**5}), "application/json", **auth
+        (client.post("/api/buy/k1", "{not json", "application/json", **auth), 400, "item_id"),
+        (
+            client.post(
+                "/api/buy/k1", json.dumps({"item_id": "x" * 10**5}), "application/json", **auth
+            ),
+            400,
+            "item_id",
         ),
-        client.post("/api/buy/k1", "[1, 2]", "application/json", **auth),
-        client.post("/api/buy/k1", {"item_id": "nope"}, "application/json", **auth),
-        client.get("/api/buy/k1", **auth),
-        client.get("/api/no-such-endpoint", **auth),
-        client.get("/api/status/" + "x" * 65, **auth),
-        client.get("/no-such-page/"),
+        (client.post("/api/buy/k1", "[1, 2]", "application/json", **auth), 400, "item_id"),
+        (
+            client.post("/api/buy/k1", {"item_id": "nope"}, "application/json", **auth),
+            400,
+            "item_id",
+        ),
+        (client.get("/api/buy/k1", **auth), 405, None),
+        (client.get("/api/no-such-endpoint", **auth), 404, None),
+        (client.get("/api/status/" + "x" * 65, **auth), 400, "key"),
     ]
-    for response in answers:
-        assert 400 <= response.status_code < 500
+    for response, status, field in answers:
+        assert response.status_code == status, response.content[:200]
+        assert response["Content-Type"].startswith("application/json")
+        assert response.json().get("field") == field, response.content[:200]
         assert not leaks(response.content.decode()), response.content[:200]
+    missing_page = client.get("/no-such-page/")
+    assert missing_page.status_code == 404
+    assert not leaks(missing_page.content.decode())

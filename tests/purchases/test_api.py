@@ -76,7 +76,9 @@ def test_unknown_missing_or_mistyped_item_is_a_400_naming_the_field(api, product
 
 def test_an_inactive_product_cannot_be_bought(api, product):
     Product.objects.filter(pk=product.pk).update(active=False)
-    assert buy(api, "k1").status_code == 400
+    response = buy(api, "k1")
+    assert response.status_code == 400 and response.json()["field"] == "item_id"
+    assert Purchase.objects.count() == 0
 
 
 @pytest.mark.parametrize("key", ["bad key", "a" * 65, "k%21", "k.1", "ключ", "%20"])
@@ -99,10 +101,13 @@ def test_a_bad_key_is_a_400_on_every_endpoint(api, product, key):
         ("item_id=widget-001", "text/plain"),
     ],
 )
-def test_a_body_that_is_not_a_json_object_is_a_400(api, product, payload, content_type):
+def test_a_body_that_is_not_a_json_object_is_a_400_naming_the_field(
+    api, product, payload, content_type
+):
     response = api.generic("POST", "/api/buy/k1", payload, content_type=content_type)
-    assert response.status_code in (400, 415)
+    assert response.status_code == 400
     assert response["Content-Type"].startswith("application/json")
+    assert response.json()["field"] == "item_id" and response.json()["detail"]
     assert Purchase.objects.count() == 0
 
 
@@ -111,6 +116,7 @@ def test_an_oversized_body_is_a_400(api, product):
     response = api.generic("POST", "/api/buy/k1", huge, content_type="application/json")
     assert response.status_code == 400
     assert "larger than" in response.json()["detail"]
+    assert response.json()["field"] == "item_id"
     assert Purchase.objects.count() == 0
 
 
@@ -176,7 +182,8 @@ def test_cancel_after_the_window_is_a_409_with_the_decided_state(api, alice, pro
 def test_unknown_key_is_404_on_status_and_cancel(api):
     status = api.get("/api/status/nope")
     assert status.status_code == 404 and status.json()["status"] == "not_found"
-    assert api.post("/api/cancel/nope").status_code == 404
+    cancel = api.post("/api/cancel/nope")
+    assert cancel.status_code == 404 and cancel.json()["status"] == "not_found"
 
 
 def test_out_of_stock_at_checkout_fails_with_a_reason_and_no_order(
@@ -210,7 +217,8 @@ def test_keys_are_scoped_to_their_user(api, api_bob, alice, bob, product):
     bob_only = buy(api_bob, "bob-only")
     assert bob_only.status_code == 202
     assert api.get("/api/status/bob-only").status_code == 404
-    assert api.post("/api/cancel/bob-only").status_code == 404
+    refused = api.post("/api/cancel/bob-only")
+    assert refused.status_code == 404 and refused.json()["status"] == "not_found"
     assert api_bob.get("/api/status/bob-only").json()["status"] == "pending"
 
 
@@ -236,10 +244,12 @@ def test_token_and_basic_authentication_work(alice, product):
     basic = APIClient()
     credentials = base64.b64encode(b"alice:pw-alice-123").decode()
     basic.credentials(HTTP_AUTHORIZATION=f"Basic {credentials}")
-    assert basic.get("/api/status/tok").status_code == 200
+    by_basic = basic.get("/api/status/tok")
+    assert by_basic.status_code == 200 and by_basic.json()["key"] == "tok"
     wrong = APIClient()
     wrong.credentials(HTTP_AUTHORIZATION="Basic " + base64.b64encode(b"alice:nope").decode())
     assert wrong.get("/api/status/tok").status_code == 401
+    assert "detail" in wrong.get("/api/status/tok").json()
 
 
 def test_unknown_api_path_is_a_json_404(api):
