@@ -19,6 +19,9 @@ from purchases import urls as page_urls
 from purchases.models import Purchase
 
 PUBLIC_PAGES = {"login", "logout"}
+# Transactional, so that `on_commit` runs as in production (purchases start eagerly).
+pytestmark = pytest.mark.django_db(transaction=True)
+
 API_ENDPOINTS = [
     ("post", "/api/buy/sec-key"),
     ("post", "/api/cancel/sec-key"),
@@ -31,6 +34,12 @@ API_ENDPOINTS = [
 def _cheap_passwords(settings: Any) -> None:
     # HTTP Basic hashes the password on every request; PBKDF2's million rounds are not the point.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _long_window(settings: Any) -> None:
+    # Purchases stay pending, and cancels in time, however slow the machine is.
+    settings.ONECLICK_CANCEL_WINDOW_SECONDS = 60
 
 
 def basic(username: str, password: str) -> dict[str, str]:
@@ -63,7 +72,6 @@ def page(name: str, **kwargs: str) -> str:
 # --- anonymous ----------------------------------------------------------------------------------
 
 
-@pytest.mark.django_db
 @pytest.mark.parametrize(("method", "path"), API_ENDPOINTS)
 def test_the_api_refuses_anonymous_callers_with_json(method: str, path: str) -> None:
     response = call(Client(), method, path)
@@ -72,7 +80,6 @@ def test_the_api_refuses_anonymous_callers_with_json(method: str, path: str) -> 
     assert "detail" in response.json()
 
 
-@pytest.mark.django_db
 @pytest.mark.parametrize(("method", "path"), API_ENDPOINTS)
 def test_the_api_refuses_wrong_credentials(method: str, path: str, make_user: Any) -> None:
     make_user("mallory", "right-password-123")
@@ -82,7 +89,6 @@ def test_the_api_refuses_wrong_credentials(method: str, path: str, make_user: An
     assert token.status_code == 401
 
 
-@pytest.mark.django_db
 @pytest.mark.parametrize("path", page_paths())
 @pytest.mark.parametrize("method", ["get", "post"])
 def test_every_page_sends_anonymous_users_to_sign_in(method: str, path: str) -> None:
@@ -248,7 +254,6 @@ def test_a_page_500_shows_no_detail(make_user: Any, failing: None) -> None:
     assert not leaks(response.content.decode())
 
 
-@pytest.mark.django_db
 def test_client_errors_leak_nothing(make_user: Any) -> None:
     make_user("sloppy", "pw-sloppy-123")
     auth = basic("sloppy", "pw-sloppy-123")
