@@ -25,16 +25,9 @@ from purchases import services
 from purchases.services import CancelResult
 from tests.support.inline import finish
 from tests.support.processes import wait_until
+from tests.support.threads import backend_pid, waits_for_a_lock
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def waits_for_a_lock(backend_pid: int) -> bool:
-    """PostgreSQL: the backend is blocked on a lock held by another transaction."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", [backend_pid])
-        row = cursor.fetchone()
-    return row is not None and row[0] == "Lock"
 
 
 def test_a_refusal_never_overlooks_a_cancel_being_accepted(
@@ -44,7 +37,7 @@ def test_a_refusal_never_overlooks_a_cancel_being_accepted(
     user = make_user("double-clicker")
     purchase = services.buy(user, "dbl-click", "widget-001").purchase
     first_accepted, second_started, second_done = (threading.Event() for _ in range(3))
-    second_pid: list[int] = []
+    second_pid: list[int | None] = []
     threads: dict[str, threading.Thread] = {}
 
     record_signal = store.record_signal
@@ -82,10 +75,7 @@ def test_a_refusal_never_overlooks_a_cancel_being_accepted(
         try:
             if name == "second":
                 assert first_accepted.wait(30)
-                if connection.vendor == "postgresql":
-                    with connection.cursor() as cursor:
-                        cursor.execute("SELECT pg_backend_pid()")
-                        second_pid.append(cursor.fetchone()[0])
+                second_pid.append(backend_pid())
                 second_started.set()
             answers[name] = services.cancel(user, "dbl-click")
         except BaseException as exc:

@@ -34,3 +34,20 @@ def in_threads(
     for thread in threads:
         thread.join()
     return errors
+
+
+def backend_pid() -> int | None:
+    """This thread's PostgreSQL backend (connecting if need be); None on SQLite."""
+    if connection.vendor != "postgresql":
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        return cursor.fetchone()[0]
+
+
+def waits_for_a_lock(pid: int) -> bool:
+    """PostgreSQL: the backend `pid` is blocked on a lock another transaction holds."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", [pid])
+        row = cursor.fetchone()
+    return row is not None and row[0] == "Lock"
