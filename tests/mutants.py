@@ -93,10 +93,21 @@ MUTANTS: tuple[Mutant, ...] = (
                 '_ended(status, result, error), "id = %s AND lease_owner = %s", [run_id, owner]',
                 '_ended(status, result, error), "id = %s", [run_id]',
             ),
-            (
-                '        "id = %s AND lease_owner = %s",\n        [run_id, owner],\n    )\n\n\n'
-                "def release_lease",
-                '        "id = %s",\n        [run_id],\n    )\n\n\ndef release_lease',
+            (  # suspend_run (the only update that sets "waiting_signal": signal)
+                '"waiting_signal": signal,\n'
+                '            "lease_owner": "",\n'
+                '            "lease_expires_at": None,\n'
+                '            "updated_at": timezone.now(),\n'
+                "        },\n"
+                '        "id = %s AND lease_owner = %s",\n'
+                "        [run_id, owner],",
+                '"waiting_signal": signal,\n'
+                '            "lease_owner": "",\n'
+                '            "lease_expires_at": None,\n'
+                '            "updated_at": timezone.now(),\n'
+                "        },\n"
+                '        "id = %s",\n'
+                "        [run_id],",
             ),
         ),
         ("tests/durable/test_engine.py",),
@@ -149,6 +160,20 @@ MUTANTS: tuple[Mutant, ...] = (
         "purchases/services.py",
         (("    except (IntegrityError, durable.RunConflict):", "    except ():"),),
         ("tests/purchases/test_races.py",),
+    ),
+    Mutant(
+        "M9",
+        "a run whose history the code no longer replays fails instead of being blocked",
+        "durable/executor.py",
+        (
+            (
+                "blocking.block(run_id, runner.owner, leased.workflow, str(outcome.error))\n"
+                "        return Advanced.BLOCKED",
+                "store.finish_run(run_id, runner.owner, RunStatus.FAILED, None, str(outcome.error))"
+                "\n        return Advanced.FINISHED",
+            ),
+        ),
+        ("tests/durable/test_deploy.py", "tests/purchases/test_blocked.py"),
     ),
 )
 
