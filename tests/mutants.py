@@ -52,7 +52,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "purchases/services.py",
         (
             (
-                "Purchase.objects.select_for_update().filter(pk=purchase.pk).exists()",
+                "Purchase.objects.select_for_update(no_key=True).filter(pk=purchase.pk).exists()",
                 "Purchase.objects.filter(pk=purchase.pk).exists()",
             ),
         ),
@@ -93,21 +93,13 @@ MUTANTS: tuple[Mutant, ...] = (
                 '_ended(status, result, error), "id = %s AND lease_owner = %s", [run_id, owner]',
                 '_ended(status, result, error), "id = %s", [run_id]',
             ),
-            (  # suspend_run (the only update that sets "waiting_signal": signal)
-                '"waiting_signal": signal,\n'
-                '            "lease_owner": "",\n'
-                '            "lease_expires_at": None,\n'
-                '            "updated_at": timezone.now(),\n'
+            (  # suspend_run (the one multi-line update stamped with the database's clock)
+                '"updated_at": sql.DatabaseClock(),\n'
                 "        },\n"
                 '        "id = %s AND lease_owner = %s",\n'
                 "        [run_id, owner],",
-                '"waiting_signal": signal,\n'
-                '            "lease_owner": "",\n'
-                '            "lease_expires_at": None,\n'
-                '            "updated_at": timezone.now(),\n'
-                "        },\n"
-                '        "id = %s",\n'
-                "        [run_id],",
+                '"updated_at": sql.DatabaseClock(),\n        },\n'
+                '        "id = %s",\n        [run_id],',
             ),
         ),
         ("tests/durable/test_engine.py",),
@@ -174,6 +166,25 @@ MUTANTS: tuple[Mutant, ...] = (
             ),
         ),
         ("tests/durable/test_deploy.py", "tests/purchases/test_blocked.py"),
+    ),
+    Mutant(
+        "M10",
+        "whether a run is due is judged by the process's clock instead of the database's",
+        "durable/store.py",
+        (
+            (  # the poller's claim
+                "    now = db_now_expression()\n    return (",
+                "    now = Value(timezone.now(), output_field=DateTimeField())\n    return (",
+            ),
+            (  # the worker's lease
+                'when, when_params = f"(wake_at IS NULL OR wake_at <= {clock})", clock_params',
+                'when, when_params = "(wake_at IS NULL OR wake_at <= %s)", '
+                '[sql.prep(WorkflowRun, "wake_at", timezone.now())]',
+            ),
+        ),
+        ("tests/ops/test_clock_skew.py",),
+        # SQLite serves one machine, whose processes share one clock.
+        (POSTGRES,),
     ),
 )
 

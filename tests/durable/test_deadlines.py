@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from django.utils import timezone
 
 import durable
 from durable import store
@@ -45,7 +44,7 @@ def test_an_executor_woken_50ms_before_the_deadline_keeps_the_wait_open(
     # Woken early (a poller whose clock runs ahead, an operator's resume): the executor's clock
     # says the deadline is 50 ms away, so the wait must not be decided yet.
     deadline = parked("edge-wake")
-    store.wake("edge-wake", timezone.now())
+    store.wake("edge-wake")
     monkeypatch.setattr(_LiveCommands, "now", lambda self: deadline - dt.timedelta(milliseconds=50))
     assert advance("edge-wake") is Advanced.SUSPENDED
     wait = StepCheckpoint.objects.get(run_id="edge-wake", position=0)
