@@ -136,7 +136,7 @@ def acquire_lease(
     commit), and the row stays locked until then. On PostgreSQL a `fresh` lease that waited for
     the row judges "no checkpoint yet" as before its wait, so it may be granted on a run a worker
     advanced meanwhile: harmless, as the executor reads the history after its lease and an early
-    advance only replays (test_an_eager_lease_that_waited_for_a_worker_replays_what_...).
+    advance only replays what the worker recorded.
 
     Whether the lease is free and the run due is judged by the database's clock in this very
     statement, which also sets the lease's expiry by it: processes' clocks play no part."""

@@ -129,7 +129,8 @@ ASGI_APPLICATION = "oneclick_project.asgi.application"
 
 # --- Database -----------------------------------------------------------------------------------
 # Persistent connections: django-q2's ORM broker polls the database several times a second, and
-# reopening the connection on each poll made it 5-10x slower on PostgreSQL.
+# opening a connection (a new backend process on PostgreSQL) for each poll would cost more than
+# the poll.
 CONN_MAX_AGE = int(env_float("DJANGO_CONN_MAX_AGE", 600))
 DEFAULT_SQLITE_PATH = BASE_DIR / "db.sqlite3"
 DATABASES = {

@@ -10,8 +10,10 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
+from durable.models import ACTIVE_STATUSES
 from purchases.models import Order, Product, Purchase
 from purchases.selectors import purchase_status
+from purchases.states import FINAL_STATES, STATE_PREFIX, short_state
 
 
 class ProductForm(forms.ModelForm):
@@ -66,19 +68,16 @@ class PurchaseStateFilter(admin.SimpleListFilter):
     parameter_name = "state"
 
     def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
-        return [
-            ("pending", "Pending"),
-            ("confirmed", "Confirmed"),
-            ("cancelled", "Cancelled"),
-            ("failed", "Failed"),
-        ]
+        finals = [short_state(state) for state in FINAL_STATES]
+        return [("pending", "Pending"), *((name.lower(), name.capitalize()) for name in finals)]
 
     def queryset(self, request: HttpRequest, queryset):
         value = self.value()
         if value == "pending":
-            return queryset.filter(run__status__in=["pending", "running", "waiting"])
-        if value in {"confirmed", "cancelled", "failed"}:
-            return queryset.filter(run__result__state=f"PURCHASE_{value.upper()}")
+            return queryset.filter(run__status__in=ACTIVE_STATUSES)
+        state = f"{STATE_PREFIX}{(value or '').upper()}"
+        if state in FINAL_STATES:
+            return queryset.filter(run__result__state=state)
         return queryset
 
 

@@ -26,6 +26,7 @@ from rest_framework.views import APIView
 from purchases import selectors, services
 from purchases.keys import KEY_PATTERN, KEY_RULE, new_key
 from purchases.selectors import purchase_status
+from purchases.states import FINAL_STATES
 
 
 class LimitedJSONParser(JSONParser):
@@ -79,7 +80,7 @@ class CancelRequest(serializers.Serializer):
 
 
 class PurchaseResultSerializer(serializers.Serializer):
-    state = serializers.ChoiceField(["PURCHASE_CONFIRMED", "PURCHASE_CANCELLED", "PURCHASE_FAILED"])
+    state = serializers.ChoiceField(FINAL_STATES)
     item_id = serializers.CharField()
     order_id = serializers.CharField(required=False)
     reason = serializers.CharField(required=False)

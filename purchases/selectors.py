@@ -10,10 +10,8 @@ from django.db.models import QuerySet
 
 from durable.models import RunStatus
 from purchases.models import Order, Product, Purchase
+from purchases.states import CANCELLED, CONFIRMED, FAILED, short_state
 
-CONFIRMED = "PURCHASE_CONFIRMED"
-CANCELLED = "PURCHASE_CANCELLED"
-FAILED = "PURCHASE_FAILED"
 DELAYED_MESSAGE = (
     "Your purchase is delayed by maintenance on our side. Nothing is lost: it will complete as "
     "you decided, and a cancel made inside the window is honoured."
@@ -42,7 +40,7 @@ class PurchaseStatus:
         """PENDING, or the final state without its prefix: CONFIRMED, CANCELLED, FAILED."""
         if self.result is None:
             return "PENDING"
-        return str(self.result["state"]).removeprefix("PURCHASE_")
+        return short_state(str(self.result["state"]))
 
     def as_json(self) -> dict[str, Any]:
         """The body of `GET /api/status/<key>`."""

@@ -20,9 +20,7 @@ import durable
 from purchases.keys import KEY_RULE, is_valid_key
 from purchases.models import Order, Product, Purchase
 from purchases.selectors import PurchaseStatus, pending_status, purchase_status
-
-WORKFLOW = "one_click_buy"
-CANCEL_SIGNAL = "cancel"
+from purchases.states import CANCEL_SIGNAL, CANCELLED, WORKFLOW, short_state
 
 
 class PurchaseError(Exception):
@@ -185,7 +183,7 @@ def cancel(user: AbstractBaseUser, key: str) -> CancelResult:
     if ended.result is not None:
         # Asking again after the end is answered by the outcome, which outlives the workflow
         # signals (retention prunes those).
-        return CancelResult(ended.state == "CANCELLED", ended)
+        return CancelResult(ended.state == short_state(CANCELLED), ended)
     with transaction.atomic():
         # Cancels of one purchase queue here, so that a refusal (window closed, no cancel
         # accepted) cannot overlook a concurrent cancel that checked the clock just before the

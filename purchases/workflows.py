@@ -7,14 +7,10 @@ from typing import Any
 
 from durable import TIMED_OUT, WorkflowContext, workflow
 from purchases import services
-
-CANCEL_SIGNAL = "cancel"
-CONFIRMED = "PURCHASE_CONFIRMED"
-CANCELLED = "PURCHASE_CANCELLED"
-FAILED = "PURCHASE_FAILED"
+from purchases.states import CANCEL_SIGNAL, CANCELLED, CONFIRMED, FAILED, WORKFLOW
 
 
-@workflow("one_click_buy")
+@workflow(WORKFLOW)
 def one_click_buy(
     ctx: WorkflowContext, item_id: str, cancel_until: str
 ) -> Generator[Any, Any, dict[str, Any]]:

@@ -38,8 +38,8 @@ from django.db.models import Count
 
 from durable.models import ACTIVE_STATUSES, RunStatus, StepCheckpoint, WorkflowRun, WorkflowSignal
 from purchases.models import Order, Product, Purchase
-from purchases.services import CANCEL_SIGNAL, run_id_for
-from purchases.workflows import CANCELLED, CONFIRMED, FAILED
+from purchases.services import run_id_for
+from purchases.states import CANCEL_SIGNAL, CANCELLED, CONFIRMED, FAILED
 from tests.chaos.hashers import FastPBKDF2PasswordHasher
 from tests.support.processes import (
     ManagedProcess,

@@ -8,7 +8,7 @@ from collections.abc import Generator
 from typing import Any
 
 from durable import TIMED_OUT, WorkflowContext
-from purchases import services, workflows
+from purchases import services, states, workflows  # noqa: F401 (v1 is registered before `deploy`)
 from tests.durable.deploy_workflows import deploy
 
 
@@ -17,12 +17,12 @@ def step_before_the_wait(
 ) -> Generator[Any, Any, Any]:
     """Incompatible with purchases in flight: a step inserted before the cancel window."""
     yield ctx.step(services.new_order_number)
-    cancel = yield ctx.wait_for_signal(workflows.CANCEL_SIGNAL, until=cancel_until)
+    cancel = yield ctx.wait_for_signal(states.CANCEL_SIGNAL, until=cancel_until)
     if cancel is not TIMED_OUT:
         yield ctx.transaction(services.record_cancellation, ctx.run_id)
-        return {"state": workflows.CANCELLED, "item_id": item_id}
+        return {"state": states.CANCELLED, "item_id": item_id}
     outcome = yield ctx.transaction(services.checkout, ctx.run_id)
-    return {"state": workflows.CONFIRMED, "item_id": item_id, "order_id": outcome["order_id"]}
+    return {"state": states.CONFIRMED, "item_id": item_id, "order_id": outcome["order_id"]}
 
 
 CHANGES = {"step_before_the_wait": step_before_the_wait}
