@@ -16,6 +16,7 @@ import enum
 import json
 import logging
 import os
+import random
 import socket
 import time
 import uuid
@@ -23,7 +24,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from durable import conf, store
@@ -44,8 +45,14 @@ from durable.replay import (
     describe,
     drive,
 )
+from durable.transient import is_transient
 
 logger = logging.getLogger("durable.executor")
+
+# After a transient database error an advance is tried again this many times in place, after a
+# random pause of up to TRANSIENT_BACKOFF_SECONDS doubling each time, before the poller takes it.
+TRANSIENT_RETRIES_IN_PLACE = 3
+TRANSIENT_BACKOFF_SECONDS = 0.05
 
 _HOST = socket.gethostname()
 
@@ -57,6 +64,7 @@ class Advanced(enum.Enum):
     SUSPENDED = "suspended"
     FINISHED = "finished"
     LEASE_LOST = "lease_lost"
+    DEFERRED = "deferred"  # transient database errors: the poller advances it after a backoff
 
 
 def new_owner() -> str:
@@ -78,9 +86,43 @@ def advance(
     Guarantees: at most one executor at a time (lease); each command that finished before is not
     run again; the run ends, or is parked with the time it must wake, or is left to another
     executor if the lease was lost. `last_write` commits together with the advance's last
-    writes (on its own if the advance left nothing to commit), or not at all."""
-    with _task_group(last_write) as group:
-        return _advance(run_id, group, fresh=fresh)
+    writes (on its own if the advance left nothing to commit), or not at all.
+
+    A transient database error (`durable.transient`) rolls the advance back and it is tried
+    again after a short backoff, a few times in place, then by the poller (DEFERRED); it never
+    counts as an attempt of the step that met it."""
+    retries = TRANSIENT_RETRIES_IN_PLACE
+    for retry in range(retries + 1):
+        try:
+            with _task_group(last_write) as group:
+                return _advance(run_id, group, fresh=fresh)
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            _forget_broken_connection()
+            logger.warning(
+                "run %s: transient database error (try %d/%d): %s",
+                run_id, retry + 1, retries + 1, describe(exc),
+            )  # fmt: skip
+            if retry < retries:
+                time.sleep(random.uniform(0, TRANSIENT_BACKOFF_SECONDS * 2**retry))
+    _defer(run_id, last_write)
+    return Advanced.DEFERRED
+
+
+def _forget_broken_connection() -> None:
+    """A lost connection is closed, so the next query opens a new one."""
+    if not connection.in_atomic_block:
+        connection.close_if_unusable_or_obsolete()
+
+
+def _defer(run_id: str, last_write: Callable[[], None] | None) -> None:
+    """Hand a run that kept meeting transient errors to the poller, after a backoff."""
+    backoff = conf.get("RETRY_BACKOFF_SECONDS")
+    with transaction.atomic():
+        store.defer_run(run_id, store.db_now() + dt.timedelta(seconds=backoff))
+        if last_write is not None:
+            last_write()
 
 
 def advance_many(
@@ -89,21 +131,29 @@ def advance_many(
     """Advance each run in turn, as `advance` does, sharing their group transactions: a batch of
     runs woken together commits once per DURABLE["GROUP_COMMIT_SECONDS"], not once per run. A
     run that fails takes back only its own writes and does not stop the others (the poller finds
-    it again). Returns how many runs ended each way. `last_write` commits with the batch's last
-    group, as in `advance`."""
+    it again); one that met a transient error is advanced again on its own after the batch.
+    Returns how many runs ended each way. `last_write` commits with the batch's last group, as
+    in `advance`."""
     outcomes: dict[str, int] = {}
+    again: list[str] = []
     with _task_group(last_write) as group:
         # One order for every batch: two that overlap (a task delivered twice) then take the
         # runs' row locks in the same order and cannot deadlock on PostgreSQL.
         for run_id in sorted(run_ids):
             try:
                 outcome = _advance(run_id, group).value
-            except Exception:
+            except Exception as exc:
+                if is_transient(exc):
+                    again.append(run_id)
+                    continue
                 logger.exception("run %s could not be advanced", run_id)
                 outcome = "error"
             outcomes[outcome] = outcomes.get(outcome, 0) + 1
             if group.age() > conf.get("GROUP_COMMIT_SECONDS"):
                 group.commit()
+    for run_id in again:
+        outcome = advance(run_id).value
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
     return outcomes
 
 
@@ -288,6 +338,8 @@ class _LiveCommands:
         try:
             result = to_json(command.fn(*command.args))
         except Exception as exc:
+            if is_transient(exc):
+                raise  # tried again without counting an attempt (`advance`)
             return self._step_failed(position, command, attempt, exc)
         self.begin()
         self._write_result(position, command, result, attempt, recorded)
@@ -305,6 +357,8 @@ class _LiveCommands:
         except LeaseLost:
             raise
         except Exception as exc:
+            if is_transient(exc):
+                raise  # the whole group is rolled back and tried again (`advance`)
             return self._step_failed(position, command, attempt, exc)
         # Slow steps commit at once, so the group never holds the database's locks for long.
         if self._group.age() > conf.get("GROUP_COMMIT_SECONDS"):

@@ -213,6 +213,15 @@ def release_lease(run_id: str, owner: str) -> None:
     )
 
 
+def defer_run(run_id: str, wake_at: dt.datetime) -> None:
+    """Have the poller enqueue an active run again at `wake_at`, unless an executor holds its
+    lease now (that one advances it). Nothing else about the run changes."""
+    now = timezone.now()
+    WorkflowRun.objects.filter(pk=run_id, status__in=ACTIVE_STATUSES).filter(
+        Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now)
+    ).update(wake_at=wake_at, enqueued_at=None, updated_at=now)
+
+
 def cancel_run(run_id: str, reason: str) -> bool:
     """Mark an active run cancelled, taking any lease away; False if it had already finished."""
     with transaction.atomic():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,7 +63,7 @@ def purchase_status(purchase: Purchase, *, refresh: bool = False) -> PurchaseSta
     if run.status == RunStatus.SUCCEEDED:
         result = dict(run.result)
     elif run.status == RunStatus.FAILED:
-        result = {"state": FAILED, "item_id": item_id, "reason": "internal_error"}
+        result = {"state": FAILED, "item_id": item_id, "reason": failure_reason(run.error)}
     elif run.status == RunStatus.CANCELLED:
         # Stopped by an operator: if checkout had committed, the order stands.
         order = Order.objects.filter(purchase=purchase).first()
@@ -73,6 +74,19 @@ def purchase_status(purchase: Purchase, *, refresh: bool = False) -> PurchaseSta
     return PurchaseStatus(
         purchase.key, item_id, "done" if result else "pending", purchase.cancel_until, result
     )
+
+
+# How the engine records a run that ended on a step's final failure (durable.replay.describe).
+_STEP_FAILED = re.compile(r"^StepFailed: step '(?P<step>[^']+)' failed")
+
+
+def failure_reason(error: str) -> str:
+    """Why a purchase whose run failed did not go through, as a person reads it: the step that
+    failed after its last attempt (`checkout_failed`), or `internal_error` when the run failed
+    outside any step (a bug in the workflow's own code). Transient database errors never get
+    here: the engine retries them."""
+    match = _STEP_FAILED.match(error)
+    return f"{match['step']}_failed" if match else "internal_error"
 
 
 def purchases_of(user: AbstractBaseUser) -> QuerySet[Purchase]:

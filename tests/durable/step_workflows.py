@@ -1,0 +1,54 @@
+"""Workflows whose steps misbehave on purpose: transient database errors, real bugs, slow
+calls to the outside world. Worker processes import this module through
+DURABLE_WORKFLOW_MODULES; effects are rows of django.contrib.auth's Group table."""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any
+
+from django.contrib.auth.models import Group
+
+from durable import StepFailed, WorkflowContext, workflow
+from tests.support.transient_errors import provoke_transient_error
+
+CALLS: dict[str, int] = {}
+
+
+def _count_call(run_id: str) -> int:
+    CALLS[run_id] = CALLS.get(run_id, 0) + 1
+    return CALLS[run_id]
+
+
+def write_after_transient_errors(run_id: str, failures: int) -> int:
+    """Writes its effect, but first meets a real transient database error `failures` times."""
+    call = _count_call(run_id)
+    Group.objects.create(name=f"effect:{run_id}:{call}")
+    if call <= failures:
+        provoke_transient_error()
+    return call
+
+
+def write_then_fail(run_id: str) -> None:
+    """A real bug: writes, then raises every time."""
+    call = _count_call(run_id)
+    Group.objects.create(name=f"effect:{run_id}:{call}")
+    raise ValueError(f"bug on call {call}")
+
+
+@workflow("transient_errors")
+def transient_errors(ctx: WorkflowContext, failures: int, plain: bool) -> Generator[Any, Any, Any]:
+    """One step (transactional, or `plain`) that meets `failures` transient errors first."""
+    make = ctx.step if plain else ctx.transaction
+    calls = yield make(write_after_transient_errors, ctx.run_id, failures)
+    return {"calls": calls}
+
+
+@workflow("buggy_transaction")
+def buggy_transaction(ctx: WorkflowContext) -> Generator[Any, Any, Any]:
+    """A transactional step that always fails; its final failure reaches the workflow."""
+    try:
+        yield ctx.transaction(write_then_fail, ctx.run_id)
+    except StepFailed as exc:
+        return {"failed": exc.error}
+    return {"failed": None}
