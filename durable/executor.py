@@ -31,6 +31,7 @@ from durable import conf, store
 from durable.commands import Command, Now, Sleep, Step, TransactionStep, WaitForSignal
 from durable.errors import LeaseLost, WorkflowNotRegistered
 from durable.group import GroupTransaction, RunSavepoint
+from durable.lease_keeper import LeaseKeeper
 from durable.models import CheckpointStatus, RunStatus
 from durable.registry import instantiate
 from durable.replay import (
@@ -336,7 +337,9 @@ class _LiveCommands:
         self.commit()
         attempt = (recorded.attempts if recorded else 0) + 1
         try:
-            result = to_json(command.fn(*command.args))
+            # However long the call takes, the run stays ours (a takeover would run it twice).
+            with LeaseKeeper(self.run_id, self.owner, self.ttl):
+                result = to_json(command.fn(*command.args))
         except Exception as exc:
             if is_transient(exc):
                 raise  # tried again without counting an attempt (`advance`)

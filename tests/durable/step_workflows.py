@@ -4,6 +4,7 @@ DURABLE_WORKFLOW_MODULES; effects are rows of django.contrib.auth's Group table.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Generator
 from typing import Any
 
@@ -52,3 +53,18 @@ def buggy_transaction(ctx: WorkflowContext) -> Generator[Any, Any, Any]:
     except StepFailed as exc:
         return {"failed": exc.error}
     return {"failed": None}
+
+
+def block_until_released(run_id: str) -> str:
+    """A call to the outside world that lasts until the test releases it (a row it writes)."""
+    Group.objects.create(name=f"started:{run_id}:{time.monotonic_ns()}")
+    while not Group.objects.filter(name=f"release:{run_id}").exists():
+        time.sleep(0.05)
+    return "released"
+
+
+@workflow("long_step")
+def long_step(ctx: WorkflowContext) -> Generator[Any, Any, Any]:
+    """One plain step that may outlast the lease many times over."""
+    outcome = yield ctx.step(block_until_released, ctx.run_id)
+    return {"outcome": outcome}

@@ -1,0 +1,84 @@
+"""Plain steps that outlast the lease, with real worker processes and the poller."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+
+import pytest
+from django.contrib.auth.models import Group
+from django.utils import timezone
+
+import durable
+import tests.durable.step_workflows  # noqa: F401 - registers the workflows
+from durable import store
+from durable.executor import Advanced, advance
+from durable.models import RunStatus, StepCheckpoint, WorkflowRun
+from tests.durable.example_workflows import effect_count
+from tests.support.processes import poller, process_env, running, wait_until, worker
+
+pytestmark = [pytest.mark.crash, pytest.mark.django_db(transaction=True)]
+
+LEASE_SECONDS = 2
+
+
+def engine_env(**overrides: str) -> dict[str, str]:
+    return process_env(
+        DURABLE_WORKFLOW_MODULES="tests.durable.step_workflows",
+        DURABLE_LEASE_SECONDS=str(LEASE_SECONDS),
+        Q_WORKERS="2",
+        **overrides,
+    )
+
+
+def finished(run_id: str):
+    return lambda: WorkflowRun.objects.get(pk=run_id).is_finished
+
+
+def test_a_step_longer_than_the_lease_runs_once_with_two_workers_and_its_run_finishes():
+    env = engine_env()
+    durable.start("long-1", "long_step")
+    cluster = worker(env)
+    with running(cluster, poller(env)):
+        wait_until(lambda: effect_count("started:long-1:") == 1, 60, message=cluster.log())
+        first = WorkflowRun.objects.get(pk="long-1")
+        seen = set()
+
+        def renewed_twice_past_the_first_expiry() -> bool:
+            run = WorkflowRun.objects.get(pk="long-1")
+            assert run.lease_owner == first.lease_owner, "the run was taken over"
+            if run.lease_expires_at > first.lease_expires_at:
+                seen.add(run.lease_expires_at)
+            # Without renewal the lease would have lapsed by now, and the poller would have
+            # handed the run to the cluster's other worker.
+            return len(seen) >= 2 and timezone.now() > first.lease_expires_at
+
+        # A lease that is not renewed never gets here: this wait fails.
+        wait_until(renewed_twice_past_the_first_expiry, 60, message=cluster.log())
+        assert effect_count("started:long-1:") == 1, "a second copy of the step started"
+        Group.objects.create(name="release:long-1")
+        wait_until(finished("long-1"), 60, message=cluster.log())
+    run = WorkflowRun.objects.get(pk="long-1")
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert run.result == {"outcome": "released"}
+    assert effect_count("started:long-1:") == 1
+
+
+def test_a_step_whose_lease_was_taken_meanwhile_does_not_write_its_result(settings):
+    settings.DURABLE = {**settings.DURABLE, "LEASE_SECONDS": 0.3}
+    durable.start("long-2", "long_step")
+    outcome: list[Advanced] = []
+    executor = threading.Thread(target=lambda: outcome.append(advance("long-2")))
+    executor.start()
+    try:
+        wait_until(lambda: effect_count("started:long-2:") == 1, 30)
+        ttl = dt.timedelta(seconds=30)
+        # Another executor takes the run as if the lease had lapsed (a clock far ahead).
+        assert store.acquire_lease("long-2", "thief", timezone.now() + ttl, ttl)
+    finally:
+        Group.objects.create(name="release:long-2")
+        executor.join()
+    assert outcome == [Advanced.LEASE_LOST]
+    run = WorkflowRun.objects.get(pk="long-2")
+    assert run.lease_owner == "thief" and run.status == RunStatus.RUNNING
+    assert not StepCheckpoint.objects.filter(run_id="long-2", status="done").exists()
