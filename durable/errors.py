@@ -36,6 +36,11 @@ class StepFailed(DurableError):
         self.error = error
 
 
+class StepInterrupted(DurableError):
+    """A plain step's attempt ended without an outcome: its worker died (or lost the run's
+    lease) while the step ran. Counted as a failed attempt."""
+
+
 class ReplayDivergence(DurableError):
     """Replay met a command other than the one recorded at that position: the code changed."""
 

@@ -29,7 +29,7 @@ from django.utils import timezone
 
 from durable import conf, store
 from durable.commands import Command, Now, Sleep, Step, TransactionStep, WaitForSignal
-from durable.errors import LeaseLost, WorkflowNotRegistered
+from durable.errors import LeaseLost, StepInterrupted, WorkflowNotRegistered
 from durable.group import GroupTransaction, RunSavepoint
 from durable.lease_keeper import LeaseKeeper
 from durable.models import CheckpointStatus, RunStatus
@@ -333,20 +333,38 @@ class _LiveCommands:
     def _step(
         self, position: int, command: Step, recorded: Recorded | None
     ) -> Resolved | Raised | Suspend:
-        # What came before is made durable, and no lock is held while the outside world is called.
-        self.commit()
         attempt = (recorded.attempts if recorded else 0) + 1
+        if attempt > command.max_attempts:
+            # Each attempt is recorded before it starts, and the last one never came back.
+            return self._step_failed(
+                position, command, attempt - 1,
+                StepInterrupted(f"its worker died or lost the run during attempt {attempt - 1}"),
+            )  # fmt: skip
+        # The attempt is counted before the call (a worker killed inside the step used it up),
+        # and commits with what came before: no lock is held while the outside world is called.
+        self._record_attempt(position, command, attempt)
+        self.commit()
         try:
             # However long the call takes, the run stays ours (a takeover would run it twice).
             with LeaseKeeper(self.run_id, self.owner, self.ttl):
                 result = to_json(command.fn(*command.args))
         except Exception as exc:
             if is_transient(exc):
-                raise  # tried again without counting an attempt (`advance`)
+                # Tried again without counting an attempt (`advance`).
+                self._record_attempt(position, command, attempt - 1)
+                self.commit()
+                raise
             return self._step_failed(position, command, attempt, exc)
         self.begin()
-        self._write_result(position, command, result, attempt, recorded)
+        self._write_result(position, command, result, attempt, exists=True)
         return Resolved(result)
+
+    def _record_attempt(self, position: int, command: Step, attempts: int) -> None:
+        self.begin()
+        store.save_checkpoint(
+            self.run_id, position, name=command.name, kind=command.kind,
+            status=CheckpointStatus.PENDING, attempts=attempts,
+        )  # fmt: skip
 
     def _transaction_step(
         self, position: int, command: TransactionStep, recorded: Recorded | None
@@ -356,7 +374,7 @@ class _LiveCommands:
         try:
             with transaction.atomic():  # a savepoint: a failing step leaves the group intact
                 result = to_json(command.fn(*command.args))
-                self._write_result(position, command, result, attempt, recorded)
+                self._write_result(position, command, result, attempt, exists=bool(recorded))
         except LeaseLost:
             raise
         except Exception as exc:
@@ -369,9 +387,9 @@ class _LiveCommands:
         return Resolved(result)
 
     def _write_result(
-        self, position: int, command: Step, result: Any, attempt: int, recorded: Recorded | None
+        self, position: int, command: Step, result: Any, attempt: int, *, exists: bool
     ) -> None:
-        if recorded is None:
+        if not exists:
             store.insert_checkpoint(
                 self.run_id, position, name=command.name, kind=command.kind, result=result,
                 started_at=self._started_at,
@@ -402,7 +420,7 @@ class _LiveCommands:
             conf.get("RETRY_BACKOFF_SECONDS") * 2 ** (attempt - 1),
             conf.get("RETRY_BACKOFF_MAX_SECONDS"),
         )
-        wake_at = timezone.now() + dt.timedelta(seconds=backoff)
+        wake_at = self.now() + dt.timedelta(seconds=backoff)
         store.save_checkpoint(
             self.run_id, position, name=command.name, kind=command.kind,
             status=CheckpointStatus.PENDING, error=error, attempts=attempt,

@@ -68,3 +68,13 @@ def long_step(ctx: WorkflowContext) -> Generator[Any, Any, Any]:
     """One plain step that may outlast the lease many times over."""
     outcome = yield ctx.step(block_until_released, ctx.run_id)
     return {"outcome": outcome}
+
+
+@workflow("long_step_with_attempts")
+def long_step_with_attempts(ctx: WorkflowContext, max_attempts: int) -> Generator[Any, Any, Any]:
+    """The long plain step, with a limit of attempts; its final failure is caught."""
+    try:
+        outcome = yield ctx.step(block_until_released, ctx.run_id, max_attempts=max_attempts)
+    except StepFailed as exc:
+        return {"failed": exc.error}
+    return {"outcome": outcome}

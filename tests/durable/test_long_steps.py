@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import signal
 import threading
 
 import pytest
@@ -82,3 +83,29 @@ def test_a_step_whose_lease_was_taken_meanwhile_does_not_write_its_result(settin
     run = WorkflowRun.objects.get(pk="long-2")
     assert run.lease_owner == "thief" and run.status == RunStatus.RUNNING
     assert not StepCheckpoint.objects.filter(run_id="long-2", status="done").exists()
+
+
+def test_a_worker_killed_inside_a_step_uses_an_attempt_and_the_last_one_fails_the_step():
+    env = engine_env()
+    durable.start("killed-inside", "long_step_with_attempts", 2)
+    cluster = worker(env)
+    with running(cluster, poller(env)):
+        for attempt in (1, 2):
+            wait_until(
+                lambda n=attempt: effect_count("started:killed-inside:") == n, 60,
+                message=cluster.log(),
+            )  # fmt: skip
+            checkpoint = StepCheckpoint.objects.get(run_id="killed-inside")
+            assert checkpoint.status == "pending" and checkpoint.attempts == attempt
+            cluster.kill(signal.SIGKILL)
+            cluster.start()
+        # The lease of the second attempt lapses, a worker takes the run over and finds both
+        # attempts used: the step fails instead of starting a third time.
+        wait_until(finished("killed-inside"), 60, message=cluster.log())
+    run = WorkflowRun.objects.get(pk="killed-inside")
+    assert run.result == {
+        "failed": "StepInterrupted: its worker died or lost the run during attempt 2"
+    }
+    assert effect_count("started:killed-inside:") == 2
+    checkpoint = StepCheckpoint.objects.get(run_id="killed-inside")
+    assert checkpoint.status == "error" and checkpoint.attempts == 2
