@@ -2,6 +2,7 @@
 
 Workflows are generator functions registered with `@workflow(name)`; they yield commands built
 by their context (`ctx.step`, `ctx.transaction`, `ctx.wait_for_signal`, `ctx.sleep`, `ctx.now`).
+A step's function may ask `current_step()` for its idempotency key.
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ from durable.errors import (
     RunConflict,
     RunNotFound,
     StepFailed,
+    StepInterrupted,
     WorkflowNotRegistered,
 )
 from durable.registry import workflow
+from durable.step_context import StepInfo, current_step
 
 __all__ = [
     "TIMED_OUT",
@@ -30,10 +33,13 @@ __all__ = [
     "RunNotFound",
     "SignalResult",
     "StepFailed",
+    "StepInfo",
+    "StepInterrupted",
     "WorkflowContext",
     "WorkflowNotRegistered",
     "accepted_signal_count",
     "cancel",
+    "current_step",
     "database_now",
     "database_now_expression",
     "get",

@@ -27,7 +27,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from django.utils import timezone
 
-from durable import conf, store
+from durable import conf, step_context, store
 from durable.commands import Command, Now, Sleep, Step, TransactionStep, WaitForSignal
 from durable.errors import LeaseLost, StepInterrupted, WorkflowNotRegistered
 from durable.group import GroupTransaction, RunSavepoint
@@ -46,6 +46,7 @@ from durable.replay import (
     describe,
     drive,
 )
+from durable.step_context import StepInfo
 from durable.transient import is_transient
 
 logger = logging.getLogger("durable.executor")
@@ -347,7 +348,7 @@ class _LiveCommands:
         try:
             # However long the call takes, the run stays ours (a takeover would run it twice).
             with LeaseKeeper(self.run_id, self.owner, self.ttl):
-                result = to_json(command.fn(*command.args))
+                result = to_json(self._call(position, command, attempt))
         except Exception as exc:
             if is_transient(exc):
                 # Tried again without counting an attempt (`advance`).
@@ -358,6 +359,11 @@ class _LiveCommands:
         self.begin()
         self._write_result(position, command, result, attempt, exists=True)
         return Resolved(result)
+
+    def _call(self, position: int, command: Step, attempt: int) -> Any:
+        """The step's function, with `durable.current_step()` telling it which step it runs."""
+        with step_context.running(StepInfo(self.run_id, position, command.name, attempt)):
+            return command.fn(*command.args)
 
     def _record_attempt(self, position: int, command: Step, attempts: int) -> None:
         self.begin()
@@ -373,7 +379,7 @@ class _LiveCommands:
         attempt = (recorded.attempts if recorded else 0) + 1
         try:
             with transaction.atomic():  # a savepoint: a failing step leaves the group intact
-                result = to_json(command.fn(*command.args))
+                result = to_json(self._call(position, command, attempt))
                 self._write_result(position, command, result, attempt, exists=bool(recorded))
         except LeaseLost:
             raise

@@ -10,7 +10,9 @@ from typing import Any
 
 from django.contrib.auth.models import Group
 
+import durable
 from durable import StepFailed, WorkflowContext, workflow
+from tests.support import fake_psp
 from tests.support.transient_errors import provoke_transient_error
 
 CALLS: dict[str, int] = {}
@@ -78,3 +80,41 @@ def long_step_with_attempts(ctx: WorkflowContext, max_attempts: int) -> Generato
     except StepFailed as exc:
         return {"failed": exc.error}
     return {"outcome": outcome}
+
+
+KEYS_SEEN: dict[str, list[str]] = {}
+
+
+def note_key_then_fail(run_id: str, failures: int) -> str:
+    """Notes the step's idempotency key on each call; fails the first `failures` calls."""
+    key = durable.current_step().idempotency_key
+    KEYS_SEEN.setdefault(run_id, []).append(key)
+    if len(KEYS_SEEN[run_id]) <= failures:
+        raise ConnectionError("the provider did not answer")
+    return key
+
+
+@workflow("two_keyed_steps")
+def two_keyed_steps(ctx: WorkflowContext, failures: int) -> Generator[Any, Any, Any]:
+    """Two plain steps that note their keys; the first fails `failures` times."""
+    first = yield ctx.step(note_key_then_fail, ctx.run_id, failures)
+    second = yield ctx.step(note_key_then_fail, ctx.run_id, 0)
+    return [first, second]
+
+
+def charge_card(psp_url: str, amount: str) -> dict[str, Any]:
+    """Charge through the payment provider under the step's idempotency key."""
+    return fake_psp.charge(psp_url, amount, durable.current_step().idempotency_key)
+
+
+def record_payment(run_id: str, charge_id: str) -> None:
+    Group.objects.create(name=f"paid:{run_id}:{charge_id}")
+
+
+@workflow("pay_then_confirm")
+def pay_then_confirm(ctx: WorkflowContext, psp_url: str, amount: str) -> Generator[Any, Any, Any]:
+    """A purchase paid through an external provider: the charge is a plain step (at least
+    once), made once by the provider thanks to the step's idempotency key."""
+    charge = yield ctx.step(charge_card, psp_url, amount, max_attempts=5)
+    yield ctx.transaction(record_payment, ctx.run_id, charge["id"])
+    return {"state": "CONFIRMED", "charge_id": charge["id"]}
