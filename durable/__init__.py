@@ -18,6 +18,7 @@ from durable.errors import (
     RunNotFound,
     StepFailed,
     StepInterrupted,
+    StepTimedOut,
     WorkflowNotRegistered,
 )
 from durable.registry import workflow
@@ -35,6 +36,7 @@ __all__ = [
     "StepFailed",
     "StepInfo",
     "StepInterrupted",
+    "StepTimedOut",
     "WorkflowContext",
     "WorkflowNotRegistered",
     "accepted_signal_count",

@@ -41,6 +41,11 @@ class StepInterrupted(DurableError):
     lease) while the step ran. Counted as a failed attempt."""
 
 
+class StepTimedOut(DurableError):
+    """A plain step's attempt outlasted the step's `timeout`: it was abandoned and counts as a
+    failed attempt."""
+
+
 class ReplayDivergence(DurableError):
     """Replay met a command other than the one recorded at that position: the code changed."""
 

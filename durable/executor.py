@@ -47,6 +47,7 @@ from durable.replay import (
     drive,
 )
 from durable.step_context import StepInfo
+from durable.timeouts import call_with_timeout
 from durable.transient import is_transient
 
 logger = logging.getLogger("durable.executor")
@@ -363,7 +364,9 @@ class _LiveCommands:
     def _call(self, position: int, command: Step, attempt: int) -> Any:
         """The step's function, with `durable.current_step()` telling it which step it runs."""
         with step_context.running(StepInfo(self.run_id, position, command.name, attempt)):
-            return command.fn(*command.args)
+            if command.timeout is None:
+                return command.fn(*command.args)
+            return call_with_timeout(command.fn, command.args, command.timeout)
 
     def _record_attempt(self, position: int, command: Step, attempts: int) -> None:
         self.begin()

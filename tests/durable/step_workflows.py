@@ -4,6 +4,7 @@ DURABLE_WORKFLOW_MODULES; effects are rows of django.contrib.auth's Group table.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Generator
 from typing import Any
@@ -118,3 +119,29 @@ def pay_then_confirm(ctx: WorkflowContext, psp_url: str, amount: str) -> Generat
     charge = yield ctx.step(charge_card, psp_url, amount, max_attempts=5)
     yield ctx.transaction(record_payment, ctx.run_id, charge["id"])
     return {"state": "CONFIRMED", "charge_id": charge["id"]}
+
+
+GATES: dict[str, threading.Event] = {}
+
+
+def hang_first_calls(run_id: str, hanging_calls: int) -> str:
+    """Hangs (until the test opens the run's gate) on its first `hanging_calls` calls."""
+    call = _count_call(run_id)
+    if call <= hanging_calls:
+        GATES.setdefault(run_id, threading.Event()).wait(timeout=20)  # bounds a broken timeout
+        return f"late answer {call}"
+    return f"answer {call}"
+
+
+@workflow("step_with_timeout")
+def step_with_timeout(
+    ctx: WorkflowContext, hanging_calls: int, max_attempts: int
+) -> Generator[Any, Any, Any]:
+    """A plain step with a timeout, whose first calls never answer in time."""
+    try:
+        answer = yield ctx.step(
+            hang_first_calls, ctx.run_id, hanging_calls, timeout=0.5, max_attempts=max_attempts
+        )
+    except StepFailed as exc:
+        return {"failed": exc.error}
+    return {"answer": answer}
