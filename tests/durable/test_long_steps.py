@@ -8,6 +8,7 @@ import threading
 
 import pytest
 from django.contrib.auth.models import Group
+from django.db import connection
 from django.utils import timezone
 
 import durable
@@ -65,12 +66,53 @@ def test_a_step_longer_than_the_lease_runs_once_with_two_workers_and_its_run_fin
     assert effect_count("started:long-1:") == 1
 
 
+def advance_in_a_thread(run_id: str, outcome: list[Advanced]) -> threading.Thread:
+    """An executor in a thread of this process, with its own connection (closed at its end)."""
+
+    def body() -> None:
+        try:
+            outcome.append(advance(run_id))
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=body)
+    thread.start()
+    return thread
+
+
+def connections_to_the_test_database() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()")
+        return cursor.fetchone()[0]
+
+
+def test_the_keeper_renews_the_lease_and_closes_its_connection_when_the_step_returns(settings):
+    settings.DURABLE = {**settings.DURABLE, "LEASE_SECONDS": 0.3}
+    postgres = connection.vendor == "postgresql"
+    before = connections_to_the_test_database() if postgres else 0
+    durable.start("long-3", "long_step")
+    outcome: list[Advanced] = []
+    executor = advance_in_a_thread("long-3", outcome)
+    try:
+        wait_until(lambda: effect_count("started:long-3:") == 1, 30)
+        first = WorkflowRun.objects.get(pk="long-3").lease_expires_at
+        wait_until(lambda: WorkflowRun.objects.get(pk="long-3").lease_expires_at > first, 30)
+        if postgres:
+            assert connections_to_the_test_database() == before + 2, "executor and keeper"
+    finally:
+        Group.objects.create(name="release:long-3")
+        executor.join()
+    assert outcome == [Advanced.FINISHED]
+    assert not [t for t in threading.enumerate() if t.name.startswith("lease keeper")]
+    if postgres:
+        assert connections_to_the_test_database() == before, "the keeper's connection is closed"
+
+
 def test_a_step_whose_lease_was_taken_meanwhile_does_not_write_its_result(settings):
     settings.DURABLE = {**settings.DURABLE, "LEASE_SECONDS": 0.3}
     durable.start("long-2", "long_step")
     outcome: list[Advanced] = []
-    executor = threading.Thread(target=lambda: outcome.append(advance("long-2")))
-    executor.start()
+    executor = advance_in_a_thread("long-2", outcome)
     try:
         wait_until(lambda: effect_count("started:long-2:") == 1, 30)
         ttl = dt.timedelta(seconds=30)
