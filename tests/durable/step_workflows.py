@@ -48,6 +48,33 @@ def transient_errors(ctx: WorkflowContext, failures: int, plain: bool) -> Genera
     return {"calls": calls}
 
 
+def _count_call_in(path: str) -> int:
+    """Counts calls across processes: one byte appended per call (O_APPEND writes are atomic)."""
+    with open(path, "ab") as calls:
+        calls.write(b".")
+        return calls.tell()
+
+
+def write_after_transient_errors_counted_in(path: str, run_id: str, failures: int) -> int:
+    """As write_after_transient_errors, counting calls in a file shared by worker processes."""
+    call = _count_call_in(path)
+    Group.objects.create(name=f"effect:{run_id}:{call}")
+    if call <= failures:
+        provoke_transient_error()
+    return call
+
+
+@workflow("transient_errors_in_workers")
+def transient_errors_in_workers(
+    ctx: WorkflowContext, calls_file: str, failures: int
+) -> Generator[Any, Any, Any]:
+    """A transactional step that meets `failures` transient errors first, in any process."""
+    calls = yield ctx.transaction(
+        write_after_transient_errors_counted_in, calls_file, ctx.run_id, failures
+    )
+    return {"calls": calls}
+
+
 @workflow("buggy_transaction")
 def buggy_transaction(ctx: WorkflowContext) -> Generator[Any, Any, Any]:
     """A transactional step that always fails; its final failure reaches the workflow."""

@@ -18,7 +18,7 @@ from durable.transient import is_transient
 from tests.durable.example_workflows import effect_count
 from tests.durable.step_workflows import CALLS
 from tests.support.inline import finish
-from tests.support.processes import free_port
+from tests.support.processes import free_port, poller, process_env, running, wait_until, worker
 from tests.support.transient_errors import (
     postgres_conninfo,
     provoke_deadlock,
@@ -190,3 +190,25 @@ def test_a_batch_advances_again_alone_a_run_that_met_a_transient_error():
         assert WorkflowRun.objects.get(pk=run_id).status == RunStatus.SUCCEEDED
         assert effect_count(f"effect:{run_id}:") == 1
     assert CALLS["batch-transient"] == 2
+
+
+@pytest.mark.crash
+@pytest.mark.django_db(transaction=True)
+def test_worker_processes_retry_transient_errors_until_the_steps_succeed(tmp_path):
+    env = process_env(DURABLE_WORKFLOW_MODULES="tests.durable.step_workflows", Q_WORKERS="2")
+    failures = executor.TRANSIENT_RETRIES_IN_PLACE + 3  # more than the step's 3 attempts
+    run_ids = [f"workers-transient-{n}" for n in range(3)]
+    for run_id in run_ids:
+        durable.start(run_id, "transient_errors_in_workers", str(tmp_path / run_id), failures)
+    cluster = worker(env)
+    with running(cluster, poller(env)):
+        wait_until(
+            lambda: all(WorkflowRun.objects.get(pk=r).is_finished for r in run_ids), 120,
+            message=cluster.log(),
+        )  # fmt: skip
+    for run_id in run_ids:
+        run = WorkflowRun.objects.get(pk=run_id)
+        assert run.status == RunStatus.SUCCEEDED, run.error
+        assert run.result == {"calls": failures + 1}
+        assert StepCheckpoint.objects.get(run_id=run_id).attempts == 1
+        assert effect_count(f"effect:{run_id}:") == 1
