@@ -1,10 +1,10 @@
 """Which database errors are transient: the same work, tried again a moment later, can succeed.
 
 A deadlock victim, a serialization failure, a lock wait that timed out, a connection that was
-lost or refused, a server shutting down or still starting, SQLite's "database is locked" once
-the busy timeout has passed: none of them says anything about the step that met it. The engine
-retries the run after them with a short backoff and does not count them as a step's attempts
-(`durable.executor`).
+lost or refused, a server shutting down, still starting or out of connections, SQLite's
+"database is locked" once the busy timeout has passed: none of them says anything about the
+step that met it. The engine retries the run after them with a short backoff and does not count
+them as a step's attempts (`durable.executor`).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ _TRANSIENT_SQLSTATES = frozenset(
     {
         "40001",  # serialization_failure
         "40P01",  # deadlock_detected
+        "53300",  # too_many_connections (the server's max_connections, for now)
         "55P03",  # lock_not_available (lock_timeout, NOWAIT)
         "57P01",  # admin_shutdown (the server is stopping, or pg_terminate_backend)
         "57P02",  # crash_shutdown

@@ -104,9 +104,9 @@ def test_a_refused_connection_is_transient():
     assert is_transient(exc)
 
 
-def test_a_server_starting_up_or_shutting_down_is_transient():
-    # Not provoked (it needs a server mid-restart): psycopg's own classes for those answers.
-    for sqlstate in ("57P01", "57P02", "57P03", "08006"):
+def test_a_server_starting_up_shutting_down_or_full_is_transient():
+    # Not provoked (a server mid-restart, or out of connections): psycopg's own classes.
+    for sqlstate in ("57P01", "57P02", "57P03", "08006", "53300"):
         assert is_transient(psycopg.errors.lookup(sqlstate)("from the server")), sqlstate
 
 
