@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db.models import QuerySet
 
+from durable import StepFailed
 from durable.models import RunStatus
 from purchases.models import Order, Product, Purchase
 
@@ -76,17 +76,13 @@ def purchase_status(purchase: Purchase, *, refresh: bool = False) -> PurchaseSta
     )
 
 
-# How the engine records a run that ended on a step's final failure (durable.replay.describe).
-_STEP_FAILED = re.compile(r"^StepFailed: step '(?P<step>[^']+)' failed")
-
-
 def failure_reason(error: str) -> str:
     """Why a purchase whose run failed did not go through, as a person reads it: the step that
     failed after its last attempt (`checkout_failed`), or `internal_error` when the run failed
     outside any step (a bug in the workflow's own code). Transient database errors never get
     here: the engine retries them."""
-    match = _STEP_FAILED.match(error)
-    return f"{match['step']}_failed" if match else "internal_error"
+    step = StepFailed.step_named_by(error)
+    return f"{step}_failed" if step else "internal_error"
 
 
 def purchases_of(user: AbstractBaseUser) -> QuerySet[Purchase]:

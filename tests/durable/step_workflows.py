@@ -172,3 +172,9 @@ def step_with_timeout(
     except StepFailed as exc:
         return {"failed": exc.error}
     return {"answer": answer}
+
+
+@workflow("buggy_transaction_unhandled")
+def buggy_transaction_unhandled(ctx: WorkflowContext) -> Generator[Any, Any, Any]:
+    """The failing transactional step, whose final failure the workflow lets through."""
+    yield ctx.transaction(write_then_fail, ctx.run_id)

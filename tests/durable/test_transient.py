@@ -212,3 +212,11 @@ def test_worker_processes_retry_transient_errors_until_the_steps_succeed(tmp_pat
         assert run.result == {"calls": failures + 1}
         assert StepCheckpoint.objects.get(run_id=run_id).attempts == 1
         assert effect_count(f"effect:{run_id}:") == 1
+
+
+def test_a_run_ended_by_a_steps_final_failure_names_the_step():
+    durable.start("buggy-2", "buggy_transaction_unhandled")
+    runs = finish(["buggy-2"])
+    assert runs["buggy-2"].status == RunStatus.FAILED
+    assert durable.StepFailed.step_named_by(runs["buggy-2"].error) == "write_then_fail"
+    assert durable.StepFailed.step_named_by("ReplayDivergence: replay diverged at 1") is None
