@@ -1,8 +1,9 @@
 """durable: a durable workflow engine that keeps its state in the application's database.
 
-Workflows are generator functions registered with `@workflow(name)`; they yield commands built
-by their context (`ctx.step`, `ctx.transaction`, `ctx.wait_for_signal`, `ctx.sleep`, `ctx.now`).
-A step's function may ask `current_step()` for its idempotency key.
+Workflows are generator functions registered with `@workflow(name, version=1)`; they yield
+commands built by their context (`ctx.step`, `ctx.transaction`, `ctx.wait_for_signal`,
+`ctx.sleep`, `ctx.now`, `ctx.patched`). A step's function may ask `current_step()` for its
+idempotency key.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from durable.errors import (
     StepFailed,
     StepInterrupted,
     StepTimedOut,
+    WorkflowArgumentsMismatch,
     WorkflowNotRegistered,
 )
 from durable.registry import workflow
@@ -37,6 +39,7 @@ __all__ = [
     "StepInfo",
     "StepInterrupted",
     "StepTimedOut",
+    "WorkflowArgumentsMismatch",
     "WorkflowContext",
     "WorkflowNotRegistered",
     "accepted_signal_count",

@@ -6,8 +6,8 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from durable import engine
-from durable.models import StepCheckpoint, WorkflowRun, WorkflowSignal
+from durable import blocking, engine
+from durable.models import RunStatus, StepCheckpoint, WorkflowRun, WorkflowSignal
 
 
 class ReadOnlyInline(admin.TabularInline):
@@ -50,15 +50,17 @@ class WorkflowRunAdmin(admin.ModelAdmin):
         "lease_owner",
         "created_at",
         "finished_at",
+        "blocked_because",
     )
     list_filter = ("status", "workflow")
     search_fields = ("id",)
     date_hierarchy = "created_at"
     inlines = (StepCheckpointInline, WorkflowSignalInline)
-    actions = ("resume_now", "cancel_runs")
+    actions = ("resume_now", "cancel_runs", "retry_blocked")
     readonly_fields = (
         "id", "workflow", "args", "status", "result", "error", "lease_owner", "lease_expires_at",
         "wake_at", "waiting_signal", "enqueued_at", "created_at", "updated_at", "finished_at",
+        "workflow_version", "blocked_reason", "blocked_at",
     )  # fmt: skip
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -72,6 +74,25 @@ class WorkflowRunAdmin(admin.ModelAdmin):
         active = [run.id for run in queryset if not run.is_finished]
         engine.resume(active)
         self.message_user(request, f"Enqueued {len(active)} run(s).", messages.SUCCESS)
+
+    @admin.display(description="blocked because")
+    def blocked_because(self, run: WorkflowRun) -> str:
+        return run.blocked_reason if run.status == RunStatus.BLOCKED else ""
+
+    def has_retry_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("durable.change_workflowrun")
+
+    @admin.action(
+        description="Retry blocked runs (replay them on the deployed code)", permissions=["retry"]
+    )
+    def retry_blocked(self, request: HttpRequest, queryset: QuerySet[WorkflowRun]) -> None:
+        resumed = blocking.resume_blocked([run.id for run in queryset])
+        self.message_user(
+            request,
+            f"Retrying {len(resumed)} blocked run(s); any the deployed code still cannot replay "
+            "will be blocked again.",
+            messages.SUCCESS,
+        )
 
     @admin.action(description="Cancel run (stop where it is)")
     def cancel_runs(self, request: HttpRequest, queryset: QuerySet[WorkflowRun]) -> None:

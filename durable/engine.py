@@ -12,11 +12,11 @@ from django.db import transaction
 from django.db.models import Expression, Q
 from django.utils import timezone
 
-from durable import conf, queue, store
+from durable import blocking, conf, queue, store
 from durable.errors import RunConflict
 from durable.executor import Advanced, advance, to_json
 from durable.models import ACTIVE_STATUSES, RunStatus, WorkflowRun, WorkflowSignal
-from durable.registry import WorkflowFunction, workflow_name
+from durable.registry import WorkflowFunction, latest_version, workflow_name
 
 logger = logging.getLogger("durable.engine")
 
@@ -34,6 +34,8 @@ class RunHandle:
     waiting_for: str
     created_at: dt.datetime
     finished_at: dt.datetime | None
+    version: int = 1
+    blocked_reason: str = ""
 
     @property
     def is_finished(self) -> bool:
@@ -51,6 +53,8 @@ class RunHandle:
             waiting_for=run.waiting_signal,
             created_at=run.created_at,
             finished_at=run.finished_at,
+            version=run.workflow_version,
+            blocked_reason=run.blocked_reason if run.status == RunStatus.BLOCKED else "",
         )
 
 
@@ -66,7 +70,8 @@ class SignalResult:
 def start(
     run_id: str, workflow: WorkflowFunction | str, *args: Any, eager: bool = False
 ) -> tuple[RunHandle, bool]:
-    """Start `workflow(*args)` as run `run_id`, or return the run that has this id.
+    """Start `workflow(*args)` as run `run_id` on the workflow's highest registered version, or
+    return the run that has this id.
 
     Idempotent and safe under concurrent calls (the primary key decides): the same id returns the
     existing run with `created` False; the same id with another workflow or other arguments raises
@@ -83,13 +88,13 @@ def start(
     # nothing in there, and any other error is one the caller's transaction cannot survive.
     with transaction.atomic(savepoint=False):
         wake_at = timezone.now() + conf.seconds("EAGER_GRACE_SECONDS") if eager else None
-        run, created = store.create_run(run_id, name, json_args, wake_at)
+        run, created = store.create_run(run_id, name, json_args, wake_at, latest_version(name))
         if created and eager:
             transaction.on_commit(lambda: _advance_eagerly(run_id))
         elif created:
             queue.enqueue(run_id)
     if created:
-        logger.info("run %s workflow=%s started", run_id, name)
+        logger.info("run %s workflow=%s version=%d started", run_id, name, run.workflow_version)
     elif run.workflow != name or run.args != json_args:
         raise RunConflict(
             f"run {run_id!r} exists for workflow {run.workflow!r} with args {run.args!r}; "
@@ -181,20 +186,27 @@ class StuckRun:
 def find_stuck(
     older_than: dt.timedelta = dt.timedelta(0), run_id: str | None = None
 ) -> list[StuckRun]:
-    """Active runs that are not progressing: lease expired, wake-up time passed, or enqueued
-    and never picked up, for at least `older_than`."""
+    """Runs that are not finished and not progressing: blocked (the deployed code could not
+    replay them), lease expired, wake-up time passed, or enqueued and never picked up, for at
+    least `older_than`."""
     now = timezone.now()
     cutoff = now - older_than
-    runs = WorkflowRun.objects.filter(status__in=ACTIVE_STATUSES).filter(
-        Q(lease_expires_at__lt=cutoff)
-        | Q(lease_owner="", wake_at__lte=cutoff)
-        | Q(lease_owner="", wake_at__isnull=True, updated_at__lte=cutoff)
+    runs = WorkflowRun.objects.filter(
+        Q(status=RunStatus.BLOCKED, blocked_at__lte=cutoff)
+        | Q(status__in=ACTIVE_STATUSES)
+        & (
+            Q(lease_expires_at__lt=cutoff)
+            | Q(lease_owner="", wake_at__lte=cutoff)
+            | Q(lease_owner="", wake_at__isnull=True, updated_at__lte=cutoff)
+        )
     )
     if run_id is not None:
         runs = runs.filter(pk=run_id)
     stuck = []
     for run in runs.order_by("created_at"):
-        if run.lease_expires_at is not None and run.lease_expires_at < cutoff:
+        if run.status == RunStatus.BLOCKED:
+            why = f"blocked: {run.blocked_reason}"
+        elif run.lease_expires_at is not None and run.lease_expires_at < cutoff:
             why = f"lease held by {run.lease_owner} expired at {run.lease_expires_at.isoformat()}"
         elif run.wake_at is not None:
             why = f"wake-up time {run.wake_at.isoformat()} has passed"
@@ -205,10 +217,16 @@ def find_stuck(
 
 
 def resume(run_ids: Iterable[str], *, inline: bool = False) -> dict[str, str]:
-    """Re-enqueue the runs (or advance them in this process when `inline`)."""
+    """Re-enqueue the runs (or advance them in this process when `inline`). Blocked runs are
+    made runnable again first: replayed by code that can, they finish; otherwise they are
+    blocked again."""
+    run_ids = list(run_ids)
+    unblocked = set(blocking.resume_blocked(run_ids, enqueue=not inline))
     outcome: dict[str, str] = {}
     for run_id in run_ids:
-        if inline:
+        if run_id in unblocked and not inline:
+            outcome[run_id] = "enqueued"
+        elif inline:
             outcome[run_id] = drain(run_id).value
         else:
             with transaction.atomic():

@@ -27,9 +27,14 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from django.utils import timezone
 
-from durable import conf, step_context, store
-from durable.commands import Command, Now, Sleep, Step, TransactionStep, WaitForSignal
-from durable.errors import LeaseLost, StepInterrupted, WorkflowNotRegistered
+from durable import blocking, conf, step_context, store
+from durable.commands import Command, Now, Patch, Sleep, Step, TransactionStep, WaitForSignal
+from durable.errors import (
+    LeaseLost,
+    StepInterrupted,
+    WorkflowArgumentsMismatch,
+    WorkflowNotRegistered,
+)
 from durable.group import GroupTransaction, RunSavepoint
 from durable.lease_keeper import LeaseKeeper
 from durable.models import CheckpointStatus, RunStatus
@@ -64,10 +69,13 @@ class Advanced(enum.Enum):
     """What one call of `advance` did."""
 
     BUSY = "busy"  # another executor holds the lease, or the run is not due yet
+    BLOCKED = "blocked"  # this code cannot replay the run, nor can any live worker's
+    # Left for later: this process lacks the run's workflow version (a live worker has it), or
+    # transient database errors kept failing the advance (the poller takes it after a backoff).
+    DEFERRED = "deferred"
     SUSPENDED = "suspended"
     FINISHED = "finished"
     LEASE_LOST = "lease_lost"
-    DEFERRED = "deferred"  # transient database errors: the poller advances it after a backoff
 
 
 def new_owner() -> str:
@@ -123,7 +131,7 @@ def _defer(run_id: str, last_write: Callable[[], None] | None) -> None:
     """Hand a run that kept meeting transient errors to the poller, after a backoff."""
     backoff = conf.get("RETRY_BACKOFF_SECONDS")
     with transaction.atomic():
-        store.defer_run(run_id, store.db_now() + dt.timedelta(seconds=backoff))
+        store.retry_run_later(run_id, store.db_now() + dt.timedelta(seconds=backoff))
         if last_write is not None:
             last_write()
 
@@ -204,14 +212,23 @@ def _advance(run_id: str, group: GroupTransaction, *, fresh: bool = False) -> Ad
 def _advance_leased(runner: _LiveCommands, leased: store.LeasedRun, started: float) -> Advanced:
     run_id = runner.run_id
     try:
-        generator = instantiate(leased.workflow, run_id, list(leased.args))
-    except WorkflowNotRegistered as exc:
-        # Another deployment may know it: do not fail the run, and do not release it either (it
-        # would be picked up again at once, forever); the lease lapses and the run is retried.
-        logger.error("run %s: %s", run_id, exc)
-        return Advanced.BUSY
+        generator = instantiate(leased.workflow, run_id, list(leased.args), leased.version)
+    except WorkflowNotRegistered:
+        runner.begin()
+        if blocking.not_registered_here(run_id, runner.owner, leased.workflow, leased.version):
+            return Advanced.DEFERRED
+        return Advanced.BLOCKED
+    except WorkflowArgumentsMismatch as exc:
+        runner.begin()
+        blocking.block(run_id, runner.owner, leased.workflow, str(exc))
+        return Advanced.BLOCKED
     history = store.load_history(run_id)
     outcome = drive(generator, history, runner.execute)
+    if isinstance(outcome, Diverged):
+        # Nothing ran live before a divergence: replay stops at the first recorded mismatch.
+        runner.begin()
+        blocking.block(run_id, runner.owner, leased.workflow, str(outcome.error))
+        return Advanced.BLOCKED
     if not isinstance(outcome, Suspended):
         status, result, error = _ending(outcome)
         runner.begin()
@@ -233,12 +250,10 @@ def _advance_leased(runner: _LiveCommands, leased: store.LeasedRun, started: flo
     return Advanced.FINISHED
 
 
-def _ending(outcome: Completed | Crashed | Diverged) -> tuple[str, Any, str]:
+def _ending(outcome: Completed | Crashed) -> tuple[str, Any, str]:
     if isinstance(outcome, Completed):
         return RunStatus.SUCCEEDED, to_json(outcome.value), ""
-    if isinstance(outcome, Crashed):
-        return RunStatus.FAILED, None, outcome.error
-    return RunStatus.FAILED, None, str(outcome.error)
+    return RunStatus.FAILED, None, outcome.error
 
 
 class _LiveCommands:
@@ -330,6 +345,8 @@ class _LiveCommands:
             return self._sleep(position, command, recorded)
         if isinstance(command, Now):
             return self._now(position, command)
+        if isinstance(command, Patch):
+            return self._patch(position, command)
         raise TypeError(f"unknown command {command!r}")
 
     def _step(
@@ -445,6 +462,15 @@ class _LiveCommands:
             started_at=self._started_at,
         )  # fmt: skip
         return Resolved(result)
+
+    def _patch(self, position: int, command: Patch) -> Resolved:
+        # Reached live: this run takes the patched branch, and its replays must too.
+        self.begin()
+        store.insert_checkpoint(
+            self.run_id, position, name=command.name, kind=command.kind, result=True,
+            started_at=self._started_at,
+        )  # fmt: skip
+        return Resolved(True)
 
     def _wait(
         self, position: int, command: WaitForSignal, recorded: Recorded | None

@@ -108,6 +108,7 @@ class EngineStatus:
     overdue: int
     oldest_overdue_seconds: float | None
     queue_depth: int | None
+    blocked: int = 0
 
 
 def engine_status() -> EngineStatus:
@@ -137,7 +138,13 @@ def engine_status() -> EngineStatus:
         overdue=overdue["n"],
         oldest_overdue_seconds=_age(now, overdue["oldest"]),
         queue_depth=queue.queue_depth(),
+        blocked=blocked_count(),
     )
+
+
+def blocked_count() -> int:
+    """How many runs are blocked: the deployed code cannot replay them (a partial index)."""
+    return WorkflowRun.objects.filter(status=RunStatus.BLOCKED).count()
 
 
 def _heartbeats(kind: str, now: dt.datetime) -> HeartbeatSummary:
@@ -156,15 +163,16 @@ def _age(now: dt.datetime, moment: dt.datetime | None) -> float | None:
 
 
 def format_run_list(runs: Sequence[WorkflowRun]) -> str:
-    """A table of runs: id, workflow, status, created, next wake-up or end, error."""
+    """A table of runs: id, workflow and version, status, created, next wake-up or end, error
+    (or why the run is blocked)."""
     rows = [
         [
             run.id,
-            run.workflow,
+            f"{run.workflow} v{run.workflow_version}",
             run.status,
             _time(run.created_at),
             f"finished {_time(run.finished_at)}" if run.is_finished else _wake(run),
-            _one_line(run.error, 60),
+            _one_line(_problem(run), 60),
         ]
         for run in runs
     ]
@@ -181,7 +189,9 @@ def format_run_detail(detail: RunDetail) -> str:
         ("status", run.status),
         ("args", _json(run.args)),
         ("result", _json(run.result) if run.result is not None else "-"),
+        ("version", str(run.workflow_version)),
         ("error", run.error or "-"),
+        ("blocked", _blocked(run)),
         ("created", _time(run.created_at)),
         ("updated", _time(run.updated_at)),
         ("finished", _time(run.finished_at)),
@@ -225,6 +235,18 @@ def format_run_detail(detail: RunDetail) -> str:
     header = ["ID", "NAME", "VERDICT", "SENT", "CONSUMED", "PAYLOAD"]
     lines.append(_table(header, signals) if signals else "  (none)")
     return "\n".join(lines)
+
+
+def _problem(run: WorkflowRun) -> str:
+    return f"blocked: {run.blocked_reason}" if run.status == RunStatus.BLOCKED else run.error
+
+
+def _blocked(run: WorkflowRun) -> str:
+    if not run.blocked_reason:
+        return "-"
+    if run.status == RunStatus.BLOCKED:
+        return f"{run.blocked_reason} (since {_time(run.blocked_at)})"
+    return f"no longer; was at {_time(run.blocked_at)}: {run.blocked_reason}"
 
 
 def _lease(run: WorkflowRun, now: dt.datetime) -> str:

@@ -51,7 +51,11 @@ _RUN_COLUMNS = WorkflowRun._meta.concrete_fields
 
 
 def create_run(
-    run_id: str, workflow: str, args: list[Any], wake_at: dt.datetime | None = None
+    run_id: str,
+    workflow: str,
+    args: list[Any],
+    wake_at: dt.datetime | None = None,
+    version: int = 1,
 ) -> tuple[WorkflowRun, bool]:
     """Insert the run, or return the one with this id (`created` False), whatever it holds: the
     caller compares it. Safe under concurrent calls: the primary key decides, not a check before
@@ -61,7 +65,7 @@ def create_run(
     poller takes the run once `wake_at` has come (unless it was advanced before)."""
     now = timezone.now()
     run = WorkflowRun(
-        id=run_id, workflow=workflow, args=args, wake_at=wake_at,
+        id=run_id, workflow=workflow, workflow_version=version, args=args, wake_at=wake_at,
         enqueued_at=None if wake_at else now, created_at=now, updated_at=now,
     )  # fmt: skip
     values = {f.attname: getattr(run, f.attname) for f in _RUN_COLUMNS}
@@ -100,6 +104,7 @@ class LeasedRun:
     workflow: str
     args: list[Any]
     db_now: dt.datetime | None
+    version: int = 1
 
 
 _CHECKPOINTS = StepCheckpoint._meta.db_table
@@ -139,12 +144,12 @@ def acquire_lease(
         },
         f"id = %s AND status IN (%s, %s, %s) AND {_LEASE_FREE} AND {when}",
         [run_id, *_ACTIVE, moment, *when_params],
-        returning=f"workflow, args, {sql.clock_sql()}",
+        returning=f"workflow, args, {sql.clock_sql()}, workflow_version",
     )
     if row is None:
         return None
-    workflow, args, db_now = row
-    return LeasedRun(workflow, sql.read_json(args), sql.read_datetime(db_now))
+    workflow, args, db_now, version = row
+    return LeasedRun(workflow, sql.read_json(args), sql.read_datetime(db_now), version)
 
 
 def fence(run_id: str, owner: str, ttl: dt.timedelta) -> dt.datetime | None:
@@ -206,6 +211,68 @@ def suspend_run(run_id: str, owner: str, wake_at: dt.datetime | None, signal: st
     )
 
 
+def block_run(run_id: str, owner: str, reason: str) -> str:
+    """Inside a fenced transaction: park the run as BLOCKED with `reason`, keeping all its state
+    (checkpoints, workflow signals, deadlines), and release it. Nothing wakes a blocked run but
+    `unblock_runs`. Returns the reason it was last blocked for before ("" if never)."""
+    previous = (
+        WorkflowRun.objects.filter(pk=run_id).values_list("blocked_reason", flat=True).first()
+    )
+    now = timezone.now()
+    sql.update(
+        WorkflowRun,
+        {
+            "status": RunStatus.BLOCKED,
+            "blocked_reason": reason,
+            "blocked_at": now,
+            "wake_at": None,
+            "waiting_signal": "",
+            "enqueued_at": None,
+            "lease_owner": "",
+            "lease_expires_at": None,
+            "updated_at": now,
+        },
+        "id = %s AND lease_owner = %s",
+        [run_id, owner],
+    )
+    return previous or ""
+
+
+def defer_run(run_id: str, owner: str, wake_at: dt.datetime) -> None:
+    """Inside a fenced transaction: give the run back, runnable again at `wake_at` (for the
+    poller to enqueue then), without changing anything else."""
+    sql.update(
+        WorkflowRun,
+        {
+            "status": RunStatus.PENDING,
+            "wake_at": wake_at,
+            "enqueued_at": None,
+            "lease_owner": "",
+            "lease_expires_at": None,
+            "updated_at": timezone.now(),
+        },
+        "id = %s AND lease_owner = %s",
+        [run_id, owner],
+    )
+
+
+def unblock_runs(runs: Q, now: dt.datetime) -> list[str]:
+    """Inside a transaction: make the blocked runs matching `runs` runnable at once and mark
+    them enqueued (the caller enqueues them in the same transaction); returns their ids. Two
+    callers at once unblock disjoint sets."""
+    ids = list(
+        WorkflowRun.objects.filter(runs, status=RunStatus.BLOCKED)
+        .order_by("blocked_at")
+        .select_for_update(skip_locked=True)
+        .values_list("id", flat=True)
+    )
+    if ids:
+        WorkflowRun.objects.filter(pk__in=ids, status=RunStatus.BLOCKED).update(
+            status=RunStatus.PENDING, wake_at=None, enqueued_at=now, updated_at=now
+        )
+    return ids
+
+
 def release_lease(run_id: str, owner: str) -> None:
     """Give the lease back without changing anything else (the run stays runnable)."""
     WorkflowRun.objects.filter(pk=run_id, lease_owner=owner).update(
@@ -213,9 +280,10 @@ def release_lease(run_id: str, owner: str) -> None:
     )
 
 
-def defer_run(run_id: str, wake_at: dt.datetime) -> None:
-    """Have the poller enqueue an active run again at `wake_at`, unless an executor holds its
-    lease now (that one advances it). Nothing else about the run changes."""
+def retry_run_later(run_id: str, wake_at: dt.datetime) -> None:
+    """Outside any lease (an advance that was rolled back): have the poller enqueue an active
+    run again at `wake_at`, unless an executor holds its lease now (that one advances it).
+    Nothing else about the run changes."""
     now = timezone.now()
     WorkflowRun.objects.filter(pk=run_id, status__in=ACTIVE_STATUSES).filter(
         Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now)
@@ -247,21 +315,37 @@ def wake(run_id: str, now: dt.datetime) -> None:
 def load_history(run_id: str) -> dict[int, Recorded]:
     """The run's checkpoints by position, as the replay core reads them."""
     rows = sql.fetch_all(
-        "SELECT position, name, status, result, error, attempts, deadline "
+        "SELECT position, name, status, result, error, attempts, deadline, kind "
         f"FROM {_CHECKPOINTS} WHERE run_id = %s",
         [run_id],
     )
     return {
-        position: Recorded(
-            name=name,
-            done=status != CheckpointStatus.PENDING,
-            result=sql.read_json(result),
-            error=error if status == CheckpointStatus.ERROR else None,
-            attempts=attempts,
-            deadline=sql.read_datetime(deadline),
+        position: recorded(
+            name, kind, status, sql.read_json(result), error, attempts, sql.read_datetime(deadline)
         )
-        for position, name, status, result, error, attempts, deadline in rows
+        for position, name, status, result, error, attempts, deadline, kind in rows
     }
+
+
+def recorded(
+    name: str,
+    kind: str,
+    status: str,
+    result: Any,
+    error: str,
+    attempts: int,
+    deadline: dt.datetime | None,
+) -> Recorded:
+    """A checkpoint's columns as the replay core reads them."""
+    return Recorded(
+        name=name,
+        done=status != CheckpointStatus.PENDING,
+        result=result,
+        error=error if status == CheckpointStatus.ERROR else None,
+        attempts=attempts,
+        deadline=deadline,
+        kind=kind,
+    )
 
 
 def save_checkpoint(

@@ -240,15 +240,15 @@ def test_a_step_that_always_fails_raises_inside_the_workflow():
     assert checkpoint.status == CheckpointStatus.ERROR and checkpoint.attempts == 2
 
 
-def test_replay_divergence_fails_the_run_naming_both_steps():
+def test_replay_divergence_blocks_the_run_naming_both_steps():
     durable.start("steps-2", "many_steps", 2, 0, 30)
     advance("steps-2")
     StepCheckpoint.objects.filter(run_id="steps-2", position=1).update(name="old_step_name")
     WorkflowRun.objects.filter(pk="steps-2").update(wake_at=None)
-    assert advance("steps-2") is Advanced.FINISHED
+    assert advance("steps-2") is Advanced.BLOCKED
     run = WorkflowRun.objects.get(pk="steps-2")
-    assert run.status == RunStatus.FAILED
-    assert "old_step_name" in run.error and "record_effect" in run.error
+    assert run.status == RunStatus.BLOCKED and run.error == ""
+    assert "old_step_name" in run.blocked_reason and "record_effect" in run.blocked_reason
     assert effect_count("effect:steps-2:") == 2, "nothing ran again"
 
 
