@@ -24,6 +24,21 @@ DEFAULTS: dict[str, float] = {
 }
 
 
+# Switches, off unless set.
+FLAGS = (
+    # Connections go through a pooler in transaction mode (PgBouncer): a server connection serves
+    # one transaction of this process, then others'. The engine then keeps no session state on
+    # it (no LISTEN, no SET) and its pushers poll for tasks instead of waiting for NOTIFY.
+    "TRANSACTION_POOLER",
+)
+
+
+def flag(name: str) -> bool:
+    """Whether the switch DURABLE[name] (one of FLAGS) is on."""
+    assert name in FLAGS, name
+    return bool(getattr(settings, "DURABLE", {}).get(name, False))
+
+
 def get(name: str) -> float:
     """The value of DURABLE[name], or its default."""
     return float(getattr(settings, "DURABLE", {}).get(name, DEFAULTS[name]))

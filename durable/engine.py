@@ -10,7 +10,6 @@ from typing import Any
 
 from django.db import transaction
 from django.db.models import Expression, Q
-from django.utils import timezone
 
 from durable import blocking, conf, queue, store
 from durable.errors import RunConflict
@@ -87,8 +86,8 @@ def start(
     # No savepoint inside a caller's transaction (it costs two round trips): a used id raises
     # nothing in there, and any other error is one the caller's transaction cannot survive.
     with transaction.atomic(savepoint=False):
-        wake_at = timezone.now() + conf.seconds("EAGER_GRACE_SECONDS") if eager else None
-        run, created = store.create_run(run_id, name, json_args, wake_at, latest_version(name))
+        grace = conf.seconds("EAGER_GRACE_SECONDS") if eager else None
+        run, created = store.create_run(run_id, name, json_args, grace, latest_version(name))
         if created and eager:
             transaction.on_commit(lambda: _advance_eagerly(run_id))
         elif created:
@@ -161,14 +160,12 @@ def cancel(run_id: str, reason: str = "cancelled by an operator") -> bool:
 
 def poll_once(limit: int | None = None) -> list[str]:
     """Enqueue every run that is due: wake-up time come, lease expired (dead worker), or a task
-    enqueued long ago and never taken (lost). Safe to run in several pollers at once."""
-    now = timezone.now()
+    enqueued long ago and never taken (lost), all by the database's clock. Safe to run in
+    several pollers at once."""
     # One transaction: with the ORM broker a run is never marked enqueued without its task.
     with transaction.atomic():
         ids = store.claim_due_runs(
-            now,
-            now - conf.seconds("REDELIVER_AFTER_SECONDS"),
-            int(limit or conf.get("POLL_BATCH_SIZE")),
+            conf.seconds("REDELIVER_AFTER_SECONDS"), int(limit or conf.get("POLL_BATCH_SIZE"))
         )
         if ids:
             queue.enqueue_many(ids)
@@ -188,9 +185,8 @@ def find_stuck(
 ) -> list[StuckRun]:
     """Runs that are not finished and not progressing: blocked (the deployed code could not
     replay them), lease expired, wake-up time passed, or enqueued and never picked up, for at
-    least `older_than`."""
-    now = timezone.now()
-    cutoff = now - older_than
+    least `older_than` (by the database's clock)."""
+    cutoff = store.db_now() - older_than
     runs = WorkflowRun.objects.filter(
         Q(status=RunStatus.BLOCKED, blocked_at__lte=cutoff)
         | Q(status__in=ACTIVE_STATUSES)
@@ -230,7 +226,7 @@ def resume(run_ids: Iterable[str], *, inline: bool = False) -> dict[str, str]:
             outcome[run_id] = drain(run_id).value
         else:
             with transaction.atomic():
-                WorkflowRun.objects.filter(pk=run_id).update(enqueued_at=timezone.now())
+                WorkflowRun.objects.filter(pk=run_id).update(enqueued_at=store.db_now_expression())
                 queue.enqueue(run_id)
             outcome[run_id] = "enqueued"
     return outcome
@@ -244,6 +240,6 @@ def drain(run_id: str, max_rounds: int = 100) -> Advanced:
         run = store.get_run(run_id)
         if run.is_finished or result is not Advanced.SUSPENDED:
             return result
-        if run.wake_at is None or run.wake_at > timezone.now():
+        if run.wake_at is None or run.wake_at > store.db_now():
             return result
     return result

@@ -281,7 +281,7 @@ class _LiveCommands:
             self._savepoint = RunSavepoint(self._group)
         else:
             self._group.open()
-        leased = store.acquire_lease(self.run_id, self.owner, timezone.now(), self.ttl, fresh=fresh)
+        leased = store.acquire_lease(self.run_id, self.owner, self.ttl, fresh=fresh)
         if leased is not None:
             self._fenced_in = self._group.generation
             self._note_clock(leased.db_now)

@@ -129,13 +129,27 @@ DATABASES = {
 if os.environ.get("ONECLICK_TEST_DB_NAME"):
     # Lets several test runs share one PostgreSQL server without clobbering each other.
     DATABASES["default"]["TEST"] = {"NAME": os.environ["ONECLICK_TEST_DB_NAME"]}
+# A connection pooler between the processes and PostgreSQL: "pgbouncer" (transaction pooling),
+# or empty for direct connections. In transaction mode a server connection serves one
+# transaction, then another client's: no prepared statements, server-side cursors or session
+# state (LISTEN, SET) can outlive a transaction.
+DATABASE_POOLER = os.environ.get("DATABASE_POOLER", "").strip().lower()
+if DATABASE_POOLER not in ("", "pgbouncer"):
+    raise ImproperlyConfigured(
+        f"DATABASE_POOLER must be empty or 'pgbouncer', got {os.environ['DATABASE_POOLER']!r}"
+    )
+if DATABASE_POOLER and DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+    raise ImproperlyConfigured("DATABASE_POOLER=pgbouncer needs a PostgreSQL DATABASE_URL")
+if DATABASE_POOLER:
+    DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # Parameters travel apart from the statement (server-side binding), so psycopg can prepare
     # each statement once per connection and PostgreSQL stops parsing and planning it again: the
     # workflows' few statements run thousands of times on each persistent connection. Behind a
     # connection pooler that cannot keep prepared statements (PgBouncer in transaction mode
-    # before 1.21), set DJANGO_DB_PREPARE_THRESHOLD=off.
-    _prepare = os.environ.get("DJANGO_DB_PREPARE_THRESHOLD", "1").strip().lower()
+    # before 1.21) it is off, unless DJANGO_DB_PREPARE_THRESHOLD says otherwise.
+    _prepare = os.environ.get("DJANGO_DB_PREPARE_THRESHOLD", "off" if DATABASE_POOLER else "1")
+    _prepare = _prepare.strip().lower()
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         server_side_binding=True,
         prepare_threshold=None if _prepare in ("off", "none", "") else int(_prepare),
@@ -254,6 +268,8 @@ DURABLE = {
     "HEALTH_STALE_SECONDS": env_float("DURABLE_HEALTH_STALE_SECONDS", 30.0),
     # /readyz reports active runs whose wake-up time passed this long ago as overdue.
     "OVERDUE_SECONDS": env_float("DURABLE_OVERDUE_SECONDS", 60.0),
+    # Behind a transaction pooler the engine keeps no session state and polls for tasks.
+    "TRANSACTION_POOLER": DATABASE_POOLER == "pgbouncer",
     # Extra modules that register workflows, imported by every process at start-up.
     "WORKFLOW_MODULES": [
         name.strip()

@@ -173,7 +173,11 @@ def cancel(user: AbstractBaseUser, key: str) -> CancelResult:
         # Cancels of one purchase queue here, so that a refusal (window closed, no cancel
         # accepted) cannot overlook a concurrent cancel that checked the clock just before the
         # deadline and is still sending its workflow signal (a double click on Cancel).
-        Purchase.objects.select_for_update().filter(pk=purchase.pk).exists()
+        # NO KEY UPDATE, not UPDATE: a worker confirming the purchase holds the run's row and
+        # its new order's foreign key needs a key-share lock on this row; the two lock modes are
+        # compatible, so that worker is not made to wait for this cancel, which is about to wait
+        # for the run's row (a deadlock on PostgreSQL).
+        Purchase.objects.select_for_update(no_key=True).filter(pk=purchase.pk).exists()
         if durable.accepted_signal_count(run_id, CANCEL_SIGNAL):
             accepted = True
         # Past the deadline no signal is sent at all: the workflow's wait times out by itself.

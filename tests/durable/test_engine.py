@@ -147,7 +147,7 @@ def test_an_eager_lease_that_waited_for_a_worker_replays_what_the_worker_wrote()
     after its lease: it replays what the worker wrote, and the accepted signal still counts."""
     from django.db import connection
 
-    store.create_run("eager-late", "send_with_undo", ["hello", 30], timezone.now())
+    store.create_run("eager-late", "send_with_undo", ["hello", 30], dt.timedelta(0))
     row_locked, outcomes = threading.Event(), []
 
     def eager_start() -> None:
@@ -267,12 +267,14 @@ def test_durable_sleep_holds_no_lease_and_now_is_stable():
 def test_the_lease_admits_one_executor_and_fences_a_stale_one():
     durable.start("lease-1", "send_with_undo", "hello", 30)
     ttl = dt.timedelta(seconds=30)
-    assert store.acquire_lease("lease-1", "owner-a", timezone.now(), ttl)
-    assert not store.acquire_lease("lease-1", "owner-b", timezone.now(), ttl)
+    assert store.acquire_lease("lease-1", "owner-a", ttl)
+    assert not store.acquire_lease("lease-1", "owner-b", ttl)
     assert advance("lease-1") is Advanced.BUSY
     # Once the lease has expired another executor takes over, and the old one is fenced off.
-    later = timezone.now() + dt.timedelta(seconds=31)
-    assert store.acquire_lease("lease-1", "owner-b", later, ttl)
+    WorkflowRun.objects.filter(pk="lease-1").update(
+        lease_expires_at=timezone.now() - dt.timedelta(seconds=1)
+    )
+    assert store.acquire_lease("lease-1", "owner-b", ttl)
     with pytest.raises(durable.LeaseLost), transaction.atomic():
         store.fence("lease-1", "owner-a", ttl)
 
@@ -353,7 +355,7 @@ def test_a_batch_shares_commits_but_a_failing_run_takes_back_only_its_own_writes
         durable.start(run_id, "send_with_undo", "hello", 0)
     durable.start("mixed-steps", "many_steps", 2, 0, 0)  # a plain step commits mid-batch
     durable.start("mixed-busy", "sleeper", 0)
-    assert store.acquire_lease("mixed-busy", "someone-else", timezone.now(), dt.timedelta(60))
+    assert store.acquire_lease("mixed-busy", "someone-else", dt.timedelta(60))
     real_finish_run = store.finish_run
 
     def finish_run(run_id: str, *args, **kwargs):
