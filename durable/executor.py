@@ -129,9 +129,8 @@ def _forget_broken_connection() -> None:
 
 def _defer(run_id: str, last_write: Callable[[], None] | None) -> None:
     """Hand a run that kept meeting transient errors to the poller, after a backoff."""
-    backoff = conf.get("RETRY_BACKOFF_SECONDS")
     with transaction.atomic():
-        store.retry_run_later(run_id, store.db_now() + dt.timedelta(seconds=backoff))
+        store.retry_run_later(run_id, conf.seconds("RETRY_BACKOFF_SECONDS"))
         if last_write is not None:
             last_write()
 

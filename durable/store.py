@@ -297,14 +297,13 @@ def release_lease(run_id: str, owner: str) -> None:
     )
 
 
-def retry_run_later(run_id: str, wake_at: dt.datetime) -> None:
+def retry_run_later(run_id: str, backoff: dt.timedelta) -> None:
     """Outside any lease (an advance that was rolled back): have the poller enqueue an active
-    run again at `wake_at`, unless an executor holds its lease now (that one advances it).
-    Nothing else about the run changes."""
-    now = timezone.now()
+    run again `backoff` from now, unless an executor holds its lease now (that one advances it).
+    Nothing else about the run changes. Times are the database's clock."""
     WorkflowRun.objects.filter(pk=run_id, status__in=ACTIVE_STATUSES).filter(
-        Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now)
-    ).update(wake_at=wake_at, enqueued_at=None, updated_at=now)
+        Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=db_now_expression())
+    ).update(wake_at=db_now_expression(backoff), enqueued_at=None, updated_at=db_now_expression())
 
 
 def cancel_run(run_id: str, reason: str) -> bool:

@@ -8,7 +8,7 @@ import threading
 
 import pytest
 from django.contrib.auth.models import Group
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
 import durable
@@ -119,9 +119,12 @@ def test_a_step_whose_lease_was_taken_meanwhile_does_not_write_its_result(settin
     executor = advance_in_a_thread("long-2", outcome)
     try:
         wait_until(lambda: effect_count("started:long-2:") == 1, 30)
-        ttl = dt.timedelta(seconds=30)
-        # Another executor takes the run as if the lease had lapsed (a clock far ahead).
-        assert store.acquire_lease("long-2", "thief", timezone.now() + ttl, ttl)
+        # The lease lapses (as if the keeper had been cut off) and another executor takes the
+        # run, in one transaction the keeper's next renewal waits for.
+        with transaction.atomic():
+            lapsed = timezone.now() - dt.timedelta(seconds=1)
+            WorkflowRun.objects.filter(pk="long-2").update(lease_expires_at=lapsed)
+            assert store.acquire_lease("long-2", "thief", dt.timedelta(seconds=30))
     finally:
         Group.objects.create(name="release:long-2")
         executor.join()
