@@ -20,7 +20,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from durable import conf, queue, registry, store
+from durable import conf, queue, registry, runlog, store
 from durable.models import EngineHeartbeat, RunStatus, WorkflowRun
 
 logger = logging.getLogger("durable.blocking")
@@ -34,7 +34,7 @@ def block(run_id: str, owner: str, workflow: str, reason: str) -> None:
     """Inside the run's fenced transaction: block it with `reason`, logging once per reason."""
     previous = store.block_run(run_id, owner, reason)
     if previous != reason:
-        logger.error("run %s workflow=%s status=blocked reason=%r", run_id, workflow, reason)
+        runlog.transition(run_id, workflow, RunStatus.BLOCKED, reason=reason)
 
 
 def live_versions() -> set[str]:

@@ -20,7 +20,7 @@ DEFAULTS: dict[str, float] = {
     "RETENTION_DAYS": 30.0,
     "HEARTBEAT_SECONDS": 5.0,
     "HEALTH_STALE_SECONDS": 30.0,
-    "OVERDUE_SECONDS": 60.0,
+    "OVERDUE_SECONDS": 5.0,
 }
 
 

@@ -11,7 +11,7 @@ from typing import Any
 from django.db import transaction
 from django.db.models import Expression, Q
 
-from durable import blocking, conf, queue, store
+from durable import blocking, conf, queue, runlog, store
 from durable.errors import RunConflict
 from durable.executor import Advanced, advance, to_json
 from durable.models import ACTIVE_STATUSES, RunStatus, WorkflowRun, WorkflowSignal
@@ -93,7 +93,10 @@ def start(
         elif created:
             queue.enqueue(run_id)
     if created:
-        logger.info("run %s workflow=%s version=%d started", run_id, name, run.workflow_version)
+        runlog.transition(
+            run_id, name, RunStatus.PENDING, event="started", version=run.workflow_version,
+            eager=eager,
+        )  # fmt: skip
     elif run.workflow != name or run.args != json_args:
         raise RunConflict(
             f"run {run_id!r} exists for workflow {run.workflow!r} with args {run.args!r}; "
@@ -128,7 +131,11 @@ def send_signal(run_id: str, name: str, payload: Any = None) -> SignalResult:
         "run %s workflow signal %r %s (%s)",
         run_id, name, "accepted" if verdict.accepted else "rejected", verdict.reason,
     )  # fmt: skip
-    return SignalResult(verdict.accepted, verdict.reason, get(run_id))
+    handle = get(run_id)
+    if verdict.wakes_run:
+        runlog.transition(run_id, handle.workflow, RunStatus.PENDING, event="workflow_signal",
+                          signal=name)  # fmt: skip
+    return SignalResult(verdict.accepted, verdict.reason, handle)
 
 
 def database_now() -> dt.datetime:
@@ -154,7 +161,8 @@ def cancel(run_id: str, reason: str = "cancelled by an operator") -> bool:
     """Stop an active run where it is (no more steps run); False if it had already finished."""
     cancelled = store.cancel_run(run_id, reason)
     if cancelled:
-        logger.info("run %s cancelled: %s", run_id, reason)
+        run = store.get_run(run_id)
+        runlog.transition(run_id, run.workflow, RunStatus.CANCELLED, reason=reason)
     return cancelled
 
 

@@ -27,7 +27,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from django.utils import timezone
 
-from durable import blocking, conf, step_context, store
+from durable import blocking, conf, metrics, runlog, step_context, store
 from durable.commands import Command, Now, Patch, Sleep, Step, TransactionStep, WaitForSignal
 from durable.errors import (
     LeaseLost,
@@ -221,6 +221,7 @@ def _advance_leased(runner: _LiveCommands, leased: store.LeasedRun, started: flo
         runner.begin()
         blocking.block(run_id, runner.owner, leased.workflow, str(exc))
         return Advanced.BLOCKED
+    runlog.transition(run_id, leased.workflow, RunStatus.RUNNING, owner=runner.owner)
     history = store.load_history(run_id)
     outcome = drive(generator, history, runner.execute)
     if isinstance(outcome, Diverged):
@@ -234,17 +235,16 @@ def _advance_leased(runner: _LiveCommands, leased: store.LeasedRun, started: flo
         store.finish_run(run_id, runner.owner, status, result, error)
     elapsed_ms = (time.monotonic() - started) * 1000
     if isinstance(outcome, Suspended):
-        logger.info(
-            "run %s workflow=%s status=waiting step=%d reason=%r wake_at=%s duration_ms=%.1f",
-            run_id, leased.workflow, outcome.position, outcome.suspend.reason,
-            outcome.suspend.wake_at.isoformat() if outcome.suspend.wake_at else None, elapsed_ms,
+        wake_at = outcome.suspend.wake_at
+        runlog.transition(
+            run_id, leased.workflow, RunStatus.WAITING, step=outcome.position,
+            reason=outcome.suspend.reason, wake_at=wake_at.isoformat() if wake_at else None,
+            duration_ms=elapsed_ms,
         )  # fmt: skip
         return Advanced.SUSPENDED
-    log = logger.info if status == RunStatus.SUCCEEDED else logger.error
-    log(
-        "run %s workflow=%s status=%s steps=%d duration_ms=%.1f%s",
-        run_id, leased.workflow, status, runner.last_position + 1, elapsed_ms,
-        f" error={error!r}" if error else "",
+    runlog.transition(
+        run_id, leased.workflow, status, steps=runner.last_position + 1, duration_ms=elapsed_ms,
+        error=error or None,
     )  # fmt: skip
     return Advanced.FINISHED
 
@@ -375,6 +375,7 @@ class _LiveCommands:
             return self._step_failed(position, command, attempt, exc)
         self.begin()
         self._write_result(position, command, result, attempt, exists=True)
+        metrics.step_finished(command.name, self._elapsed(), ok=True)
         return Resolved(result)
 
     def _call(self, position: int, command: Step, attempt: int) -> Any:
@@ -409,7 +410,12 @@ class _LiveCommands:
         # Slow steps commit at once, so the group never holds the database's locks for long.
         if self._group.age() > conf.get("GROUP_COMMIT_SECONDS"):
             self.commit()
+        metrics.step_finished(command.name, self._elapsed(), ok=True)
         return Resolved(result)
+
+    def _elapsed(self) -> float:
+        """Seconds since the current command started."""
+        return (timezone.now() - self._started_at).total_seconds()
 
     def _write_result(
         self, position: int, command: Step, result: Any, attempt: int, *, exists: bool
@@ -429,6 +435,7 @@ class _LiveCommands:
         self, position: int, command: Step, attempt: int, exc: Exception
     ) -> Raised | Suspend:
         error = describe(exc)
+        metrics.step_finished(command.name, self._elapsed(), ok=False)
         final = attempt >= command.max_attempts
         logger.warning(
             "run %s step=%d name=%s attempt %d/%d failed: %s",
@@ -485,8 +492,10 @@ class _LiveCommands:
         signal = store.consume_signal(self.run_id, command.signal, position)
         if signal is not None:
             result: dict[str, Any] = {"signal_id": signal.pk, "payload": signal.payload}
+            metrics.signal_resumed((timezone.now() - signal.sent_at).total_seconds())
         elif deadline is not None and now >= deadline:
             result = {"timed_out": True}
+            metrics.wait_timed_out((now - deadline).total_seconds())
         else:
             if recorded is None:
                 store.save_checkpoint(

@@ -24,7 +24,7 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
-from durable import blocking, conf, inspect, queue, registry, store
+from durable import blocking, conf, inspect, logfilters, queue, registry, store
 from durable.models import EngineHeartbeat
 
 logger = logging.getLogger("durable.health")
@@ -68,8 +68,10 @@ def worker_probe() -> str:
 
 
 def send_worker_probe() -> None:
-    """Enqueue one `worker_probe` task on the engine's django-q2 queue."""
-    queue.enqueue_task(PROBE_TASK, "durable heartbeat probe")
+    """Enqueue one `worker_probe` task on the engine's django-q2 queue (logged at DEBUG)."""
+    with logfilters.sending_probe():
+        queue.enqueue_task(PROBE_TASK, "durable heartbeat probe")
+    logger.debug("worker probe sent")
 
 
 class PollerHeartbeat:
@@ -119,10 +121,10 @@ def healthz(request: HttpRequest) -> JsonResponse:
 @never_cache
 @require_safe
 def readyz(request: HttpRequest) -> JsonResponse:
-    """Readiness: 200 when the database answers and a poller and a django-q2 worker were seen
-    within HEALTH_STALE_SECONDS; else 503. Both carry the backlog: queue depth, active runs by
-    status, overdue runs. The backlog does not fail readiness: a busy engine is still serving, and
-    taking every web node out of a load balancer would not drain it faster."""
+    """Readiness: 200 when the database answers, a poller and a django-q2 worker were seen
+    within HEALTH_STALE_SECONDS, and no active run is overdue (its wake-up time more than
+    OVERDUE_SECONDS past); else 503 with a `detail` naming each problem by counts and ages. Both
+    carry the backlog: queue depth, active runs by status, overdue runs."""
     try:
         status = inspect.engine_status()
     except Exception as exc:
@@ -163,6 +165,11 @@ def _problems(status: inspect.EngineStatus) -> list[str]:
     # every checkpoint) shows it is alive just as well.
     if not status.workers.alive and not status.runs_leased:
         problems.append(f"no django-q2 worker seen in the last {stale:g}s")
+    if status.overdue:
+        problems.append(
+            f"{status.overdue} run(s) overdue by more than {conf.get('OVERDUE_SECONDS'):g}s "
+            f"(oldest {status.oldest_overdue_seconds:.1f}s past its wake-up time)"
+        )
     if status.blocked:
         problems.append(
             f"{status.blocked} workflow run(s) blocked: the deployed code cannot replay them"

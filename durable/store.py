@@ -512,25 +512,27 @@ def _has_unconsumed(run_id: str, name: str) -> bool:
 class ConsumedSignal:
     pk: int
     payload: Any
+    sent_at: dt.datetime
 
 
 def consume_signal(run_id: str, name: str, position: int) -> ConsumedSignal | None:
     """Inside a fenced transaction: take the oldest accepted, unconsumed signal `name`."""
     rows = sql.fetch_all(
-        f"SELECT id, payload FROM {_SIGNALS} WHERE run_id = %s AND name = %s AND accepted = %s "
+        f"SELECT id, payload, sent_at FROM {_SIGNALS} WHERE run_id = %s AND name = %s "
+        "AND accepted = %s "
         "AND consumed_position IS NULL ORDER BY id LIMIT 1",
         [run_id, name, True],
     )
     if not rows:
         return None
-    signal_id, payload = rows[0]
+    signal_id, payload, sent_at = rows[0]
     sql.update(
         WorkflowSignal,
         {"consumed_position": position, "consumed_at": timezone.now()},
         "id = %s",
         [signal_id],
     )
-    return ConsumedSignal(signal_id, sql.read_json(payload))
+    return ConsumedSignal(signal_id, sql.read_json(payload), sql.read_datetime(sent_at))
 
 
 # --- the poller ---------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.core.cache import cache
 
 from purchases.models import Product
 
@@ -36,6 +37,13 @@ def _static_files_without_collectstatic(settings):
         **settings.STORAGES,
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     }
+
+
+@pytest.fixture(autouse=True)
+def _fresh_throttle_counts():
+    # Throttles count in the default cache (files shared by the processes of a run): every test
+    # starts from no requests counted.
+    cache.clear()
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -44,6 +44,7 @@ def test_cancels_in_the_last_50ms_of_the_window_get_answers_the_outcome_keeps(
     make_user, product, settings
 ):
     settings.ONECLICK_CANCEL_WINDOW_SECONDS = 0.6
+    settings.ONECLICK_MAX_PENDING_PURCHASES = 0  # one customer, 40 purchases in their window
     Product.objects.filter(pk=product.pk).update(stock=1000)
     user = make_user("racer")
     keys = [f"race-{n}" for n in range(40)]

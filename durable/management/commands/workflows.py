@@ -4,7 +4,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
-from durable import inspect, replaycheck, testing
+from durable import engine, inspect, replaycheck, testing
 from durable.errors import RunNotFound
 
 
@@ -22,6 +22,10 @@ class Command(BaseCommand):
         )
         listing.add_argument("--workflow", default=None, help="only runs of this workflow")
         listing.add_argument("--limit", type=int, default=50)
+        listing.add_argument(
+            "--overdue", action="store_true", help="only runs past their wake-up time (margin "
+            "DURABLE_OVERDUE_SECONDS)",
+        )  # fmt: skip
         actions.add_parser("show", help="one run in detail").add_argument("run_id")
         cancel = actions.add_parser("cancel", help="stop an active run where it is")
         cancel.add_argument("run_id")
@@ -37,8 +41,11 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         try:
             if options["action"] == "list":
-                runs = inspect.list_runs(options["status"], options["workflow"], options["limit"])
-                output = inspect.format_run_list(runs)
+                runs = inspect.list_runs(
+                    options["status"], options["workflow"], options["limit"],
+                    overdue=options["overdue"],
+                )  # fmt: skip
+                output = inspect.format_run_list(runs, engine.database_now())
             elif options["action"] == "show":
                 output = inspect.format_run_detail(inspect.run_detail(options["run_id"]))
             elif options["action"] == "replay-check":
