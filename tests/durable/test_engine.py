@@ -107,20 +107,35 @@ def test_a_signal_a_step_sends_its_own_run_is_received_in_the_same_advance():
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_signal_committed_while_the_lease_waits_for_the_row_is_still_received():
+def test_a_signal_committed_while_the_lease_waits_for_the_row_is_still_received(monkeypatch):
     """A sender accepted the signal in time and holds the run's row until it commits; the
     executor's lease, started meanwhile, waits for that row. On PostgreSQL the lease statement
-    reads other tables as they were when it started, so the signal must be looked for after it."""
+    reads other tables as they were when it started, so the signal must be looked for after it.
+    The sender commits only once the executor is inside its advance (and, on PostgreSQL, seen
+    waiting for the row lock)."""
     from django.db import connection
+
+    from durable.group import GroupTransaction
+    from tests.support.processes import wait_until
+    from tests.support.threads import backend_pid, waits_for_a_lock
 
     durable.start("late-commit", "send_with_undo", "hello", 0.05)
     assert advance("late-commit") == Advanced.SUSPENDED
     time.sleep(0.1)  # the wait's deadline has passed; the signal was accepted before it
-    row_locked, outcomes = threading.Event(), []
+    row_locked, opening = threading.Event(), threading.Event()
+    outcomes, executor_pid = [], []
+    open_group = GroupTransaction.open
+
+    def open_and_tell(group: GroupTransaction) -> None:
+        opening.set()
+        open_group(group)
+
+    monkeypatch.setattr(GroupTransaction, "open", open_and_tell)
 
     def executor() -> None:
         try:
-            row_locked.wait(5)
+            executor_pid.append(backend_pid())
+            assert row_locked.wait(30)
             outcomes.append(advance("late-commit"))
         finally:
             connection.close()
@@ -131,8 +146,10 @@ def test_a_signal_committed_while_the_lease_waits_for_the_row_is_still_received(
         WorkflowSignal.objects.create(run=run, name="undo", payload="in time", accepted=True)
         thread.start()
         row_locked.set()
-        time.sleep(0.5)  # the executor's lease is now waiting for this row (PostgreSQL)
-    thread.join(10)
+        assert opening.wait(30), "the executor never began its advance"
+        if connection.vendor == "postgresql":
+            wait_until(lambda: waits_for_a_lock(executor_pid[0]), 30, 0.01, "no lease waited")
+    thread.join(30)
     assert outcomes == [Advanced.FINISHED]
     run = WorkflowRun.objects.get(pk="late-commit")
     assert run.result == {"sent": False, "undone_by": "in time"}

@@ -14,7 +14,8 @@ from purchases.selectors import DELAYED_MESSAGE
 from purchases.services import run_id_for
 from tests.support.inline import finish
 
-pytestmark = pytest.mark.django_db
+# Transactional, so that `on_commit` runs as in production: purchases start eagerly.
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def step_before_the_wait(ctx, item_id, cancel_until):

@@ -1,5 +1,6 @@
-"""What some tests need from the machine (a program, root): skipped where it is missing, except in
-CI (ONECLICK_REQUIRE_SERVICES=1), where a missing one fails the test instead."""
+"""What some tests need from the machine (a program, root, a Redis server): skipped with one
+line saying so where it is missing, except in CI (ONECLICK_REQUIRE_SERVICES=1), where a missing
+one fails the test instead."""
 
 from __future__ import annotations
 
@@ -27,3 +28,13 @@ def require_root(why: str) -> None:
     """Skips (fails in CI) unless this process runs as root."""
     if os.geteuid() != 0:
         _missing(f"needs root: {why}")
+
+
+def require_redis(url: str) -> None:
+    """Returns if the Redis at `url` answers; skips (fails in CI) otherwise."""
+    import redis
+
+    try:
+        redis.from_url(url, socket_connect_timeout=5).ping()
+    except redis.RedisError as exc:
+        _missing(f"Redis at {url} does not answer ({exc}): start one, e.g. `redis-server`")
