@@ -1,0 +1,124 @@
+"""The peers' side of a benchmark: their own databases and their processes (bench/peers/)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from bench.lib.database import PG_HOST, PG_PORT, PG_USER, _pg_admin
+from bench.lib.machine import ROOT
+from bench.lib.processes import Process
+
+
+@dataclass(frozen=True, slots=True)
+class PeerDatabases:
+    """A peer's application database and DBOS's system database, as SQLAlchemy URLs."""
+
+    app_url: str
+    sys_url: str
+
+
+@contextlib.contextmanager
+def peer_databases(vendor: str, name: str) -> Iterator[PeerDatabases]:
+    """Two empty databases for peer `name`: SQLite files in a temporary folder, or
+    oneclick_bench_<name>_app and oneclick_bench_<name>_sys on the PostgreSQL server; deleted
+    or dropped on exit."""
+    if vendor == "sqlite":
+        folder = Path(tempfile.mkdtemp(prefix=f"oneclick_bench_{name}_"))
+        try:
+            yield PeerDatabases(
+                f"sqlite:///{folder}/app.sqlite3", f"sqlite:///{folder}/sys.sqlite3"
+            )
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        return
+    names = [f"oneclick_bench_{name}_app", f"oneclick_bench_{name}_sys"]
+    with _pg_admin() as conn:
+        for db in names:
+            conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+            conn.execute(f'CREATE DATABASE "{db}"')
+    base = f"postgresql+psycopg://{PG_USER}@{PG_HOST}:{PG_PORT}"
+    try:
+        yield PeerDatabases(f"{base}/{names[0]}", f"{base}/{names[1]}")
+    finally:
+        with _pg_admin() as conn:
+            for db in names:
+                conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+
+
+@dataclass
+class DbosDriver:
+    """bench/peers/dbos_driver.py in a process (and session) of its own, asked one command at a
+    time over its stdin; its stderr goes to `log_dir`/dbos-driver.log."""
+
+    databases: PeerDatabases
+    log_dir: Path
+    process: Process | None = None
+    _stdout: IO[str] | None = field(default=None, repr=False)
+
+    def __enter__(self) -> DbosDriver:
+        argv = [
+            sys.executable,
+            "-m",
+            "bench.peers.dbos_driver",
+            "--app-db",
+            self.databases.app_url,
+            "--sys-db",
+            self.databases.sys_url,
+        ]
+        log = self.log_dir / "dbos-driver.log"
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        with log.open("ab") as sink:
+            popen = subprocess.Popen(
+                argv,
+                cwd=ROOT,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=sink,
+                text=True,
+                start_new_session=True,
+            )
+        self.process = Process("dbos-driver", argv, {}, log, popen=popen)
+        self._stdout = popen.stdout
+        ready = self._answer()
+        if not ready.get("ready"):
+            raise RuntimeError(f"the DBOS driver did not start: {ready}; see {log}")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.process is not None:
+            self.process.kill()
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def ask(self, *command: object) -> dict[str, Any]:
+        """Send one command line and return its JSON answer."""
+        assert self.process is not None and self.process.popen is not None
+        stdin = self.process.popen.stdin
+        assert stdin is not None
+        stdin.write(" ".join(str(word) for word in command) + "\n")
+        stdin.flush()
+        return self._answer()
+
+    def _answer(self) -> dict[str, Any]:
+        assert self._stdout is not None and self.process is not None
+        began = time.monotonic()
+        line = self._stdout.readline()  # the driver bounds every round by its own time limit
+        if not line:
+            raise RuntimeError(
+                f"the DBOS driver exited after {time.monotonic() - began:.0f} s; "
+                f"see {self.process.log_path}"
+            )
+        return json.loads(line)
