@@ -41,6 +41,7 @@ ORDER = [
     "http",
     "recovery",
     "dbos",
+    "httppeers",
 ]
 TIME_LIMIT = {False: 4 * 3600, True: 1200}  # per benchmark, full / quick
 

@@ -31,6 +31,7 @@ BENCHMARKS = {
     "recovery": ("bench.benchmarks.recovery", "5. Recovery after kill -9 of the cluster"),
     "profile": ("bench.benchmarks.profile", "Profile of one workflow in the worker path"),
     "dbos": ("bench.benchmarks.peer_dbos", "6. The engine against DBOS, same run"),
+    "httppeers": ("bench.benchmarks.peer_http", "7. The HTTP API against its peers, same run"),
 }
 
 

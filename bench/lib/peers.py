@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -16,7 +17,9 @@ from typing import IO, Any
 
 from bench.lib.database import PG_HOST, PG_PORT, PG_USER, _pg_admin
 from bench.lib.machine import ROOT
-from bench.lib.processes import Process
+from bench.lib.processes import Process, wait_answering
+
+RESONATE_DIR = ROOT / "bench" / "peers" / "resonate"
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +28,11 @@ class PeerDatabases:
 
     app_url: str
     sys_url: str
+
+    @property
+    def django_url(self) -> str:
+        """The application database's URL as dj-database-url reads it."""
+        return self.app_url.replace("postgresql+psycopg://", "postgres://")
 
 
 @contextlib.contextmanager
@@ -122,3 +130,82 @@ class DbosDriver:
                 f"see {self.process.log_path}"
             )
         return json.loads(line)
+
+
+def _env(**values: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(PATH=f"{Path(sys.executable).parent}:{env.get('PATH', '')}", PYTHONUNBUFFERED="1")
+    env.update(values)
+    return env
+
+
+def _prepare(argv: list[str], env: dict[str, str], log: Path) -> str:
+    """Run a peer's preparation command; returns the API token it prints as {"token": ...}."""
+    with log.open("ab") as sink:
+        done = subprocess.run(
+            argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=sink, check=True, timeout=300
+        )
+    return str(json.loads(done.stdout.decode().strip().splitlines()[-1])["token"])
+
+
+def web_workers() -> tuple[str, str]:
+    """The app's web settings (bin/web): gunicorn workers and threads per worker."""
+    return os.environ.get("WEB_CONCURRENCY", "2"), os.environ.get("WEB_THREADS", "4")
+
+
+def dbos_api(
+    databases: PeerDatabases, log_dir: Path, port: int, window: float
+) -> tuple[Process, str]:
+    """The FastAPI + DBOS peer (bench/peers/dbos_http.py) on uvicorn with as many worker
+    processes as the app's gunicorn, answering; returns it and its API token."""
+    env = _env(
+        DBOS_BENCH_APP_DB=databases.app_url,
+        DBOS_BENCH_SYS_DB=databases.sys_url,
+        DBOS_BENCH_WINDOW=str(window),
+    )
+    log = log_dir / "dbos-api.log"
+    token = _prepare(
+        [sys.executable, "-m", "bench.peers.dbos_driver", "--app-db", databases.app_url,
+         "--sys-db", databases.sys_url, "--prepare"],
+        env,
+        log,
+    )  # fmt: skip
+    workers, _ = web_workers()
+    argv = [
+        sys.executable, "-m", "uvicorn", "bench.peers.dbos_http:app", "--host", "0.0.0.0",
+        "--port", str(port), "--workers", workers,
+    ]  # fmt: skip
+    return wait_answering(Process("dbos-api", argv, env, log).start(), port), token
+
+
+def floor(databases: PeerDatabases, log_dir: Path, port: int) -> tuple[Process, str]:
+    """The framework floor (bench/peers/floor) migrated, under gunicorn with the app's web
+    settings (bin/web's flags), answering; returns it and its API token."""
+    env = _env(
+        DATABASE_URL=databases.django_url, DJANGO_SETTINGS_MODULE="bench.peers.floor.settings"
+    )
+    log = log_dir / "floor.log"
+    token = _prepare([sys.executable, "-m", "bench.peers.floor.prepare"], env, log)
+    workers, threads = web_workers()
+    argv = [
+        str(Path(sys.executable).parent / "gunicorn"), "bench.peers.floor.wsgi",
+        "--bind", f"0.0.0.0:{port}", "--workers", workers, "--threads", threads,
+        "--access-logfile", "-", "--graceful-timeout", "10", "--no-control-socket",
+    ]  # fmt: skip
+    return wait_answering(Process("floor", argv, env, log).start(), port), token
+
+
+def resonate_missing() -> str:
+    """Why the reference's stack cannot run here, or '' when it can."""
+    if shutil.which("node") is None:
+        return "node is not installed (Debian's nodejs package)"
+    if not (RESONATE_DIR / "node_modules" / "@resonatehq" / "sdk").is_dir():
+        return f"its npm packages are not installed: cd {RESONATE_DIR} && npm ci"
+    return ""
+
+
+def resonate(log_dir: Path, port: int, window: float) -> Process:
+    """The reference's stack (bench/peers/resonate/server.js on Node), answering."""
+    env = _env(PORT=str(port), CANCEL_WINDOW_MS=str(int(window * 1000)))
+    argv = [str(shutil.which("node")), str(RESONATE_DIR / "server.js")]
+    return wait_answering(Process("resonate", argv, env, log_dir / "resonate.log").start(), port)

@@ -11,6 +11,9 @@ reads commands on stdin, one per line, and answers each with one JSON line on st
                                         # sample threads and memory while they wait, wait for all
     quit
 
+With --prepare it only creates the tables (DBOS's and the application's), prints the API
+token as {"token": ...} and exits.
+
 Times are taken here, around the calls (DBOS's own workflow_status timestamps are whole
 seconds on SQLite): a workflow's latency runs from just before `DBOS.start_workflow` to the
 return of its handle's `get_result`, so it includes the start call and the hand-back, which
@@ -119,9 +122,19 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--app-db", required=True)
     parser.add_argument("--sys-db", required=True)
+    parser.add_argument(
+        "--prepare",
+        action="store_true",
+        help="create both databases' tables, print {'token': ...} and exit (run before the "
+        "HTTP peer's workers start, so that they do not migrate at the same time)",
+    )
     args = parser.parse_args()
-    dbos_oneclick.create_schema(args.app_db)
+    token = dbos_oneclick.create_schema(args.app_db)
     dbos_oneclick.launch(args.app_db, args.sys_db)
+    if args.prepare:
+        DBOS.destroy()
+        print(json.dumps({"token": token}), flush=True)
+        return 0
     print(json.dumps({"ready": True}), flush=True)
     for line in sys.stdin:
         command, *rest = line.split()
