@@ -25,7 +25,7 @@ from the database's clock, minus the start call's time plus the window).
 from __future__ import annotations
 
 from bench.benchmarks import throughput
-from bench.lib import peers, workload
+from bench.lib import cpu, peers, workload
 from bench.lib.context import BenchContext, settings_override
 from bench.lib.results import BenchResult, Table
 from bench.lib.stats import fmt, median, summary
@@ -43,7 +43,10 @@ def _dbos_round(
     ctx: BenchContext, driver: peers.DbosDriver, prefix: str, count: int, in_flight: int
 ) -> None:
     label = "DBOS sequential" if in_flight == 1 else f"DBOS {in_flight} concurrent"
+    roles = {"DBOS driver (workflows and their starters)": driver.pid}
+    before = cpu.snapshot(roles)
     answer = driver.ask("throughput", prefix, count, in_flight)
+    shares = cpu.core_shares(before, cpu.snapshot(roles))
     res = ctx.result
     if answer.get("failure_count") or answer.get("confirmed", 0) < count:
         res.note(
@@ -57,6 +60,9 @@ def _dbos_round(
     res.add(f"{label}: workflows/s", "wf/s", len(began) / (max(ended) - min(began)))
     res.add(f"{label}: latency p50", "ms", lat["p50"])
     res.add(f"{label}: latency p99", "ms", lat["p99"])
+    if in_flight > 1:
+        for role, share in shares.items():
+            res.add(f"{label}: CPU, {role}", "% of a core", share)
 
 
 def _ratio(ctx: BenchContext, ours: str, peer: str, label: str) -> None:
