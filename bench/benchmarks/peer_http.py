@@ -149,7 +149,7 @@ def _table(res: BenchResult, names: list[str]) -> None:
 
 
 def run(ctx: BenchContext) -> None:
-    counts = {1: ctx.size(300, 40), 16: ctx.size(1200, 160)}
+    counts = {1: ctx.size(300, 40), 16: ctx.size(800, 160)}
     ctx.result.settings["requests per phase"] = (
         f"c=1: {counts[1]}, c=16: {counts[16]}; window {WINDOW:g} s everywhere"
     )
