@@ -91,7 +91,7 @@ def _last(res: BenchResult, name: str) -> float:
 def _ratios(ctx: BenchContext, names: list[str], c: int) -> None:
     """This round's judged ratios at concurrency `c`."""
     res = ctx.result
-    buy = "POST /api/buy"
+    buy = BUY
     if DBOS in names:
         ours = _last(res, f"{OURS} {buy} c={c}: throughput")
         theirs = _last(res, f"{DBOS} {buy} c={c}: throughput")
@@ -112,7 +112,7 @@ def _ratios(ctx: BenchContext, names: list[str], c: int) -> None:
             goal_max=P99_SHARE,
         )
     if FLOOR in names and c == 1:
-        for what, judged in ((buy, True), ("GET /api/status", False)):
+        for what, judged in ((buy, True), (STATUS, False)):
             floor = _last(res, f"{FLOOR} {what} c=1: throughput")
             ours = _last(res, f"{OURS} {what} c=1: throughput")
             goal = {"goal": f"<= {FLOOR_MULTIPLE:g}x the floor", "goal_max": FLOOR_MULTIPLE}
@@ -129,7 +129,7 @@ def _table(res: BenchResult, names: list[str]) -> None:
     peers_ = [n for n in names if n != OURS]
     columns = ["figure", "ours"] + [f"{n}; ours / it" for n in peers_]
     rows = []
-    for what in ("POST /api/buy", "GET /api/status"):
+    for what in (BUY, STATUS):
         for c in (1, 16):
             for metric in ("throughput", "p50", "p99"):
                 mine = median(res.figure(f"{OURS} {what} c={c}: {metric}", "").rounds)
