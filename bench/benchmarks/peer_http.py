@@ -13,23 +13,25 @@
 - the reference's stack: Express + @resonatehq/sdk on Node (bench/peers/resonate/server.js),
   in memory and not durable, no authentication: the ceiling of a server that keeps nothing.
 
-The window is 5 s everywhere, so purchases bought in a phase are still waiting (and DBOS holds a
-thread for each) during the next phases. Phases interleave the servers: for each round and
-concurrency, every server's buy phase, then every server's status phase; so a disturbance of the
-shared machine falls on all of them. Ratios are taken per round and their median is judged.
-The load generator runs on the same 2 cores as the servers.
+The window is 5 s everywhere. Phases interleave the servers: for each round and concurrency,
+every server's buy phase, then every server's status phase; so a disturbance of the shared
+machine falls on all of them. After its buy phase, each server's last purchase is awaited (GET
+/api/status until done) before the next server's phase, so that no server's confirmations fall
+in another's phase (in the run of 2026-11-29 they did: see RESULTS.md). Ratios are taken per
+round and their median is judged. The load generator runs on the same 2 cores as the servers.
 """
 
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 from bench.benchmarks.http_api import load_phase
 from bench.lib import peers, processes
 from bench.lib.context import BenchContext
-from bench.lib.httpload import Request, run_load
+from bench.lib.httpload import Client, Request, run_load
 from bench.lib.results import BenchResult, Table
 from bench.lib.stats import fmt, median
 
@@ -39,6 +41,7 @@ BUY_RATIO = 3.0
 P99_SHARE = 0.5
 FLOOR_MULTIPLE = 1.5
 BUY, STATUS = "POST /api/buy", "GET /api/status"
+DRAIN_SECONDS = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +84,24 @@ def _servers(ctx: BenchContext) -> Iterator[list[Server]]:
         finally:
             for proc in started:
                 proc.kill()
+
+
+def _drain(ctx: BenchContext, server: Server, last_key: str) -> None:
+    """Wait until `server` has confirmed its last purchase (the floor confirms nothing), so that
+    its confirmations do not fall in the next server's phase."""
+    if server.name == FLOOR:
+        return
+    client = Client(server.port, server.auth)
+    deadline = time.monotonic() + WINDOW + DRAIN_SECONDS
+    try:
+        while time.monotonic() < deadline:
+            status, body = client.json(Request("GET", f"/api/status/{last_key}"))
+            if status == 200 and isinstance(body, dict) and body.get("status") == "done":
+                return
+            time.sleep(0.1)
+    finally:
+        client.close()
+    ctx.result.note(f"{server.name}: {last_key} not done {DRAIN_SECONDS:g} s after its window")
 
 
 def _last(res: BenchResult, name: str) -> float:
@@ -164,6 +185,7 @@ def run(ctx: BenchContext) -> None:
                 for server in servers:
                     buys = [Request("POST", f"/api/buy/{k}", body) for k in keys]
                     load_phase(ctx, server.port, f"{server.name} {BUY}", buys, c, server.auth)
+                    _drain(ctx, server, keys[-1])
                 for server in servers:
                     reads = [Request("GET", f"/api/status/{k}") for k in keys]
                     load_phase(ctx, server.port, f"{server.name} {STATUS}", reads, c, server.auth)

@@ -69,18 +69,17 @@ def create_schema(app_url: str) -> str:
 
 def launch(app_url: str, sys_url: str, name: str = "oneclick-bench") -> SQLAlchemyDatasource:
     """Configure and launch DBOS in this process, with the application datasource; returns it.
-    Pools are sized for 16 concurrent workflows plus the HTTP peer's request threads."""
+    Pools keep DBOS's and SQLAlchemy's defaults: the PostgreSQL server is shared (pools of 40
+    per process ran it out of connections, "too many clients", on 2026-11-29)."""
     global _datasource
     config: DBOSConfig = {
         "name": name,
         "system_database_url": sys_url,
-        "sys_db_pool_size": 40,
         "executor_id": os.environ.get("DBOS_BENCH_EXECUTOR", f"bench-{os.getpid()}"),
         "log_level": "WARNING",
     }
     DBOS(config=config)
-    engine_kwargs: dict[str, Any] = {"pool_size": 40, "max_overflow": 0}
-    _datasource = SQLAlchemyDatasource.create(app_url, engine_kwargs=engine_kwargs)
+    _datasource = SQLAlchemyDatasource.create(app_url)
     _register_transaction(_datasource)
     DBOS.launch()
     return _datasource
