@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: install install-dev run test lint format bench clean
+.PHONY: install install-dev run test mutants lint format bench clean
 
 $(BIN)/.installed: requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ format: install-dev
 
 test: lint
 	$(BIN)/pytest
+
+# Break each guarantee in a scratch copy and check the tests notice (tests/mutants.py).
+mutants: install-dev
+	$(BIN)/python tests/mutants.py $(MUTANTS_ARGS)
 
 bench: install-dev
 	$(BIN)/pip install --quiet --disable-pip-version-check -r bench/requirements.txt

@@ -1,7 +1,8 @@
 """durable: a durable workflow engine that keeps its state in the application's database.
 
-Workflows are generator functions registered with `@workflow(name)`; they yield commands built
-by their context (`ctx.step`, `ctx.transaction`, `ctx.wait_for_signal`, `ctx.sleep`, `ctx.now`).
+Workflows are generator functions registered with `@workflow(name, version=1)`; they yield
+commands built by their context (`ctx.step`, `ctx.transaction`, `ctx.wait_for_signal`,
+`ctx.sleep`, `ctx.now`, `ctx.patched`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from durable.errors import (
     RunConflict,
     RunNotFound,
     StepFailed,
+    WorkflowArgumentsMismatch,
     WorkflowNotRegistered,
 )
 from durable.registry import workflow
@@ -30,6 +32,7 @@ __all__ = [
     "RunNotFound",
     "SignalResult",
     "StepFailed",
+    "WorkflowArgumentsMismatch",
     "WorkflowContext",
     "WorkflowNotRegistered",
     "accepted_signal_count",

@@ -36,7 +36,15 @@ DEFAULT_MAX_ATTEMPTS = 3
 
 
 def _callable_name(fn: Callable[..., Any]) -> str:
-    return getattr(fn, "__name__", repr(fn))
+    """The step name recorded for `fn`: its `__name__`. A lambda or a functools.partial has no
+    stable name (a recorded name must never hold a memory address), so it needs `name=`."""
+    name = getattr(fn, "__name__", None)
+    if not isinstance(name, str) or name == "<lambda>":
+        raise ValueError(
+            f"a step needs a stable name: pass name=... for {type(fn).__name__} objects such as "
+            "lambdas and functools.partial"
+        )
+    return name
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +119,18 @@ class Now(Command):
         return dt.datetime.fromisoformat(recorded)
 
 
+@dataclass(frozen=True, slots=True)
+class Patch(Command):
+    """Resolves to True for a run that reaches this point on code that has the patch (and is
+    recorded), to False for a run that went past this point on code without it (and takes no
+    position in its history). See `WorkflowContext.patched`."""
+
+    kind = "patch"
+
+    def decode(self, recorded: Any) -> bool:
+        return bool(recorded)
+
+
 def parse_deadline(value: dt.datetime | str) -> dt.datetime:
     """An aware datetime from a datetime or an ISO 8601 string; naive values are taken as UTC."""
     moment = dt.datetime.fromisoformat(value) if isinstance(value, str) else value
@@ -165,3 +185,9 @@ class WorkflowContext:
     def now(self) -> Now:
         """Durable clock: the same instant on every replay."""
         return Now("now")
+
+    def patched(self, patch_id: str) -> Patch:
+        """`if (yield ctx.patched("id")):` new code `else:` old code. True for runs that reach
+        this point on code that has the patch, False for runs that went past it before; the
+        answer is recorded, so every replay of a run gives the same one."""
+        return Patch(f"patch:{patch_id}")

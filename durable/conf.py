@@ -20,8 +20,23 @@ DEFAULTS: dict[str, float] = {
     "RETENTION_DAYS": 30.0,
     "HEARTBEAT_SECONDS": 5.0,
     "HEALTH_STALE_SECONDS": 30.0,
-    "OVERDUE_SECONDS": 60.0,
+    "OVERDUE_SECONDS": 5.0,
 }
+
+
+# Switches, off unless set.
+FLAGS = (
+    # Connections go through a pooler in transaction mode (PgBouncer): a server connection serves
+    # one transaction of this process, then others'. The engine then keeps no session state on
+    # it (no LISTEN, no SET) and its pushers poll for tasks instead of waiting for NOTIFY.
+    "TRANSACTION_POOLER",
+)
+
+
+def flag(name: str) -> bool:
+    """Whether the switch DURABLE[name] (one of FLAGS) is on."""
+    assert name in FLAGS, name
+    return bool(getattr(settings, "DURABLE", {}).get(name, False))
 
 
 def get(name: str) -> float:

@@ -10,13 +10,12 @@ from typing import Any
 
 from django.db import transaction
 from django.db.models import Expression, Q
-from django.utils import timezone
 
-from durable import conf, queue, store
+from durable import blocking, conf, queue, runlog, store
 from durable.errors import RunConflict
 from durable.executor import Advanced, advance, to_json
 from durable.models import ACTIVE_STATUSES, RunStatus, WorkflowRun, WorkflowSignal
-from durable.registry import WorkflowFunction, workflow_name
+from durable.registry import WorkflowFunction, latest_version, workflow_name
 
 logger = logging.getLogger("durable.engine")
 
@@ -34,6 +33,8 @@ class RunHandle:
     waiting_for: str
     created_at: dt.datetime
     finished_at: dt.datetime | None
+    version: int = 1
+    blocked_reason: str = ""
 
     @property
     def is_finished(self) -> bool:
@@ -51,6 +52,8 @@ class RunHandle:
             waiting_for=run.waiting_signal,
             created_at=run.created_at,
             finished_at=run.finished_at,
+            version=run.workflow_version,
+            blocked_reason=run.blocked_reason if run.status == RunStatus.BLOCKED else "",
         )
 
 
@@ -66,7 +69,8 @@ class SignalResult:
 def start(
     run_id: str, workflow: WorkflowFunction | str, *args: Any, eager: bool = False
 ) -> tuple[RunHandle, bool]:
-    """Start `workflow(*args)` as run `run_id`, or return the run that has this id.
+    """Start `workflow(*args)` as run `run_id` on the workflow's highest registered version, or
+    return the run that has this id.
 
     Idempotent and safe under concurrent calls (the primary key decides): the same id returns the
     existing run with `created` False; the same id with another workflow or other arguments raises
@@ -82,14 +86,17 @@ def start(
     # No savepoint inside a caller's transaction (it costs two round trips): a used id raises
     # nothing in there, and any other error is one the caller's transaction cannot survive.
     with transaction.atomic(savepoint=False):
-        wake_at = timezone.now() + conf.seconds("EAGER_GRACE_SECONDS") if eager else None
-        run, created = store.create_run(run_id, name, json_args, wake_at)
+        grace = conf.seconds("EAGER_GRACE_SECONDS") if eager else None
+        run, created = store.create_run(run_id, name, json_args, grace, latest_version(name))
         if created and eager:
             transaction.on_commit(lambda: _advance_eagerly(run_id))
         elif created:
             queue.enqueue(run_id)
     if created:
-        logger.info("run %s workflow=%s started", run_id, name)
+        runlog.transition(
+            run_id, name, RunStatus.PENDING, event="started", version=run.workflow_version,
+            eager=eager,
+        )  # fmt: skip
     elif run.workflow != name or run.args != json_args:
         raise RunConflict(
             f"run {run_id!r} exists for workflow {run.workflow!r} with args {run.args!r}; "
@@ -124,7 +131,11 @@ def send_signal(run_id: str, name: str, payload: Any = None) -> SignalResult:
         "run %s workflow signal %r %s (%s)",
         run_id, name, "accepted" if verdict.accepted else "rejected", verdict.reason,
     )  # fmt: skip
-    return SignalResult(verdict.accepted, verdict.reason, get(run_id))
+    handle = get(run_id)
+    if verdict.wakes_run:
+        runlog.transition(run_id, handle.workflow, RunStatus.PENDING, event="workflow_signal",
+                          signal=name)  # fmt: skip
+    return SignalResult(verdict.accepted, verdict.reason, handle)
 
 
 def database_now() -> dt.datetime:
@@ -150,20 +161,19 @@ def cancel(run_id: str, reason: str = "cancelled by an operator") -> bool:
     """Stop an active run where it is (no more steps run); False if it had already finished."""
     cancelled = store.cancel_run(run_id, reason)
     if cancelled:
-        logger.info("run %s cancelled: %s", run_id, reason)
+        run = store.get_run(run_id)
+        runlog.transition(run_id, run.workflow, RunStatus.CANCELLED, reason=reason)
     return cancelled
 
 
 def poll_once(limit: int | None = None) -> list[str]:
     """Enqueue every run that is due: wake-up time come, lease expired (dead worker), or a task
-    enqueued long ago and never taken (lost). Safe to run in several pollers at once."""
-    now = timezone.now()
+    enqueued long ago and never taken (lost), all by the database's clock. Safe to run in
+    several pollers at once."""
     # One transaction: with the ORM broker a run is never marked enqueued without its task.
     with transaction.atomic():
         ids = store.claim_due_runs(
-            now,
-            now - conf.seconds("REDELIVER_AFTER_SECONDS"),
-            int(limit or conf.get("POLL_BATCH_SIZE")),
+            conf.seconds("REDELIVER_AFTER_SECONDS"), int(limit or conf.get("POLL_BATCH_SIZE"))
         )
         if ids:
             queue.enqueue_many(ids)
@@ -181,20 +191,26 @@ class StuckRun:
 def find_stuck(
     older_than: dt.timedelta = dt.timedelta(0), run_id: str | None = None
 ) -> list[StuckRun]:
-    """Active runs that are not progressing: lease expired, wake-up time passed, or enqueued
-    and never picked up, for at least `older_than`."""
-    now = timezone.now()
-    cutoff = now - older_than
-    runs = WorkflowRun.objects.filter(status__in=ACTIVE_STATUSES).filter(
-        Q(lease_expires_at__lt=cutoff)
-        | Q(lease_owner="", wake_at__lte=cutoff)
-        | Q(lease_owner="", wake_at__isnull=True, updated_at__lte=cutoff)
+    """Runs that are not finished and not progressing: blocked (the deployed code could not
+    replay them), lease expired, wake-up time passed, or enqueued and never picked up, for at
+    least `older_than` (by the database's clock)."""
+    cutoff = store.db_now() - older_than
+    runs = WorkflowRun.objects.filter(
+        Q(status=RunStatus.BLOCKED, blocked_at__lte=cutoff)
+        | Q(status__in=ACTIVE_STATUSES)
+        & (
+            Q(lease_expires_at__lt=cutoff)
+            | Q(lease_owner="", wake_at__lte=cutoff)
+            | Q(lease_owner="", wake_at__isnull=True, updated_at__lte=cutoff)
+        )
     )
     if run_id is not None:
         runs = runs.filter(pk=run_id)
     stuck = []
     for run in runs.order_by("created_at"):
-        if run.lease_expires_at is not None and run.lease_expires_at < cutoff:
+        if run.status == RunStatus.BLOCKED:
+            why = f"blocked: {run.blocked_reason}"
+        elif run.lease_expires_at is not None and run.lease_expires_at < cutoff:
             why = f"lease held by {run.lease_owner} expired at {run.lease_expires_at.isoformat()}"
         elif run.wake_at is not None:
             why = f"wake-up time {run.wake_at.isoformat()} has passed"
@@ -205,14 +221,20 @@ def find_stuck(
 
 
 def resume(run_ids: Iterable[str], *, inline: bool = False) -> dict[str, str]:
-    """Re-enqueue the runs (or advance them in this process when `inline`)."""
+    """Re-enqueue the runs (or advance them in this process when `inline`). Blocked runs are
+    made runnable again first: replayed by code that can, they finish; otherwise they are
+    blocked again."""
+    run_ids = list(run_ids)
+    unblocked = set(blocking.resume_blocked(run_ids, enqueue=not inline))
     outcome: dict[str, str] = {}
     for run_id in run_ids:
-        if inline:
+        if run_id in unblocked and not inline:
+            outcome[run_id] = "enqueued"
+        elif inline:
             outcome[run_id] = drain(run_id).value
         else:
             with transaction.atomic():
-                WorkflowRun.objects.filter(pk=run_id).update(enqueued_at=timezone.now())
+                WorkflowRun.objects.filter(pk=run_id).update(enqueued_at=store.db_now_expression())
                 queue.enqueue(run_id)
             outcome[run_id] = "enqueued"
     return outcome
@@ -226,6 +248,6 @@ def drain(run_id: str, max_rounds: int = 100) -> Advanced:
         run = store.get_run(run_id)
         if run.is_finished or result is not Advanced.SUSPENDED:
             return result
-        if run.wake_at is None or run.wake_at > timezone.now():
+        if run.wake_at is None or run.wake_at > store.db_now():
             return result
     return result

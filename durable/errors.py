@@ -36,13 +36,25 @@ class StepFailed(DurableError):
         self.error = error
 
 
-class ReplayDivergence(DurableError):
-    """Replay met a command other than the one recorded at that position: the code changed."""
+class WorkflowArgumentsMismatch(DurableError):
+    """A run's stored arguments no longer bind to its workflow function's signature."""
 
-    def __init__(self, position: int, recorded: str, found: str) -> None:
+
+class ReplayDivergence(DurableError):
+    """Replay met a command other than the one recorded at that position (kind or name), or the
+    workflow ended or stopped before the end of its recorded history: the code changed.
+
+    `recorded` and `found` are the two commands' names (`found` is "" when the workflow no longer
+    reaches that position); `recorded_as` and `found_as` say it in words for the message."""
+
+    def __init__(
+        self, position: int, recorded: str, found: str, *, recorded_as: str = "", found_as: str = ""
+    ) -> None:
+        recorded_as = recorded_as or repr(recorded)
+        found_as = found_as or f"yields {found!r}"
         super().__init__(
-            f"replay diverged at position {position}: the checkpoint records {recorded!r} "
-            f"but the workflow now yields {found!r}"
+            f"replay diverged at position {position}: the history records {recorded_as} "
+            f"but the workflow now {found_as}"
         )
         self.position = position
         self.recorded = recorded

@@ -26,9 +26,9 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.utils import timezone
 
-from durable import conf, store
-from durable.commands import Command, Now, Sleep, Step, TransactionStep, WaitForSignal
-from durable.errors import LeaseLost, WorkflowNotRegistered
+from durable import blocking, conf, metrics, runlog, store
+from durable.commands import Command, Now, Patch, Sleep, Step, TransactionStep, WaitForSignal
+from durable.errors import LeaseLost, WorkflowArgumentsMismatch, WorkflowNotRegistered
 from durable.group import GroupTransaction, RunSavepoint
 from durable.models import CheckpointStatus, RunStatus
 from durable.registry import instantiate
@@ -54,6 +54,8 @@ class Advanced(enum.Enum):
     """What one call of `advance` did."""
 
     BUSY = "busy"  # another executor holds the lease, or the run is not due yet
+    BLOCKED = "blocked"  # this code cannot replay the run, nor can any live worker's
+    DEFERRED = "deferred"  # this process lacks the run's workflow version; a live worker has it
     SUSPENDED = "suspended"
     FINISHED = "finished"
     LEASE_LOST = "lease_lost"
@@ -151,41 +153,48 @@ def _advance(run_id: str, group: GroupTransaction, *, fresh: bool = False) -> Ad
 def _advance_leased(runner: _LiveCommands, leased: store.LeasedRun, started: float) -> Advanced:
     run_id = runner.run_id
     try:
-        generator = instantiate(leased.workflow, run_id, list(leased.args))
-    except WorkflowNotRegistered as exc:
-        # Another deployment may know it: do not fail the run, and do not release it either (it
-        # would be picked up again at once, forever); the lease lapses and the run is retried.
-        logger.error("run %s: %s", run_id, exc)
-        return Advanced.BUSY
+        generator = instantiate(leased.workflow, run_id, list(leased.args), leased.version)
+    except WorkflowNotRegistered:
+        runner.begin()
+        if blocking.not_registered_here(run_id, runner.owner, leased.workflow, leased.version):
+            return Advanced.DEFERRED
+        return Advanced.BLOCKED
+    except WorkflowArgumentsMismatch as exc:
+        runner.begin()
+        blocking.block(run_id, runner.owner, leased.workflow, str(exc))
+        return Advanced.BLOCKED
+    runlog.transition(run_id, leased.workflow, RunStatus.RUNNING, owner=runner.owner)
     history = store.load_history(run_id)
     outcome = drive(generator, history, runner.execute)
+    if isinstance(outcome, Diverged):
+        # Nothing ran live before a divergence: replay stops at the first recorded mismatch.
+        runner.begin()
+        blocking.block(run_id, runner.owner, leased.workflow, str(outcome.error))
+        return Advanced.BLOCKED
     if not isinstance(outcome, Suspended):
         status, result, error = _ending(outcome)
         runner.begin()
         store.finish_run(run_id, runner.owner, status, result, error)
     elapsed_ms = (time.monotonic() - started) * 1000
     if isinstance(outcome, Suspended):
-        logger.info(
-            "run %s workflow=%s status=waiting step=%d reason=%r wake_at=%s duration_ms=%.1f",
-            run_id, leased.workflow, outcome.position, outcome.suspend.reason,
-            outcome.suspend.wake_at.isoformat() if outcome.suspend.wake_at else None, elapsed_ms,
+        wake_at = outcome.suspend.wake_at
+        runlog.transition(
+            run_id, leased.workflow, RunStatus.WAITING, step=outcome.position,
+            reason=outcome.suspend.reason, wake_at=wake_at.isoformat() if wake_at else None,
+            duration_ms=elapsed_ms,
         )  # fmt: skip
         return Advanced.SUSPENDED
-    log = logger.info if status == RunStatus.SUCCEEDED else logger.error
-    log(
-        "run %s workflow=%s status=%s steps=%d duration_ms=%.1f%s",
-        run_id, leased.workflow, status, runner.last_position + 1, elapsed_ms,
-        f" error={error!r}" if error else "",
+    runlog.transition(
+        run_id, leased.workflow, status, steps=runner.last_position + 1, duration_ms=elapsed_ms,
+        error=error or None,
     )  # fmt: skip
     return Advanced.FINISHED
 
 
-def _ending(outcome: Completed | Crashed | Diverged) -> tuple[str, Any, str]:
+def _ending(outcome: Completed | Crashed) -> tuple[str, Any, str]:
     if isinstance(outcome, Completed):
         return RunStatus.SUCCEEDED, to_json(outcome.value), ""
-    if isinstance(outcome, Crashed):
-        return RunStatus.FAILED, None, outcome.error
-    return RunStatus.FAILED, None, str(outcome.error)
+    return RunStatus.FAILED, None, outcome.error
 
 
 class _LiveCommands:
@@ -213,7 +222,7 @@ class _LiveCommands:
             self._savepoint = RunSavepoint(self._group)
         else:
             self._group.open()
-        leased = store.acquire_lease(self.run_id, self.owner, timezone.now(), self.ttl, fresh=fresh)
+        leased = store.acquire_lease(self.run_id, self.owner, self.ttl, fresh=fresh)
         if leased is not None:
             self._fenced_in = self._group.generation
             self._note_clock(leased.db_now)
@@ -277,6 +286,8 @@ class _LiveCommands:
             return self._sleep(position, command, recorded)
         if isinstance(command, Now):
             return self._now(position, command)
+        if isinstance(command, Patch):
+            return self._patch(position, command)
         raise TypeError(f"unknown command {command!r}")
 
     def _step(
@@ -291,6 +302,7 @@ class _LiveCommands:
             return self._step_failed(position, command, attempt, exc)
         self.begin()
         self._write_result(position, command, result, attempt, recorded)
+        metrics.step_finished(command.name, self._elapsed(), ok=True)
         return Resolved(result)
 
     def _transaction_step(
@@ -309,7 +321,12 @@ class _LiveCommands:
         # Slow steps commit at once, so the group never holds the database's locks for long.
         if self._group.age() > conf.get("GROUP_COMMIT_SECONDS"):
             self.commit()
+        metrics.step_finished(command.name, self._elapsed(), ok=True)
         return Resolved(result)
+
+    def _elapsed(self) -> float:
+        """Seconds since the current command started."""
+        return (timezone.now() - self._started_at).total_seconds()
 
     def _write_result(
         self, position: int, command: Step, result: Any, attempt: int, recorded: Recorded | None
@@ -329,6 +346,7 @@ class _LiveCommands:
         self, position: int, command: Step, attempt: int, exc: Exception
     ) -> Raised | Suspend:
         error = describe(exc)
+        metrics.step_finished(command.name, self._elapsed(), ok=False)
         final = attempt >= command.max_attempts
         logger.warning(
             "run %s step=%d name=%s attempt %d/%d failed: %s",
@@ -362,6 +380,15 @@ class _LiveCommands:
         )  # fmt: skip
         return Resolved(result)
 
+    def _patch(self, position: int, command: Patch) -> Resolved:
+        # Reached live: this run takes the patched branch, and its replays must too.
+        self.begin()
+        store.insert_checkpoint(
+            self.run_id, position, name=command.name, kind=command.kind, result=True,
+            started_at=self._started_at,
+        )  # fmt: skip
+        return Resolved(True)
+
     def _wait(
         self, position: int, command: WaitForSignal, recorded: Recorded | None
     ) -> Resolved | Suspend:
@@ -376,8 +403,10 @@ class _LiveCommands:
         signal = store.consume_signal(self.run_id, command.signal, position)
         if signal is not None:
             result: dict[str, Any] = {"signal_id": signal.pk, "payload": signal.payload}
+            metrics.signal_resumed((timezone.now() - signal.sent_at).total_seconds())
         elif deadline is not None and now >= deadline:
             result = {"timed_out": True}
+            metrics.wait_timed_out((now - deadline).total_seconds())
         else:
             if recorded is None:
                 store.save_checkpoint(

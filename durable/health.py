@@ -24,7 +24,7 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
-from durable import conf, inspect, queue, store
+from durable import blocking, conf, inspect, logfilters, queue, registry, store
 from durable.models import EngineHeartbeat
 
 logger = logging.getLogger("durable.health")
@@ -44,16 +44,20 @@ _HOST = socket.gethostname()[:255]
 
 def beat(kind: str) -> dt.datetime:
     """Record that this process (`kind` on this host, this pid) is alive now, by the engine's
-    clock; returns that time. One row per process, updated in place."""
+    clock; returns that time. One row per process, updated in place. A worker's row also names
+    the workflow versions it can advance."""
     now = store.db_now()
     pid = os.getpid()
-    if EngineHeartbeat.objects.filter(kind=kind, host=_HOST, pid=pid).update(last_seen=now):
+    values: dict[str, Any] = {"last_seen": now}
+    if kind == WORKER:
+        values["workflows"] = registry.registered()
+    if EngineHeartbeat.objects.filter(kind=kind, host=_HOST, pid=pid).update(**values):
         return now
     try:
         with transaction.atomic():
-            EngineHeartbeat.objects.create(kind=kind, host=_HOST, pid=pid, last_seen=now)
+            EngineHeartbeat.objects.create(kind=kind, host=_HOST, pid=pid, **values)
     except IntegrityError:  # a recycled pid, or a concurrent first beat
-        EngineHeartbeat.objects.filter(kind=kind, host=_HOST, pid=pid).update(last_seen=now)
+        EngineHeartbeat.objects.filter(kind=kind, host=_HOST, pid=pid).update(**values)
     return now
 
 
@@ -64,13 +68,16 @@ def worker_probe() -> str:
 
 
 def send_worker_probe() -> None:
-    """Enqueue one `worker_probe` task on the engine's django-q2 queue."""
-    queue.enqueue_task(PROBE_TASK, "durable heartbeat probe")
+    """Enqueue one `worker_probe` task on the engine's django-q2 queue (logged at DEBUG)."""
+    with logfilters.sending_probe():
+        queue.enqueue_task(PROBE_TASK, "durable heartbeat probe")
+    logger.debug("worker probe sent")
 
 
 class PollerHeartbeat:
-    """Called on every poll; at most every HEARTBEAT_SECONDS it writes the poller's heartbeat and
-    enqueues a worker probe (but while the last probe is unanswered, only every
+    """Called on every poll; at most every HEARTBEAT_SECONDS it writes the poller's heartbeat,
+    resumes the runs blocked for a workflow version that a live worker now has, and enqueues a
+    worker probe (but while the last probe is unanswered, only every
     PROBE_RETRY_SECONDS)."""
 
     def __init__(self) -> None:
@@ -82,6 +89,7 @@ class PollerHeartbeat:
             return
         self._next_beat = time.monotonic() + conf.get("HEARTBEAT_SECONDS")
         now = beat(POLLER)
+        blocking.resume_versions_now_live()
         sent = self._probe_sent_at
         answered = (
             sent is None
@@ -113,10 +121,10 @@ def healthz(request: HttpRequest) -> JsonResponse:
 @never_cache
 @require_safe
 def readyz(request: HttpRequest) -> JsonResponse:
-    """Readiness: 200 when the database answers and a poller and a django-q2 worker were seen
-    within HEALTH_STALE_SECONDS; else 503. Both carry the backlog: queue depth, active runs by
-    status, overdue runs. The backlog does not fail readiness: a busy engine is still serving, and
-    taking every web node out of a load balancer would not drain it faster."""
+    """Readiness: 200 when the database answers, a poller and a django-q2 worker were seen
+    within HEALTH_STALE_SECONDS, and no active run is overdue (its wake-up time more than
+    OVERDUE_SECONDS past); else 503 with a `detail` naming each problem by counts and ages. Both
+    carry the backlog: queue depth, active runs by status, overdue runs."""
     try:
         status = inspect.engine_status()
     except Exception as exc:
@@ -142,6 +150,7 @@ def readyz(request: HttpRequest) -> JsonResponse:
             **status.runs_by_status,
             "overdue": status.overdue,
             "oldest_overdue_seconds": status.oldest_overdue_seconds,
+            "blocked": status.blocked,
         },
     }
     return JsonResponse(body, status=503 if problems else 200)
@@ -156,4 +165,13 @@ def _problems(status: inspect.EngineStatus) -> list[str]:
     # every checkpoint) shows it is alive just as well.
     if not status.workers.alive and not status.runs_leased:
         problems.append(f"no django-q2 worker seen in the last {stale:g}s")
+    if status.overdue:
+        problems.append(
+            f"{status.overdue} run(s) overdue by more than {conf.get('OVERDUE_SECONDS'):g}s "
+            f"(oldest {status.oldest_overdue_seconds:.1f}s past its wake-up time)"
+        )
+    if status.blocked:
+        problems.append(
+            f"{status.blocked} workflow run(s) blocked: the deployed code cannot replay them"
+        )
     return problems

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Count, Max, Min, Q
+from django.db.models import Count, Max, Min, Q, QuerySet
 
 from durable import conf, engine, store
 from durable.errors import DurableError
@@ -41,12 +41,35 @@ class AlreadyFinished(DurableError):
 # --- runs ---------------------------------------------------------------------------------------
 
 
+def overdue_by(run: WorkflowRun, now: dt.datetime) -> float | None:
+    """How many seconds past its wake-up time an active run is at `now`, if that is more than
+    OVERDUE_SECONDS (the margin a healthy engine stays within); None otherwise."""
+    if run.status not in ACTIVE_STATUSES or run.wake_at is None:
+        return None
+    late = (now - run.wake_at).total_seconds()
+    return late if late > conf.get("OVERDUE_SECONDS") else None
+
+
+def overdue_runs(runs: QuerySet[WorkflowRun], now: dt.datetime) -> QuerySet[WorkflowRun]:
+    """The active runs among `runs` that are overdue at `now` (as `overdue_by` judges)."""
+    return runs.filter(
+        status__in=ACTIVE_STATUSES, wake_at__lt=now - conf.seconds("OVERDUE_SECONDS")
+    )
+
+
 def list_runs(
-    statuses: Sequence[str] = (), workflow: str | None = None, limit: int = 50
+    statuses: Sequence[str] = (),
+    workflow: str | None = None,
+    limit: int = 50,
+    *,
+    overdue: bool = False,
 ) -> list[WorkflowRun]:
     """Up to `limit` runs, newest first, whose status is one of `statuses` (run statuses or the
-    groups "active" and "finished"; all when empty) and whose workflow is `workflow` (if given)."""
+    groups "active" and "finished"; all when empty) and whose workflow is `workflow` (if given);
+    with `overdue`, only active runs whose wake-up time is more than OVERDUE_SECONDS past."""
     runs = WorkflowRun.objects.order_by("-created_at", "-id")
+    if overdue:
+        runs = overdue_runs(runs, store.db_now())
     wanted = {s for status in statuses for s in STATUS_GROUPS.get(status, (status,))}
     if wanted:
         runs = runs.filter(status__in=sorted(wanted))
@@ -108,6 +131,7 @@ class EngineStatus:
     overdue: int
     oldest_overdue_seconds: float | None
     queue_depth: int | None
+    blocked: int = 0
 
 
 def engine_status() -> EngineStatus:
@@ -126,9 +150,7 @@ def engine_status() -> EngineStatus:
         )
     )
     by_status = {row["status"]: row["n"] for row in counts}
-    overdue = active.filter(wake_at__lt=now - conf.seconds("OVERDUE_SECONDS")).aggregate(
-        n=Count("id"), oldest=Min("wake_at")
-    )
+    overdue = overdue_runs(active, now).aggregate(n=Count("id"), oldest=Min("wake_at"))
     return EngineStatus(
         pollers=_heartbeats("poller", now),
         workers=_heartbeats("worker", now),
@@ -137,7 +159,13 @@ def engine_status() -> EngineStatus:
         overdue=overdue["n"],
         oldest_overdue_seconds=_age(now, overdue["oldest"]),
         queue_depth=queue.queue_depth(),
+        blocked=blocked_count(),
     )
+
+
+def blocked_count() -> int:
+    """How many runs are blocked: the deployed code cannot replay them (a partial index)."""
+    return WorkflowRun.objects.filter(status=RunStatus.BLOCKED).count()
 
 
 def _heartbeats(kind: str, now: dt.datetime) -> HeartbeatSummary:
@@ -155,16 +183,18 @@ def _age(now: dt.datetime, moment: dt.datetime | None) -> float | None:
 # --- text ---------------------------------------------------------------------------------------
 
 
-def format_run_list(runs: Sequence[WorkflowRun]) -> str:
-    """A table of runs: id, workflow, status, created, next wake-up or end, error."""
+def format_run_list(runs: Sequence[WorkflowRun], now: dt.datetime | None = None) -> str:
+    """A table of runs: id, workflow and version, status, created, next wake-up (how far off,
+    and "OVERDUE" past the margin, when `now` is given) or end, error (or why the run is
+    blocked)."""
     rows = [
         [
             run.id,
-            run.workflow,
+            f"{run.workflow} v{run.workflow_version}",
             run.status,
             _time(run.created_at),
-            f"finished {_time(run.finished_at)}" if run.is_finished else _wake(run),
-            _one_line(run.error, 60),
+            f"finished {_time(run.finished_at)}" if run.is_finished else _wake(run, now),
+            _one_line(_problem(run), 60),
         ]
         for run in runs
     ]
@@ -181,7 +211,9 @@ def format_run_detail(detail: RunDetail) -> str:
         ("status", run.status),
         ("args", _json(run.args)),
         ("result", _json(run.result) if run.result is not None else "-"),
+        ("version", str(run.workflow_version)),
         ("error", run.error or "-"),
+        ("blocked", _blocked(run)),
         ("created", _time(run.created_at)),
         ("updated", _time(run.updated_at)),
         ("finished", _time(run.finished_at)),
@@ -227,6 +259,18 @@ def format_run_detail(detail: RunDetail) -> str:
     return "\n".join(lines)
 
 
+def _problem(run: WorkflowRun) -> str:
+    return f"blocked: {run.blocked_reason}" if run.status == RunStatus.BLOCKED else run.error
+
+
+def _blocked(run: WorkflowRun) -> str:
+    if not run.blocked_reason:
+        return "-"
+    if run.status == RunStatus.BLOCKED:
+        return f"{run.blocked_reason} (since {_time(run.blocked_at)})"
+    return f"no longer; was at {_time(run.blocked_at)}: {run.blocked_reason}"
+
+
 def _lease(run: WorkflowRun, now: dt.datetime) -> str:
     if not run.lease_owner or run.lease_expires_at is None:
         return "none"
@@ -239,7 +283,8 @@ def _wake(run: WorkflowRun, now: dt.datetime | None = None) -> str:
         return "-"
     when = "now" if run.wake_at is None else _time(run.wake_at)
     if run.wake_at is not None and now is not None:
-        when += f" ({_relative(run.wake_at, now)})"
+        late = overdue_by(run, now) is not None
+        when += f" ({_relative(run.wake_at, now)}{', OVERDUE' if late else ''})"
     if run.waiting_signal:
         when += f", or on workflow signal {run.waiting_signal!r}"
     return when
@@ -248,6 +293,20 @@ def _wake(run: WorkflowRun, now: dt.datetime | None = None) -> str:
 def _relative(moment: dt.datetime, now: dt.datetime) -> str:
     seconds = (moment - now).total_seconds()
     return f"in {seconds:.1f}s" if seconds >= 0 else f"{-seconds:.1f}s ago"
+
+
+def timestamp(moment: dt.datetime | None) -> str:
+    """`moment` in ISO 8601, UTC, to the millisecond ("2026-11-29T17:45:03.120Z"); "-" for None."""
+    return _time(moment)
+
+
+def duration(start: dt.datetime | None, end: dt.datetime | None) -> str:
+    """The time from `start` to `end` in milliseconds below 10 s, else seconds; "-" if either
+    is missing."""
+    if start is None or end is None:
+        return "-"
+    seconds = (end - start).total_seconds()
+    return f"{seconds * 1000:.1f} ms" if abs(seconds) < 10 else f"{seconds:.3f} s"
 
 
 def _time(moment: dt.datetime | None) -> str:

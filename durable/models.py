@@ -17,6 +17,9 @@ class RunStatus(models.TextChoices):
     SUCCEEDED = "succeeded", "Succeeded"
     FAILED = "failed", "Failed"
     CANCELLED = "cancelled", "Cancelled"
+    # The code deployed cannot replay the run (divergence, missing workflow or version, arguments
+    # that no longer fit): it keeps its state and resumes once code that can replay it is back.
+    BLOCKED = "blocked", "Blocked"
 
 
 ACTIVE_STATUSES = (RunStatus.PENDING, RunStatus.RUNNING, RunStatus.WAITING)
@@ -28,6 +31,8 @@ class WorkflowRun(models.Model):
 
     id = models.CharField(primary_key=True, max_length=200)
     workflow = models.CharField(max_length=100, db_index=True)
+    # The version of the workflow the run started on; only code registering it may advance it.
+    workflow_version = models.PositiveIntegerField(default=1)
     args = models.JSONField(default=list)
     status = models.CharField(max_length=10, choices=RunStatus.choices, default=RunStatus.PENDING)
     result = models.JSONField(null=True, blank=True)
@@ -43,6 +48,9 @@ class WorkflowRun(models.Model):
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # Why the run is (or was last) blocked, and since when; kept after it resumes, for history.
+    blocked_reason = models.TextField(blank=True, default="")
+    blocked_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -51,6 +59,11 @@ class WorkflowRun(models.Model):
                 fields=["wake_at"],
                 name="durable_run_active_wake_idx",
                 condition=Q(status__in=["pending", "running", "waiting"]),
+            ),
+            models.Index(
+                fields=["workflow", "workflow_version"],
+                name="durable_run_blocked_idx",
+                condition=Q(status="blocked"),
             ),
         ]
 
@@ -129,6 +142,8 @@ class EngineHeartbeat(models.Model):
     pid = models.PositiveIntegerField()
     started_at = models.DateTimeField(auto_now_add=True)
     last_seen = models.DateTimeField(db_index=True)
+    # Workers: the workflow versions this process can advance, as "name@version".
+    workflows = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["-last_seen"]

@@ -10,6 +10,7 @@ from types import FrameType
 from django.db import close_old_connections
 
 from durable import conf
+from durable.backoff import Backoff
 from durable.engine import poll_once
 from durable.health import PollerHeartbeat
 
@@ -25,13 +26,16 @@ class _Stop:
 
 def run_forever(max_seconds: float | None = None) -> None:
     """Poll until SIGTERM/SIGINT (or `max_seconds`). A failed poll (database away) is logged and
-    retried, so the poller outlives database restarts."""
+    retried with waits that double up to backoff.LONGEST_WAIT_SECONDS, so the poller outlives
+    database restarts and is polling again within that long of the database's return."""
     stop = _Stop()
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     interval = conf.get("POLL_INTERVAL_SECONDS")
     started = time.monotonic()
     heartbeat = PollerHeartbeat()
+    backoff = Backoff(interval)
+    failing = False
     logger.info("durable poller started, interval %.3fs", interval)
     while not stop.requested:
         if max_seconds is not None and time.monotonic() - started > max_seconds:
@@ -40,10 +44,18 @@ def run_forever(max_seconds: float | None = None) -> None:
             close_old_connections()
             ids = poll_once()
             heartbeat.tick()
-        except Exception:
-            logger.exception("poll failed; retrying")
-            time.sleep(min(5.0, interval * 10))
+        except Exception as exc:
+            if failing:  # the traceback was logged at the first failure
+                logger.warning("poll failed again: %s", (str(exc).splitlines() or [repr(exc)])[0])
+            else:
+                logger.exception("poll failed; retrying until it succeeds")
+            failing = True
+            backoff.wait()
             continue
+        if failing:
+            logger.info("polling again")
+            failing = False
+            backoff.reset()
         if ids:
             logger.info("enqueued %d due runs", len(ids))
         # A full batch means more are due: go again at once.

@@ -16,12 +16,12 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from django.db import DEFAULT_DB_ALIAS, connections, transaction
-from django.utils import timezone
+from django.db import DEFAULT_DB_ALIAS, Error, connections, transaction
 from django_q.brokers.orm import ORM
 from django_q.conf import Conf
 
-from durable import sql, wakeup
+from durable import conf, sql, wakeup
+from durable.backoff import Backoff, connection_lost, current_connection
 
 logger = logging.getLogger("durable.queue")
 
@@ -136,11 +136,36 @@ def _acknowledge_in_transaction() -> Callable[[], None] | None:
     return acknowledge
 
 
+# An engine task that lost its database connection tries again for this long (django-q2 stops
+# a task after its `timeout`, 60 s in this project's settings).
+RECONNECT_FOR_SECONDS = 30.0
+
+
+def _reconnecting(work: Callable[[Any], Any]) -> Any:
+    """`work(connection)`, done again on a new connection if it failed because `connection` was
+    lost (a restart, or a connection that died while idle), with waits that double up to
+    backoff.LONGEST_WAIT_SECONDS, for up to RECONNECT_FOR_SECONDS. Safe because advancing a
+    run is: its lease admits one executor and what committed is never done twice. Without it
+    the run would wait for the poller's redelivery (DURABLE_REDELIVER_AFTER_SECONDS)."""
+    give_up = time.monotonic() + RECONNECT_FOR_SECONDS
+    backoff = Backoff(Conf.POLL)
+    while True:
+        used = current_connection(DEFAULT_DB_ALIAS)
+        try:
+            return work(used)
+        except (Error, _BatchLostConnection):
+            if time.monotonic() > give_up or not connection_lost(DEFAULT_DB_ALIAS, used):
+                raise
+            logger.warning("engine task lost its database connection; trying again")
+        backoff.wait()
+
+
 def advance_task(run_id: str) -> str:
     """The django-q2 task: advance one run. Returns what happened, for the task log."""
     from durable.executor import advance
 
-    outcome = advance(run_id, last_write=_acknowledge_in_transaction())
+    acknowledge = _acknowledge_in_transaction()
+    outcome = _reconnecting(lambda used: advance(run_id, last_write=acknowledge))
     _engine_task_ended()
     return outcome.value
 
@@ -150,9 +175,22 @@ def advance_batch_task(run_ids: list[str]) -> dict[str, int]:
     failing does not stop the rest (the poller finds it again). Returns how many ended each way."""
     from durable.executor import advance_many
 
-    outcomes = advance_many(run_ids, last_write=_acknowledge_in_transaction())
+    acknowledge = _acknowledge_in_transaction()
+
+    def batch(used: Any) -> dict[str, int]:
+        outcomes = advance_many(run_ids, last_write=acknowledge)
+        # advance_many logs each run that failed and goes on; a lost connection fails them all.
+        if outcomes.get("error") and connection_lost(DEFAULT_DB_ALIAS, used):
+            raise _BatchLostConnection(f"{outcomes['error']} run(s) failed")
+        return outcomes
+
+    outcomes = _reconnecting(batch)
     _engine_task_ended()
     return outcomes
+
+
+class _BatchLostConnection(Exception):
+    """Runs of a batch failed because the database connection was lost."""
 
 
 def queue_depth() -> int | None:
@@ -170,7 +208,9 @@ class PromptORMBroker(ORM):
     The stock broker sleeps its full poll interval whenever the queue is empty, which adds up to
     that interval to every task (a purchase's confirmation, a cancel). On PostgreSQL this one
     LISTENs: every enqueue NOTIFYs in its own transaction, so a waiting pusher wakes the moment a
-    task is committed, and polls at the configured interval only as a safety net. On SQLite it
+    task is committed, and polls at the configured interval only as a safety net; behind a
+    transaction pooler (DURABLE["TRANSACTION_POOLER"]) it polls at that interval instead, and
+    keeps no session state on its connection. On SQLite it
     waits on a wake-up socket that every enqueue writes to once committed (durable.wakeup); until
     a first wake-up has arrived it also polls every BUSY_POLL_SECONDS for a while after it last
     found work, in case wake-ups cannot reach it. Its statements are plain SQL (the stock
@@ -191,6 +231,7 @@ class PromptORMBroker(ORM):
         self._listener: wakeup.Listener | None = None
         self._listener_tried = False
         self._orphans_released = False
+        self._reconnect: Backoff | None = None
 
     def _connection(self) -> Any:
         from django.db import close_old_connections, connections
@@ -203,15 +244,40 @@ class PromptORMBroker(ORM):
         return connections[Conf.ORM]
 
     def dequeue(self) -> list[tuple[int, Any]] | None:
+        """Claim up to Conf.BULK tasks, or wait a little for one. Never raises for a database
+        that went away: django-q2's pusher would sleep 10 s and die (and its cluster start a new
+        one); this returns nothing and tries again, a new connection each time, with waits that
+        double up to backoff.LONGEST_WAIT_SECONDS."""
+        used = None
+        try:
+            used = current_connection(Conf.ORM)
+            claimed = self._dequeue()
+        except Error:
+            if not connection_lost(Conf.ORM, used):
+                raise
+            if self._reconnect is None:
+                logger.warning("the database went away; reconnecting", exc_info=True)
+                self._reconnect = Backoff(Conf.POLL)
+            self._reconnect.wait()
+            return None
+        if self._reconnect is not None:
+            logger.info("reconnected to the database")
+            self._reconnect = None
+        return claimed
+
+    def _dequeue(self) -> list[tuple[int, Any]] | None:
         connection = self._connection()
         queue = _queue_table()
-        now = _prep_lock(connection, timezone.now())
-        until = _prep_lock(connection, self.timeout(None))
+        # A task is free once its lock time has passed by the database's clock (one clock for
+        # every machine, see sql.DatabaseClock).
+        now, now_params = _lock_sql(connection)
+        until, until_params = _lock_sql(connection, dt.timedelta(seconds=Conf.RETRY))
         # Claiming sets the lock to the retry time, compare-and-set: another cluster may take
         # the same task first.
-        claim = f"UPDATE {queue} SET lock = %s WHERE lock < %s AND id IN "
+        claim = f"UPDATE {queue} SET lock = {until} WHERE lock < {now} AND id IN "
         with connection.cursor() as cursor:
-            if self._relaxed_on is not connection.connection and connection.get_autocommit():
+            relax = connection.get_autocommit() and not conf.flag("TRANSACTION_POOLER")
+            if relax and self._relaxed_on is not connection.connection:
                 _relax_durability(cursor, connection.vendor)
                 self._relaxed_on = connection.connection
             if not self._orphans_released:
@@ -220,27 +286,33 @@ class PromptORMBroker(ORM):
             if connection.vendor == "postgresql":
                 # One round trip; SKIP LOCKED lets several pushers claim different tasks.
                 cursor.execute(
-                    f"{claim}(SELECT id FROM {queue} WHERE key = %s AND lock < %s "
+                    f"{claim}(SELECT id FROM {queue} WHERE key = %s AND lock < {now} "
                     "ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED) RETURNING id, payload",
-                    [until, now, self.list_key, now, Conf.BULK],
+                    [*until_params, *now_params, self.list_key, *now_params, Conf.BULK],
                 )
                 claimed = cursor.fetchall()
             else:
                 # Read first: an UPDATE would take SQLite's one write lock at every empty poll.
                 cursor.execute(
-                    f"SELECT id FROM {queue} WHERE key = %s AND lock < %s ORDER BY id LIMIT %s",
-                    [self.list_key, now, Conf.BULK],
+                    f"SELECT id FROM {queue} WHERE key = %s AND lock < {now} ORDER BY id LIMIT %s",
+                    [self.list_key, *now_params, Conf.BULK],
                 )
                 ids = [task_id for (task_id,) in cursor.fetchall()]
                 claimed = []
                 if ids:
                     marks = ", ".join(["%s"] * len(ids))
-                    cursor.execute(f"{claim}({marks}) RETURNING id, payload", [until, now, *ids])
+                    cursor.execute(
+                        f"{claim}({marks}) RETURNING id, payload",
+                        [*until_params, *now_params, *ids],
+                    )
                     claimed = cursor.fetchall()
         claimed.sort()  # RETURNING promises no order; django-q2 hands tasks out first in first out
         if claimed:
             self._last_work = time.monotonic()
             return claimed
+        if connection.vendor == "postgresql" and conf.flag("TRANSACTION_POOLER"):
+            time.sleep(Conf.POLL)  # a LISTEN on a pooled connection would hear nothing
+            return None
         if connection.vendor == "postgresql" and transaction.get_autocommit(using=Conf.ORM):
             self._wait_for_notify(connection, Conf.POLL)
             return None
@@ -262,18 +334,18 @@ class PromptORMBroker(ORM):
         may then run such a task twice, which the engine's tasks tolerate (the lease admits one
         executor; a finished run is left as it is). Other tasks keep their claims."""
         queue = _queue_table()
-        moment = timezone.now()
-        now = _prep_lock(connection, moment)
+        now, now_params = _lock_sql(connection)
         cursor.execute(
-            f"SELECT id, payload FROM {queue} WHERE key = %s AND lock > %s", [self.list_key, now]
+            f"SELECT id, payload FROM {queue} WHERE key = %s AND lock > {now}",
+            [self.list_key, *now_params],
         )
         ids = [task_id for task_id, payload in cursor.fetchall() if _is_engine_task(payload)]
         if ids:
             marks = ", ".join(["%s"] * len(ids))
-            available = _prep_lock(connection, moment - dt.timedelta(seconds=1))
+            available, available_params = _lock_sql(connection, dt.timedelta(seconds=-1))
             cursor.execute(
-                f"UPDATE {queue} SET lock = %s WHERE id IN ({marks}) AND lock > %s",
-                [available, *ids, now],
+                f"UPDATE {queue} SET lock = {available} WHERE id IN ({marks}) AND lock > {now}",
+                [*available_params, *ids, *now_params],
             )
             logger.info("handed out again %d engine task(s) claimed before this start", len(ids))
 
@@ -295,16 +367,17 @@ class PromptORMBroker(ORM):
             with connection.cursor() as cursor:
                 cursor.execute(f"LISTEN {self.CHANNEL}")
             self._listening_on = connection.connection
-        for _ in self._listening_on.notifies(timeout=seconds, stop_after=1):
-            pass
+        with connection.wrap_database_errors:  # a lost connection raises django.db's errors
+            for _ in self._listening_on.notifies(timeout=seconds, stop_after=1):
+                pass
 
     def enqueue(self, task: str) -> int:
         connection = self._connection()
-        now = _prep_lock(connection, timezone.now())
-        insert = f"INSERT INTO {_queue_table()} (key, payload, lock) VALUES (%s, %s, %s)"
-        params = [self.list_key or Conf.CLUSTER_NAME, task, now]
+        now, now_params = _lock_sql(connection)
+        insert = f"INSERT INTO {_queue_table()} (key, payload, lock) VALUES (%s, %s, {now})"
+        params = [self.list_key or Conf.CLUSTER_NAME, task, *now_params]
         with connection.cursor() as cursor:
-            if connection.vendor == "postgresql":
+            if connection.vendor == "postgresql" and not conf.flag("TRANSACTION_POOLER"):
                 # Delivered when this transaction commits, that is when the task is visible.
                 cursor.execute(
                     f"WITH task AS ({insert} RETURNING id) SELECT id, pg_notify(%s, '') FROM task",
@@ -353,10 +426,11 @@ def _relax_durability(cursor: Any, vendor: str) -> None:
         cursor.execute("PRAGMA synchronous = NORMAL")
 
 
-def _prep_lock(connection: Any, moment: Any) -> Any:
+def _lock_sql(connection: Any, offset: dt.timedelta = dt.timedelta(0)) -> tuple[str, list[Any]]:
+    """The database's clock plus `offset`, as SQL for a queue row's lock, and its parameters."""
     from django_q.models import OrmQ
 
-    return sql.prep(OrmQ, "lock", moment, connection)
+    return sql.placeholder(OrmQ, "lock", sql.DatabaseClock(offset), connection)
 
 
 @cache

@@ -12,9 +12,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import connection, models
+from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 
@@ -27,9 +29,39 @@ def prep(model: type[models.Model], name: str, value: Any, db: Any = None) -> An
     return model._meta.get_field(name).get_db_prep_save(value, db or connection)
 
 
-def adapt(model: type[models.Model], values: dict[str, Any]) -> list[Any]:
-    """The values of `values` (field name -> Python value) as the ORM would send them."""
-    return [prep(model, name, value) for name, value in values.items()]
+@dataclass(frozen=True, slots=True)
+class DatabaseClock:
+    """A value read from the database's clock by the statement that writes or compares it, plus
+    `offset`: one clock for every machine. On PostgreSQL that is the server's `clock_timestamp()`.
+    SQLite is shared by the processes of one machine only, which all read that machine's one
+    clock: there it is this process's clock when the statement is built."""
+
+    offset: dt.timedelta = dt.timedelta(0)
+
+
+def placeholder(
+    model: type[models.Model], name: str, value: Any, db: Any = None
+) -> tuple[str, list[Any]]:
+    """The SQL for `value` of field `name` and its parameters: `%s` and the ORM's adaptation of
+    the value, or the database's clock for a DatabaseClock."""
+    db = db or connection
+    if isinstance(value, DatabaseClock):
+        if db.vendor == "postgresql":
+            if not value.offset:
+                return "clock_timestamp()", []
+            return "(clock_timestamp() + %s)", [value.offset]
+        value = timezone.now() + value.offset
+    return "%s", [prep(model, name, value, db)]
+
+
+def _render(model: type[models.Model], values: dict[str, Any]) -> tuple[list[str], list[Any]]:
+    marks: list[str] = []
+    params: list[Any] = []
+    for name, value in values.items():
+        mark, value_params = placeholder(model, name, value)
+        marks.append(mark)
+        params.extend(value_params)
+    return marks, params
 
 
 def execute(sql: str, params: Sequence[Any]) -> tuple[int, tuple[Any, ...] | None]:
@@ -55,11 +87,15 @@ def update(
 ) -> tuple[int, tuple[Any, ...] | None]:
     """UPDATE rows of `model` matching `where` (SQL on column names) with `values`; returns the
     row count and the first row of `returning` (SQL expressions), if asked."""
-    assignments = ", ".join(f"{connection.ops.quote_name(name)} = %s" for name in values)
+    marks, params = _render(model, values)
+    assignments = ", ".join(
+        f"{connection.ops.quote_name(name)} = {mark}"
+        for name, mark in zip(values, marks, strict=True)
+    )
     sql = f"UPDATE {_table(model)} SET {assignments} WHERE {where}"
     if returning:
         sql += f" RETURNING {returning}"
-    return execute(sql, [*adapt(model, values), *where_params])
+    return execute(sql, [*params, *where_params])
 
 
 def insert(
@@ -68,13 +104,33 @@ def insert(
     """INSERT one row of `model` (field names that are also the column names). `unless_exists`:
     a row with the same primary or unique key is left as it is, without an error (and without
     the savepoint an IntegrityError would need); returns whether the row was inserted."""
+    inserted, _ = _insert(model, values, unless_exists, "")
+    return inserted == 1
+
+
+def insert_returning(
+    model: type[models.Model],
+    values: dict[str, Any],
+    returning: str,
+    *,
+    unless_exists: bool = False,
+) -> tuple[Any, ...] | None:
+    """`insert`, returning the inserted row's `returning` (SQL on its columns), None if none was."""
+    _, row = _insert(model, values, unless_exists, returning)
+    return row
+
+
+def _insert(
+    model: type[models.Model], values: dict[str, Any], unless_exists: bool, returning: str
+) -> tuple[int, tuple[Any, ...] | None]:
     columns = ", ".join(connection.ops.quote_name(name) for name in values)
-    marks = ", ".join(["%s"] * len(values))
-    statement = f"INSERT INTO {_table(model)} ({columns}) VALUES ({marks})"
+    marks, params = _render(model, values)
+    statement = f"INSERT INTO {_table(model)} ({columns}) VALUES ({', '.join(marks)})"
     if unless_exists:
         statement += " ON CONFLICT DO NOTHING"
-    inserted, _ = execute(statement, adapt(model, values))
-    return inserted == 1
+    if returning:
+        statement += f" RETURNING {returning}"
+    return execute(statement, params)
 
 
 def read_json(value: Any) -> Any:

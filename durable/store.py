@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import DateTimeField, Expression, Func, Q, Value
+from django.db.models import DateTimeField, Expression, Q, Value
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from durable import sql
@@ -28,12 +29,12 @@ from durable.models import (
 from durable.replay import Recorded
 
 
-def db_now_expression() -> Expression:
-    """An ORM expression whose value is `db_now()`: the database's clock read by the statement
-    itself on PostgreSQL, this process's clock (now) on SQLite."""
+def db_now_expression(offset: dt.timedelta = dt.timedelta(0)) -> Expression:
+    """An ORM expression whose value is `db_now() + offset`: the database's clock read by the
+    statement itself on PostgreSQL, this process's clock (now) on SQLite (see sql.DatabaseClock)."""
     if connection.vendor == "postgresql":
-        return Func(function="clock_timestamp", output_field=DateTimeField())
-    return Value(timezone.now(), output_field=DateTimeField())
+        return RawSQL("clock_timestamp() + %s", [offset], output_field=DateTimeField())
+    return Value(timezone.now() + offset, output_field=DateTimeField())
 
 
 def db_now() -> dt.datetime:
@@ -51,21 +52,32 @@ _RUN_COLUMNS = WorkflowRun._meta.concrete_fields
 
 
 def create_run(
-    run_id: str, workflow: str, args: list[Any], wake_at: dt.datetime | None = None
+    run_id: str,
+    workflow: str,
+    args: list[Any],
+    grace: dt.timedelta | None = None,
+    version: int = 1,
 ) -> tuple[WorkflowRun, bool]:
     """Insert the run, or return the one with this id (`created` False), whatever it holds: the
     caller compares it. Safe under concurrent calls: the primary key decides, not a check before
     the insert, and a used id raises nothing, so it spoils no surrounding transaction.
 
-    Without `wake_at` the run is recorded as enqueued now; with it, nothing is enqueued and the
-    poller takes the run once `wake_at` has come (unless it was advanced before)."""
-    now = timezone.now()
-    run = WorkflowRun(
-        id=run_id, workflow=workflow, args=args, wake_at=wake_at,
-        enqueued_at=None if wake_at else now, created_at=now, updated_at=now,
-    )  # fmt: skip
+    Without `grace` the run is recorded as enqueued now; with it, nothing is enqueued and the
+    poller takes the run once `grace` has passed by the database's clock (unless it was advanced
+    before)."""
+    run = WorkflowRun(id=run_id, workflow=workflow, workflow_version=version, args=args)
     values = {f.attname: getattr(run, f.attname) for f in _RUN_COLUMNS}
-    if sql.insert(WorkflowRun, values, unless_exists=True):
+    values.update(
+        created_at=sql.DatabaseClock(),
+        updated_at=sql.DatabaseClock(),
+        enqueued_at=None if grace is not None else sql.DatabaseClock(),
+        wake_at=None if grace is None else sql.DatabaseClock(grace),
+    )
+    times = ("created_at", "updated_at", "enqueued_at", "wake_at")
+    row = sql.insert_returning(WorkflowRun, values, ", ".join(times), unless_exists=True)
+    if row is not None:
+        for name, value in zip(times, row, strict=True):
+            setattr(run, name, sql.read_datetime(value))
         run._state.adding, run._state.db = False, connection.alias
         return run, True
     # The id is taken by a committed run (on PostgreSQL the insert waited for its transaction).
@@ -100,16 +112,21 @@ class LeasedRun:
     workflow: str
     args: list[Any]
     db_now: dt.datetime | None
+    version: int = 1
 
 
 _CHECKPOINTS = StepCheckpoint._meta.db_table
 _SIGNALS = WorkflowSignal._meta.db_table
 _ACTIVE = tuple(str(status) for status in ACTIVE_STATUSES)
-_LEASE_FREE = "(lease_expires_at IS NULL OR lease_expires_at < %s)"
+
+
+def _clock_sql() -> tuple[str, list[Any]]:
+    """The database's clock in a condition, and its parameters (see sql.DatabaseClock)."""
+    return sql.placeholder(WorkflowRun, "lease_expires_at", sql.DatabaseClock())
 
 
 def acquire_lease(
-    run_id: str, owner: str, now: dt.datetime, ttl: dt.timedelta, *, fresh: bool = False
+    run_id: str, owner: str, ttl: dt.timedelta, *, fresh: bool = False
 ) -> LeasedRun | None:
     """Compare-and-set: admits exactly one executor while the lease is unexpired, and only when
     the run is active and its wake-up time has come (or, `fresh`, when it has no checkpoint yet
@@ -119,32 +136,36 @@ def acquire_lease(
     commit), and the row stays locked until then. On PostgreSQL a `fresh` lease that waited for
     the row judges "no checkpoint yet" as before its wait, so it may be granted on a run a worker
     advanced meanwhile: harmless, as the executor reads the history after its lease and an early
-    advance only replays (test_an_eager_lease_that_waited_for_a_worker_replays_what_...)."""
-    moment = sql.prep(WorkflowRun, "lease_expires_at", now)
+    advance only replays (test_an_eager_lease_that_waited_for_a_worker_replays_what_...).
+
+    Whether the lease is free and the run due is judged by the database's clock in this very
+    statement, which also sets the lease's expiry by it: processes' clocks play no part."""
+    clock, clock_params = _clock_sql()
     if fresh:
         when = f"status = %s AND NOT EXISTS (SELECT 1 FROM {_CHECKPOINTS} WHERE run_id = %s)"
         when_params: list[Any] = [str(RunStatus.PENDING), run_id]
     else:
-        when, when_params = "(wake_at IS NULL OR wake_at <= %s)", [moment]
+        when, when_params = f"(wake_at IS NULL OR wake_at <= {clock})", clock_params
     _, row = sql.update(
         WorkflowRun,
         {
             "lease_owner": owner,
-            "lease_expires_at": now + ttl,
+            "lease_expires_at": sql.DatabaseClock(ttl),
             "status": RunStatus.RUNNING,
             "enqueued_at": None,
             "wake_at": None,
             "waiting_signal": "",
-            "updated_at": now,
+            "updated_at": sql.DatabaseClock(),
         },
-        f"id = %s AND status IN (%s, %s, %s) AND {_LEASE_FREE} AND {when}",
-        [run_id, *_ACTIVE, moment, *when_params],
-        returning=f"workflow, args, {sql.clock_sql()}",
+        f"id = %s AND status IN (%s, %s, %s) "
+        f"AND (lease_expires_at IS NULL OR lease_expires_at < {clock}) AND {when}",
+        [run_id, *_ACTIVE, *clock_params, *when_params],
+        returning=f"workflow, args, {sql.clock_sql()}, workflow_version",
     )
     if row is None:
         return None
-    workflow, args, db_now = row
-    return LeasedRun(workflow, sql.read_json(args), sql.read_datetime(db_now))
+    workflow, args, db_now, version = row
+    return LeasedRun(workflow, sql.read_json(args), sql.read_datetime(db_now), version)
 
 
 def fence(run_id: str, owner: str, ttl: dt.timedelta) -> dt.datetime | None:
@@ -152,11 +173,11 @@ def fence(run_id: str, owner: str, ttl: dt.timedelta) -> dt.datetime | None:
     the database's clock on PostgreSQL, None on SQLite.
 
     Called before every checkpoint write, so an executor that lost its lease (expired and taken
-    over, or the run cancelled) cannot write anything."""
-    now = timezone.now()
+    over, or the run cancelled) cannot write anything. The new expiry is the database's clock
+    plus `ttl`."""
     _, row = sql.update(
         WorkflowRun,
-        {"lease_expires_at": now + ttl, "updated_at": now},
+        {"lease_expires_at": sql.DatabaseClock(ttl), "updated_at": sql.DatabaseClock()},
         "id = %s AND lease_owner = %s AND status = %s",
         [run_id, owner, str(RunStatus.RUNNING)],
         returning=sql.clock_sql(),
@@ -174,8 +195,9 @@ def finish_run(run_id: str, owner: str, status: str, result: Any = None, error: 
 
 
 def _ended(status: str, result: Any, error: str) -> dict[str, Any]:
-    """The columns of a run that has ended: no lease, nothing to wake for."""
-    now = timezone.now()
+    """The columns of a run that has ended: no lease, nothing to wake for, finished by the
+    database's clock."""
+    now = sql.DatabaseClock()
     return {
         "status": status,
         "result": result,
@@ -199,11 +221,73 @@ def suspend_run(run_id: str, owner: str, wake_at: dt.datetime | None, signal: st
             "waiting_signal": signal,
             "lease_owner": "",
             "lease_expires_at": None,
+            "updated_at": sql.DatabaseClock(),
+        },
+        "id = %s AND lease_owner = %s",
+        [run_id, owner],
+    )
+
+
+def block_run(run_id: str, owner: str, reason: str) -> str:
+    """Inside a fenced transaction: park the run as BLOCKED with `reason`, keeping all its state
+    (checkpoints, workflow signals, deadlines), and release it. Nothing wakes a blocked run but
+    `unblock_runs`. Returns the reason it was last blocked for before ("" if never)."""
+    previous = (
+        WorkflowRun.objects.filter(pk=run_id).values_list("blocked_reason", flat=True).first()
+    )
+    now = timezone.now()
+    sql.update(
+        WorkflowRun,
+        {
+            "status": RunStatus.BLOCKED,
+            "blocked_reason": reason,
+            "blocked_at": now,
+            "wake_at": None,
+            "waiting_signal": "",
+            "enqueued_at": None,
+            "lease_owner": "",
+            "lease_expires_at": None,
+            "updated_at": now,
+        },
+        "id = %s AND lease_owner = %s",
+        [run_id, owner],
+    )
+    return previous or ""
+
+
+def defer_run(run_id: str, owner: str, wake_at: dt.datetime) -> None:
+    """Inside a fenced transaction: give the run back, runnable again at `wake_at` (for the
+    poller to enqueue then), without changing anything else."""
+    sql.update(
+        WorkflowRun,
+        {
+            "status": RunStatus.PENDING,
+            "wake_at": wake_at,
+            "enqueued_at": None,
+            "lease_owner": "",
+            "lease_expires_at": None,
             "updated_at": timezone.now(),
         },
         "id = %s AND lease_owner = %s",
         [run_id, owner],
     )
+
+
+def unblock_runs(runs: Q, now: dt.datetime) -> list[str]:
+    """Inside a transaction: make the blocked runs matching `runs` runnable at once and mark
+    them enqueued (the caller enqueues them in the same transaction); returns their ids. Two
+    callers at once unblock disjoint sets."""
+    ids = list(
+        WorkflowRun.objects.filter(runs, status=RunStatus.BLOCKED)
+        .order_by("blocked_at")
+        .select_for_update(skip_locked=True)
+        .values_list("id", flat=True)
+    )
+    if ids:
+        WorkflowRun.objects.filter(pk__in=ids, status=RunStatus.BLOCKED).update(
+            status=RunStatus.PENDING, wake_at=None, enqueued_at=now, updated_at=now
+        )
+    return ids
 
 
 def release_lease(run_id: str, owner: str) -> None:
@@ -219,14 +303,16 @@ def cancel_run(run_id: str, reason: str) -> bool:
         run = lock_run(run_id)
         if run.is_finished:
             return False
-        cancelled = WorkflowRun.objects.filter(pk=run_id).update(
-            **_ended(RunStatus.CANCELLED, None, reason)
+        cancelled, _ = sql.update(
+            WorkflowRun, _ended(RunStatus.CANCELLED, None, reason), "id = %s", [run_id]
         )
         return cancelled == 1
 
 
-def wake(run_id: str, now: dt.datetime) -> None:
-    """Make a parked run runnable at once and note that a task is being enqueued for it."""
+def wake(run_id: str) -> None:
+    """Make a parked run runnable at once (by the database's clock) and note that a task is
+    being enqueued for it."""
+    now = db_now_expression()
     WorkflowRun.objects.filter(pk=run_id, status=RunStatus.WAITING).update(
         status=RunStatus.PENDING, wake_at=now, waiting_signal="", enqueued_at=now
     )
@@ -238,21 +324,37 @@ def wake(run_id: str, now: dt.datetime) -> None:
 def load_history(run_id: str) -> dict[int, Recorded]:
     """The run's checkpoints by position, as the replay core reads them."""
     rows = sql.fetch_all(
-        "SELECT position, name, status, result, error, attempts, deadline "
+        "SELECT position, name, status, result, error, attempts, deadline, kind "
         f"FROM {_CHECKPOINTS} WHERE run_id = %s",
         [run_id],
     )
     return {
-        position: Recorded(
-            name=name,
-            done=status != CheckpointStatus.PENDING,
-            result=sql.read_json(result),
-            error=error if status == CheckpointStatus.ERROR else None,
-            attempts=attempts,
-            deadline=sql.read_datetime(deadline),
+        position: recorded(
+            name, kind, status, sql.read_json(result), error, attempts, sql.read_datetime(deadline)
         )
-        for position, name, status, result, error, attempts, deadline in rows
+        for position, name, status, result, error, attempts, deadline, kind in rows
     }
+
+
+def recorded(
+    name: str,
+    kind: str,
+    status: str,
+    result: Any,
+    error: str,
+    attempts: int,
+    deadline: dt.datetime | None,
+) -> Recorded:
+    """A checkpoint's columns as the replay core reads them."""
+    return Recorded(
+        name=name,
+        done=status != CheckpointStatus.PENDING,
+        result=result,
+        error=error if status == CheckpointStatus.ERROR else None,
+        attempts=attempts,
+        deadline=deadline,
+        kind=kind,
+    )
 
 
 def save_checkpoint(
@@ -373,12 +475,12 @@ def record_signal(run_id: str, name: str, payload: Any) -> SignalVerdict:
                 last_wait.save(update_fields=["status", "result", "finished_at"])
                 wakes = run.status == RunStatus.WAITING
                 if wakes:
-                    wake(run_id, now)
+                    wake(run_id)
                 return _reject(run, name, payload, "wait_timed_out", wakes_run=wakes)
         signal = WorkflowSignal.objects.create(run=run, name=name, payload=payload, accepted=True)
         wakes = run.status == RunStatus.WAITING and run.waiting_signal == name
         if wakes:
-            wake(run_id, timezone.now())
+            wake(run_id)
         return SignalVerdict(True, "accepted", run.status, signal.pk, wakes)
 
 
@@ -401,51 +503,57 @@ def _has_unconsumed(run_id: str, name: str) -> bool:
 class ConsumedSignal:
     pk: int
     payload: Any
+    sent_at: dt.datetime
 
 
 def consume_signal(run_id: str, name: str, position: int) -> ConsumedSignal | None:
     """Inside a fenced transaction: take the oldest accepted, unconsumed signal `name`."""
     rows = sql.fetch_all(
-        f"SELECT id, payload FROM {_SIGNALS} WHERE run_id = %s AND name = %s AND accepted = %s "
+        f"SELECT id, payload, sent_at FROM {_SIGNALS} WHERE run_id = %s AND name = %s "
+        "AND accepted = %s "
         "AND consumed_position IS NULL ORDER BY id LIMIT 1",
         [run_id, name, True],
     )
     if not rows:
         return None
-    signal_id, payload = rows[0]
+    signal_id, payload, sent_at = rows[0]
     sql.update(
         WorkflowSignal,
         {"consumed_position": position, "consumed_at": timezone.now()},
         "id = %s",
         [signal_id],
     )
-    return ConsumedSignal(signal_id, sql.read_json(payload))
+    return ConsumedSignal(signal_id, sql.read_json(payload), sql.read_datetime(sent_at))
 
 
 # --- the poller ---------------------------------------------------------------------------------
 
 
-def due_runs_query(now: dt.datetime, redeliver_before: dt.datetime):
+def due_runs_query(redeliver_after: dt.timedelta):
     """Active runs that need a task: wake-up time come (or none), lease free or expired, and no
-    task enqueued recently."""
+    task enqueued within `redeliver_after`, all by the database's clock."""
+    now = db_now_expression()
     return (
         WorkflowRun.objects.filter(status__in=ACTIVE_STATUSES)
         .filter(Q(wake_at__isnull=True) | Q(wake_at__lte=now))
         .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
-        .filter(Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=redeliver_before))
+        .filter(
+            Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=db_now_expression(-redeliver_after))
+        )
     )
 
 
-def claim_due_runs(now: dt.datetime, redeliver_before: dt.datetime, limit: int) -> list[str]:
-    """Mark up to `limit` due runs as enqueued and return their ids. Several pollers at once
-    claim disjoint sets (SKIP LOCKED on PostgreSQL; SQLite serialises the transactions)."""
+def claim_due_runs(redeliver_after: dt.timedelta, limit: int) -> list[str]:
+    """Mark up to `limit` due runs (by the database's clock) as enqueued and return their ids.
+    Several pollers at once claim disjoint sets (SKIP LOCKED on PostgreSQL; SQLite serialises
+    the transactions)."""
     with transaction.atomic():
         ids = list(
-            due_runs_query(now, redeliver_before)
+            due_runs_query(redeliver_after)
             .order_by("wake_at")
             .select_for_update(skip_locked=True)
             .values_list("id", flat=True)[:limit]
         )
         if ids:
-            WorkflowRun.objects.filter(pk__in=ids).update(enqueued_at=now)
+            WorkflowRun.objects.filter(pk__in=ids).update(enqueued_at=db_now_expression())
     return ids

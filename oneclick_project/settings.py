@@ -28,6 +28,18 @@ def env_bool(name: str, default: bool) -> bool:
     raise ImproperlyConfigured(f"{name} must be a boolean (true/false), got {raw!r}")
 
 
+def writable_dir(name: str, path: str) -> str:
+    """Create the directory `path` (set by `name`) if needed; refuse to start if it cannot be
+    written, rather than fail each request that needs it."""
+    try:
+        Path(path).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ImproperlyConfigured(f"{name}: cannot create {path!r}: {exc}") from exc
+    if not os.access(path, os.W_OK):
+        raise ImproperlyConfigured(f"{name}: {path!r} is not writable by this process")
+    return path
+
+
 def env_float(name: str, default: float) -> float:
     """Read a number from the environment, refusing anything that is not a non-negative number."""
     raw = os.environ.get(name)
@@ -84,6 +96,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "oneclick_project.http_metrics.HttpMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -129,13 +142,27 @@ DATABASES = {
 if os.environ.get("ONECLICK_TEST_DB_NAME"):
     # Lets several test runs share one PostgreSQL server without clobbering each other.
     DATABASES["default"]["TEST"] = {"NAME": os.environ["ONECLICK_TEST_DB_NAME"]}
+# A connection pooler between the processes and PostgreSQL: "pgbouncer" (transaction pooling),
+# or empty for direct connections. In transaction mode a server connection serves one
+# transaction, then another client's: no prepared statements, server-side cursors or session
+# state (LISTEN, SET) can outlive a transaction.
+DATABASE_POOLER = os.environ.get("DATABASE_POOLER", "").strip().lower()
+if DATABASE_POOLER not in ("", "pgbouncer"):
+    raise ImproperlyConfigured(
+        f"DATABASE_POOLER must be empty or 'pgbouncer', got {os.environ['DATABASE_POOLER']!r}"
+    )
+if DATABASE_POOLER and DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+    raise ImproperlyConfigured("DATABASE_POOLER=pgbouncer needs a PostgreSQL DATABASE_URL")
+if DATABASE_POOLER:
+    DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # Parameters travel apart from the statement (server-side binding), so psycopg can prepare
     # each statement once per connection and PostgreSQL stops parsing and planning it again: the
     # workflows' few statements run thousands of times on each persistent connection. Behind a
     # connection pooler that cannot keep prepared statements (PgBouncer in transaction mode
-    # before 1.21), set DJANGO_DB_PREPARE_THRESHOLD=off.
-    _prepare = os.environ.get("DJANGO_DB_PREPARE_THRESHOLD", "1").strip().lower()
+    # before 1.21) it is off, unless DJANGO_DB_PREPARE_THRESHOLD says otherwise.
+    _prepare = os.environ.get("DJANGO_DB_PREPARE_THRESHOLD", "off" if DATABASE_POOLER else "1")
+    _prepare = _prepare.strip().lower()
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         server_side_binding=True,
         prepare_threshold=None if _prepare in ("off", "none", "") else int(_prepare),
@@ -193,7 +220,13 @@ LOGOUT_REDIRECT_URL = "login"
 SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", not DEBUG)
 # Load balancers probe health over plain HTTP.
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Only a proxy that sets X-Forwarded-Proto itself (overwriting any the client sent) makes the
+# header trustworthy; without one, any client could claim HTTPS.
+SECURE_PROXY_SSL_HEADER = (
+    ("HTTP_X_FORWARDED_PROTO", "https")
+    if env_bool("DJANGO_TRUST_X_FORWARDED_PROTO", False)
+    else None
+)
 SESSION_COOKIE_SECURE = not DEBUG
 CSRF_COOKIE_SECURE = not DEBUG
 SECURE_HSTS_SECONDS = int(env_float("DJANGO_HSTS_SECONDS", 0 if DEBUG else 31536000))
@@ -204,6 +237,66 @@ X_FRAME_OPTIONS = "DENY"
 # Bodies of the JSON API are tiny; anything large is refused before it is parsed.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 64 * 1024
 
+
+# --- Throttling and the cache it counts in -----------------------------------------------------
+def env_rate(name: str, default: str) -> str | None:
+    """A DRF rate ("60/min") from the environment; "off" means no limit."""
+    raw = os.environ.get(name, "").strip() or default
+    if raw.lower() in {"off", "none", "0"}:
+        return None
+    number, _, period = raw.partition("/")
+    if not number.isdigit() or period[:1] not in {"s", "m", "h", "d"}:
+        raise ImproperlyConfigured(f"{name} must be a rate such as 60/min, or off; got {raw!r}")
+    return raw
+
+
+THROTTLE_RATES = {
+    "anon": env_rate("ONECLICK_THROTTLE_ANON", "60/min"),
+    "user": env_rate("ONECLICK_THROTTLE_USER", "1200/min"),
+    "buy": env_rate("ONECLICK_THROTTLE_BUY", "120/min"),
+    "cancel": env_rate("ONECLICK_THROTTLE_CANCEL", "120/min"),
+    "auth_failure": env_rate("ONECLICK_THROTTLE_AUTH_FAILURES", "10/min"),
+}
+# A customer may have this many purchases in their cancel window at once (0: no limit).
+ONECLICK_MAX_PENDING_PURCHASES = int(env_float("ONECLICK_MAX_PENDING_PURCHASES", 10))
+
+
+def cache_from_url(url: str) -> dict[str, object]:
+    """A CACHES entry from a URL: redis://..., file:///dir, db://table or locmem://."""
+    scheme, _, rest = url.partition("://")
+    if scheme in {"redis", "rediss", "unix"}:
+        return {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": url}
+    if scheme == "file":
+        return {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache", "LOCATION": rest}
+    if scheme == "db":
+        return {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": rest}
+    if scheme == "locmem":
+        return {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    raise ImproperlyConfigured(f"DJANGO_CACHE_URL: unknown scheme in {url!r}")
+
+
+# Throttles count in the default cache. It must be shared by the processes that serve requests
+# (Django's default, local memory, would give each gunicorn process a limit of its own): files
+# on this machine by default, which needs no server; DJANGO_CACHE_URL=redis://... for one count
+# across machines.
+CACHES = {
+    "default": cache_from_url(
+        os.environ.get("DJANGO_CACHE_URL", "").strip()
+        or f"file://{writable_dir('DJANGO_CACHE_URL', str(BASE_DIR / 'var' / 'cache'))}"
+    )
+}
+
+# --- Metrics (Prometheus) ---------------------------------------------------------------------
+# /metrics answers staff, or requests bearing this token.
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+# Every process (gunicorn's, django-q2's, the poller) writes its figures to files here and a
+# scrape adds them up. prometheus_client reads the variable when it is first imported, which
+# is after the settings in every process of the project.
+PROMETHEUS_MULTIPROC_DIR = writable_dir(
+    "PROMETHEUS_MULTIPROC_DIR",
+    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(BASE_DIR / "var" / "metrics")),
+)
+
 # --- REST framework -----------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -211,13 +304,23 @@ REST_FRAMEWORK = {
         # (Basic first would pop a password dialog in browsers).
         "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.BasicAuthentication",
+        # HTTP Basic whose failures are rate-limited per client address, before hashing.
+        "purchases.throttling.ThrottledBasicAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 20,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "purchases.api_errors.json_exception_handler",
+    "DEFAULT_THROTTLE_CLASSES": [
+        "rest_framework.throttling.AnonRateThrottle",
+        "rest_framework.throttling.UserRateThrottle",
+        "rest_framework.throttling.ScopedRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": THROTTLE_RATES,
+    # How many proxies in front append to X-Forwarded-For: the client address the throttles
+    # count is the one the last of them saw. 0: the header is ignored (a client could write it).
+    "NUM_PROXIES": int(env_float("DJANGO_NUM_PROXIES", 0)),
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "oneclick API",
@@ -252,8 +355,12 @@ DURABLE = {
     "HEARTBEAT_SECONDS": env_float("DURABLE_HEARTBEAT_SECONDS", 5.0),
     # ...and /readyz fails when none is newer than this.
     "HEALTH_STALE_SECONDS": env_float("DURABLE_HEALTH_STALE_SECONDS", 30.0),
-    # /readyz reports active runs whose wake-up time passed this long ago as overdue.
-    "OVERDUE_SECONDS": env_float("DURABLE_OVERDUE_SECONDS", 60.0),
+    # /readyz fails while an active run's wake-up time passed this long ago (overdue). The poller
+    # enqueues a due run within POLL_INTERVAL_SECONDS and an eager start is due only after
+    # EAGER_GRACE_SECONDS, so a healthy engine stays well inside it.
+    "OVERDUE_SECONDS": env_float("DURABLE_OVERDUE_SECONDS", 5.0),
+    # Behind a transaction pooler the engine keeps no session state and polls for tasks.
+    "TRANSACTION_POOLER": DATABASE_POOLER == "pgbouncer",
     # Extra modules that register workflows, imported by every process at start-up.
     "WORKFLOW_MODULES": [
         name.strip()
@@ -290,9 +397,12 @@ LOGGING = {
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
     },
+    # django-q2 logs three INFO lines per heartbeat probe: DEBUG lines instead.
+    "filters": {"demote_probes": {"()": "durable.logfilters.DemoteProbeTasks"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("DJANGO_LOG_LEVEL", "INFO")},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
+        "django-q": {"filters": ["demote_probes"]},
     },
 }

@@ -4,12 +4,14 @@ from django.contrib import admin
 from django.urls import include, path
 
 from durable import health
+from oneclick_project.metrics_view import metrics
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include("purchases.api_urls")),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
+    path("metrics", metrics, name="metrics"),
     path("", include("purchases.urls")),
 ]
 

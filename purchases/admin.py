@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin
 from django.contrib.admin.utils import quote
+from django.db.models import F
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
@@ -12,12 +14,51 @@ from purchases.models import Order, Product, Purchase
 from purchases.selectors import purchase_status
 
 
+class ProductForm(forms.ModelForm):
+    add_stock = forms.IntegerField(
+        min_value=0, initial=0, required=False, label="Add to stock",
+        help_text="Units received: added to the stock as it is when you save (sales meanwhile "
+        "are kept).",
+    )  # fmt: skip
+
+    class Meta:
+        model = Product
+        fields = ("item_id", "name", "price", "stock", "active")
+
+
 @admin.register(Product)
 class ProductAdmin(admin.ModelAdmin):
+    """Stock is never written back from a form: a page shows a value that sales may have changed
+    since, so an existing product's stock only grows by `add_stock`, added in the database."""
+
+    form = ProductForm
     list_display = ("item_id", "name", "price", "stock", "active")
     list_filter = ("active",)
     search_fields = ("item_id", "name")
-    list_editable = ("stock", "active")
+    list_editable = ("active",)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Product | None = None) -> tuple:
+        return ("stock",) if obj is not None else ()
+
+    def get_fields(self, request: HttpRequest, obj: Product | None = None) -> list[str]:
+        fields = ["item_id", "name", "price", "stock", "active"]
+        return [*fields, "add_stock"] if obj is not None else fields
+
+    def save_model(
+        self, request: HttpRequest, obj: Product, form: forms.Form, change: bool
+    ) -> None:
+        if not change:
+            obj.save()
+            return
+        obj.save(
+            update_fields=[
+                f for f in form.changed_data if f in {"item_id", "name", "price", "active"}
+            ]
+        )
+        added = form.cleaned_data.get("add_stock") or 0
+        if added:
+            Product.objects.filter(pk=obj.pk).update(stock=F("stock") + added)
+        obj.refresh_from_db(fields=["stock"])
 
 
 class PurchaseStateFilter(admin.SimpleListFilter):
@@ -56,6 +97,18 @@ class PurchaseAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Purchase | None = None) -> bool:
+        """A purchase whose run is still live cannot be deleted: its workflow would then fail."""
+        if obj is not None and obj.run_id and not obj.run.is_finished:
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def get_actions(self, request: HttpRequest) -> dict:
+        # The bulk delete checks no object; deleting one finished purchase at a time is enough.
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
 
     @admin.display(description="state")
     def state(self, purchase: Purchase) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 from typing import Any
 
 from django.conf import settings
@@ -13,16 +14,17 @@ from drf_spectacular.utils import (
     extend_schema,
     inline_serializer,
 )
-from rest_framework import serializers, status
+from rest_framework import permissions, serializers, status
 from rest_framework.exceptions import ParseError
 from rest_framework.pagination import PageNumberPagination
-from rest_framework.parsers import JSONParser
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
 from purchases import selectors, services
-from purchases.keys import KEY_PATTERN, KEY_RULE
+from purchases.keys import KEY_PATTERN, KEY_RULE, new_key
 from purchases.selectors import purchase_status
 
 
@@ -39,8 +41,41 @@ class LimitedJSONParser(JSONParser):
         return super().parse(io.BytesIO(raw), media_type, parser_context)
 
 
+class LimitedMultiPartParser(MultiPartParser):
+    """Multipart forms (the browsable API's) up to DATA_UPLOAD_MAX_MEMORY_SIZE in all, files
+    included: the limit Django applies to fields alone would let large uploads reach the disk."""
+
+    def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        meta = parser_context["request"].META
+        try:
+            length = int(meta.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = limit + 1
+        if length > limit:
+            raise ParseError(f"Request body is larger than {limit} bytes.")
+        return super().parse(stream, media_type, parser_context)
+
+
 class BuyRequest(serializers.Serializer):
     item_id = serializers.CharField(max_length=64, help_text="A product's item id, e.g. widget-001")
+
+
+class BuyForm(BuyRequest):
+    """BuyRequest as the browsable API draws it: `item_id` a choice of the active products.
+    Only drawn, never used to validate: the service decides what an item id may be."""
+
+    item_id = serializers.ChoiceField(choices=(), help_text="The product to buy")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["item_id"].choices = [
+            (product.item_id, str(product)) for product in selectors.active_products()
+        ]
+
+
+class CancelRequest(serializers.Serializer):
+    """No fields: the purchase to cancel is named by the URL (the browsable API draws a button)."""
 
 
 class PurchaseResultSerializer(serializers.Serializer):
@@ -69,6 +104,11 @@ ErrorSerializer = inline_serializer(
 NotFoundSerializer = inline_serializer(
     "NotFound", {"status": serializers.CharField(), "detail": serializers.CharField()}
 )
+# Every endpoint is rate-limited (per user, per address for failed sign-ins; buy also by the
+# customer's pending purchases).
+THROTTLED = {
+    429: OpenApiResponse(ErrorSerializer, description="Too many requests: retry after Retry-After")
+}
 # The key rule, declared so that clients (and schema-driven fuzzers) know a bad key is a 400.
 KEY_PARAMETER = OpenApiParameter(
     "key", str, OpenApiParameter.PATH, required=True, pattern=f"^{KEY_PATTERN.pattern}$",
@@ -94,7 +134,13 @@ def not_found(key: str) -> Response:
 class BuyView(APIView):
     """Start a one-click purchase; the same key again answers with the same purchase."""
 
-    parser_classes = [LimitedJSONParser]
+    # Forms too: the browsable API's Buy form posts one (multipart).
+    parser_classes = [LimitedJSONParser, FormParser, LimitedMultiPartParser]
+    throttle_scope = "buy"
+
+    def get_serializer(self, *args: Any, **kwargs: Any) -> BuyForm:
+        """The form the browsable API draws (`post` validates with BuyRequest)."""
+        return BuyForm(*args, **kwargs)
 
     @extend_schema(
         operation_id="buy",
@@ -105,6 +151,10 @@ class BuyView(APIView):
             200: OpenApiResponse(StatusSerializer, description="The key's existing purchase"),
             400: ErrorSerializer,
             409: OpenApiResponse(ErrorSerializer, description="The key was used for another item"),
+            415: OpenApiResponse(
+                ErrorSerializer, description="A body without a media type this endpoint reads"
+            ),
+            **THROTTLED,
         },
         examples=[OpenApiExample("widget", value={"item_id": "widget-001"}, request_only=True)],
     )
@@ -124,6 +174,10 @@ class BuyView(APIView):
             bought = services.buy(request.user, key, body.validated_data["item_id"])
         except services.KeyConflict as exc:
             return error(exc, status.HTTP_409_CONFLICT)
+        except services.TooManyPending as exc:
+            response = error(exc, status.HTTP_429_TOO_MANY_REQUESTS)
+            response["Retry-After"] = str(math.ceil(settings.ONECLICK_CANCEL_WINDOW_SECONDS))
+            return response
         except services.PurchaseError as exc:
             return error(exc, status.HTTP_400_BAD_REQUEST)
         code = status.HTTP_202_ACCEPTED if bought.created else status.HTTP_200_OK
@@ -132,6 +186,12 @@ class BuyView(APIView):
 
 class CancelView(APIView):
     """Cancel inside the window: 200. Too late: 409 with the final or decided state."""
+
+    throttle_scope = "cancel"
+
+    def get_serializer(self, *args: Any, **kwargs: Any) -> CancelRequest:
+        """The (empty) form the browsable API draws as a POST button."""
+        return CancelRequest(*args, **kwargs)
 
     @extend_schema(
         operation_id="cancel",
@@ -142,6 +202,7 @@ class CancelView(APIView):
             409: CancelSerializer,
             400: ErrorSerializer,
             404: NotFoundSerializer,
+            **THROTTLED,
         },
     )
     def post(self, request: Request, key: str) -> Response:
@@ -164,7 +225,12 @@ class StatusView(APIView):
     @extend_schema(
         operation_id="status",
         parameters=[KEY_PARAMETER],
-        responses={200: StatusSerializer, 400: ErrorSerializer, 404: NotFoundSerializer},
+        responses={
+            200: StatusSerializer,
+            400: ErrorSerializer,
+            404: NotFoundSerializer,
+            **THROTTLED,
+        },
     )
     def get(self, request: Request, key: str) -> Response:
         try:
@@ -202,6 +268,7 @@ class PurchaseListView(APIView):
         responses={
             200: PurchaseListItem(many=True),
             404: OpenApiResponse(ErrorSerializer, description="No such page"),
+            **THROTTLED,
         },
     )
     def get(self, request: Request) -> Response:
@@ -216,3 +283,39 @@ class PurchaseListView(APIView):
             body["order_id"] = order.order_number if order else None
             items.append(body)
         return paginator.get_paginated_response(items)
+
+
+KEYED_ENDPOINTS = {"cancel": "api-cancel", "status": "api-status"}
+ApiRootSerializer = inline_serializer(
+    "ApiRoot",
+    {
+        name: serializers.CharField()
+        for name in ["purchases", "buy", *KEYED_ENDPOINTS, "schema", "docs"]
+    },
+)
+
+
+class ApiRootView(APIView):
+    """Every endpoint of the API. `buy` carries a fresh key (each visit of this page makes a new
+    purchase); `cancel` and `status` take the key of a purchase in place of `{key}`."""
+
+    permission_classes = [permissions.AllowAny]
+
+    @extend_schema(operation_id="api_root", responses={200: ApiRootSerializer, **THROTTLED})
+    def get(self, request: Request) -> Response:
+        def link(name: str, *args: str) -> str:
+            return reverse(name, args=args or None, request=request)
+
+        keyed = {
+            name: link(url_name, "KEY").removesuffix("KEY") + "{key}"
+            for name, url_name in KEYED_ENDPOINTS.items()
+        }
+        return Response(
+            {
+                "purchases": link("api-purchases"),
+                "buy": link("api-buy", new_key()),
+                **keyed,
+                "schema": link("api-schema"),
+                "docs": link("api-docs"),
+            }
+        )

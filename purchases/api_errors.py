@@ -7,20 +7,34 @@ from typing import Any
 
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from rest_framework import status
+from rest_framework.exceptions import ParseError, UnsupportedMediaType
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
 logger = logging.getLogger("purchases.api")
 
+# The one field an API request body carries: a body that cannot be read names it.
+BODY_FIELD = "item_id"
+
 
 def json_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
-    """DRF's handler for the errors it knows; a logged, bodyless-of-detail 500 for the rest."""
+    """DRF's handler for the errors it knows; a logged, bodyless-of-detail 500 for the rest.
+
+    A body that is not JSON, not of a JSON media type or too large is a 400 naming the `field`."""
     response = exception_handler(exc, context)
+    if isinstance(exc, ParseError | UnsupportedMediaType):
+        return Response(
+            {"detail": str(exc.detail), "field": BODY_FIELD}, status=status.HTTP_400_BAD_REQUEST
+        )
     if response is not None:
         return response
     if isinstance(exc, RequestDataTooBig):
         return Response(
-            {"detail": "Request body is larger than the server accepts.", "code": "too_large"},
+            {
+                "detail": "Request body is larger than the server accepts.",
+                "code": "too_large",
+                "field": BODY_FIELD,
+            },
             status=status.HTTP_400_BAD_REQUEST,
         )
     if isinstance(exc, SuspiciousOperation):

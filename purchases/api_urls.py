@@ -5,6 +5,7 @@ from purchases import api
 from purchases.errors_views import not_found
 
 urlpatterns = [
+    path("", api.ApiRootView.as_view(), name="api-root"),
     path("buy/<str:key>", api.BuyView.as_view(), name="api-buy"),
     path("cancel/<str:key>", api.CancelView.as_view(), name="api-cancel"),
     path("status/<str:key>", api.StatusView.as_view(), name="api-status"),

@@ -35,8 +35,9 @@ class Product(models.Model):
 class Purchase(models.Model):
     """A customer's one-click purchase. `key` is the customer's idempotency key, scoped to them."""
 
+    # PROTECT: deleting a customer must not delete a purchase whose workflow is still running.
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="purchases"
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="purchases"
     )
     key = models.CharField(max_length=64)
     product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="purchases")

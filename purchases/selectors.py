@@ -14,17 +14,28 @@ from purchases.models import Order, Product, Purchase
 CONFIRMED = "PURCHASE_CONFIRMED"
 CANCELLED = "PURCHASE_CANCELLED"
 FAILED = "PURCHASE_FAILED"
+DELAYED_MESSAGE = (
+    "Your purchase is delayed by maintenance on our side. Nothing is lost: it will complete as "
+    "you decided, and a cancel made inside the window is honoured."
+)
 
 
 @dataclass(frozen=True, slots=True)
 class PurchaseStatus:
-    """`status` is "pending" until the workflow ends, then "done" with `result`."""
+    """`status` is "pending" until the workflow ends, then "done" with `result`. `delayed`: a
+    pending purchase whose workflow is blocked (the deployed code cannot continue it yet)."""
 
     key: str
     item_id: str
     status: str
     cancel_until: Any
     result: dict[str, Any] | None
+    delayed: bool = False
+
+    @property
+    def message(self) -> str:
+        """What to tell the customer about a delayed purchase ("" otherwise)."""
+        return DELAYED_MESSAGE if self.delayed else ""
 
     @property
     def state(self) -> str:
@@ -36,12 +47,15 @@ class PurchaseStatus:
     def as_json(self) -> dict[str, Any]:
         """The body of `GET /api/status/<key>`."""
         if self.result is None:
-            return {
+            body = {
                 "key": self.key,
                 "status": "pending",
                 "item_id": self.item_id,
                 "cancel_until": self.cancel_until.isoformat().replace("+00:00", "Z"),
             }
+            if self.delayed:
+                body |= {"delayed": True, "message": self.message}
+            return body
         return {"key": self.key, "status": "done", "result": self.result}
 
 
@@ -71,8 +85,9 @@ def purchase_status(purchase: Purchase, *, refresh: bool = False) -> PurchaseSta
         else:
             result = {"state": CANCELLED, "item_id": item_id}
     return PurchaseStatus(
-        purchase.key, item_id, "done" if result else "pending", purchase.cancel_until, result
-    )
+        purchase.key, item_id, "done" if result else "pending", purchase.cancel_until, result,
+        delayed=run.status == RunStatus.BLOCKED,
+    )  # fmt: skip
 
 
 def purchases_of(user: AbstractBaseUser) -> QuerySet[Purchase]:

@@ -53,6 +53,10 @@ class KeyConflict(PurchaseError):
         self.purchase = purchase
 
 
+class TooManyPending(PurchaseError):
+    """The customer already has ONECLICK_MAX_PENDING_PURCHASES purchases in their window."""
+
+
 class PurchaseNotFound(PurchaseError):
     """No purchase with this key for this user (another user's key looks the same)."""
 
@@ -86,6 +90,8 @@ def buy(user: AbstractBaseUser, key: str, item_id: Any) -> BuyResult:
 
     Guarantees: one purchase (and one workflow run) per user and key, however many concurrent
     calls; the cancel deadline is fixed here; the same key with another item raises KeyConflict.
+    A new key while the user has ONECLICK_MAX_PENDING_PURCHASES purchases unfinished raises
+    TooManyPending (concurrent calls may each pass the check once).
     """
     if not is_valid_key(key):
         raise InvalidKey(KEY_RULE)
@@ -97,11 +103,15 @@ def buy(user: AbstractBaseUser, key: str, item_id: Any) -> BuyResult:
         .annotate(clock=durable.database_now_expression())
         .first()
     )
-    if product is None:
+    if product is None or _too_many_pending(user):
         existing = _existing(user, key)
         if existing is not None:
             return _same_purchase(existing, item_id)
-        raise UnknownItem(f"no product with item_id {item_id!r}")
+        if product is None:
+            raise UnknownItem(f"no product with item_id {item_id!r}")
+        raise TooManyPending(
+            "You have too many purchases waiting: wait until their cancel windows close."
+        )
     # A key used before is found by the insert failing (the run's primary key, the purchase's
     # unique key), not by a read first: a new purchase, the common case, costs no extra query.
     try:
@@ -129,6 +139,13 @@ def buy(user: AbstractBaseUser, key: str, item_id: Any) -> BuyResult:
         return BuyResult(purchase, True, pending_status(purchase))
     # Started eagerly: the run was advanced when the transaction committed; say where it is.
     return BuyResult(purchase, True, purchase_status(purchase))
+
+
+def _too_many_pending(user: AbstractBaseUser) -> bool:
+    limit = settings.ONECLICK_MAX_PENDING_PURCHASES
+    if not limit:
+        return False
+    return Purchase.objects.filter(user=user, run__finished_at__isnull=True).count() >= limit
 
 
 def _existing(user: AbstractBaseUser, key: str) -> Purchase | None:
@@ -173,7 +190,11 @@ def cancel(user: AbstractBaseUser, key: str) -> CancelResult:
         # Cancels of one purchase queue here, so that a refusal (window closed, no cancel
         # accepted) cannot overlook a concurrent cancel that checked the clock just before the
         # deadline and is still sending its workflow signal (a double click on Cancel).
-        Purchase.objects.select_for_update().filter(pk=purchase.pk).exists()
+        # NO KEY UPDATE, not UPDATE: a worker confirming the purchase holds the run's row and
+        # its new order's foreign key needs a key-share lock on this row; the two lock modes are
+        # compatible, so that worker is not made to wait for this cancel, which is about to wait
+        # for the run's row (a deadlock on PostgreSQL).
+        Purchase.objects.select_for_update(no_key=True).filter(pk=purchase.pk).exists()
         if durable.accepted_signal_count(run_id, CANCEL_SIGNAL):
             accepted = True
         # Past the deadline no signal is sent at all: the workflow's wait times out by itself.

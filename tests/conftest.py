@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.core.cache import cache
 
 from purchases.models import Product
 
@@ -33,3 +37,42 @@ def _static_files_without_collectstatic(settings):
         **settings.STORAGES,
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     }
+
+
+@pytest.fixture(autouse=True)
+def _fresh_throttle_counts():
+    # Throttles count in the default cache (files shared by the processes of a run): every test
+    # starts from no requests counted.
+    cache.clear()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _children_through_pgbouncer(request):
+    """ONECLICK_TEST_PGBOUNCER=1: the real processes tests start reach PostgreSQL through a real
+    PgBouncer in transaction pooling mode (and run with DATABASE_POOLER=pgbouncer)."""
+    if os.environ.get("ONECLICK_TEST_PGBOUNCER") != "1":
+        yield
+        return
+    from django.db import connection
+
+    from tests.support import pgbouncer
+    from tests.support.processes import LOG_DIR, PGBOUNCER_PORT
+
+    assert connection.vendor == "postgresql", "ONECLICK_TEST_PGBOUNCER=1 needs DATABASE_URL"
+    # Set up after the test database, so PgBouncer lets go of it before it is dropped.
+    request.getfixturevalue("django_db_setup")
+    settings = connection.settings_dict
+    bouncer, port = pgbouncer.start(
+        Path(tempfile.mkdtemp(prefix="oneclick-pgbouncer-")),
+        settings["HOST"] or "127.0.0.1",
+        settings["PORT"] or 5432,
+    )
+    os.environ[PGBOUNCER_PORT] = str(port)
+    try:
+        yield
+    finally:
+        del os.environ[PGBOUNCER_PORT]
+        bouncer.kill()
+    # The processes would get through, retrying; but none may meet what pooling breaks.
+    faults = pgbouncer.pooling_faults(LOG_DIR.glob(f"*-{os.getpid()}-*.log"))
+    assert not faults, f"errors of a pooled connection in the processes' logs: {faults}"

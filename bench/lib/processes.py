@@ -39,6 +39,11 @@ def child_env(database_url: str, cluster_name: str, **overrides: str) -> dict[st
         Q_CLUSTER_NAME=cluster_name,
         Q_WORKERS=env.get("Q_WORKERS", "2"),
         PYTHONUNBUFFERED="1",
+        # The load comes from a few users at rates no customer reaches: no rate limits.
+        ONECLICK_THROTTLE_USER="off",
+        ONECLICK_THROTTLE_BUY="off",
+        ONECLICK_THROTTLE_CANCEL="off",
+        ONECLICK_MAX_PENDING_PURCHASES="0",
     )
     env.update(overrides)
     return env

@@ -396,6 +396,12 @@ def run_chaos(config: ChaosConfig) -> ChaosReport:
     port = pick_port(config.port)
     env = process_env(
         ONECLICK_CANCEL_WINDOW_SECONDS=str(config.window_seconds),
+        # A few customers buy at machine speed, and purchases stay pending while processes are
+        # down, retried after every kill: the rate limits are not what this run checks.
+        ONECLICK_MAX_PENDING_PURCHASES="0",
+        ONECLICK_THROTTLE_USER="off",
+        ONECLICK_THROTTLE_BUY="off",
+        ONECLICK_THROTTLE_CANCEL="off",
         Q_CLUSTER_NAME=config.cluster_name or f"chaos-{run_tag}",
         Q_WORKERS=str(config.q_workers),
         WEB_CONCURRENCY="2",

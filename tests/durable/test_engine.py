@@ -107,20 +107,35 @@ def test_a_signal_a_step_sends_its_own_run_is_received_in_the_same_advance():
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_signal_committed_while_the_lease_waits_for_the_row_is_still_received():
+def test_a_signal_committed_while_the_lease_waits_for_the_row_is_still_received(monkeypatch):
     """A sender accepted the signal in time and holds the run's row until it commits; the
     executor's lease, started meanwhile, waits for that row. On PostgreSQL the lease statement
-    reads other tables as they were when it started, so the signal must be looked for after it."""
+    reads other tables as they were when it started, so the signal must be looked for after it.
+    The sender commits only once the executor is inside its advance (and, on PostgreSQL, seen
+    waiting for the row lock)."""
     from django.db import connection
+
+    from durable.group import GroupTransaction
+    from tests.support.processes import wait_until
+    from tests.support.threads import backend_pid, waits_for_a_lock
 
     durable.start("late-commit", "send_with_undo", "hello", 0.05)
     assert advance("late-commit") == Advanced.SUSPENDED
     time.sleep(0.1)  # the wait's deadline has passed; the signal was accepted before it
-    row_locked, outcomes = threading.Event(), []
+    row_locked, opening = threading.Event(), threading.Event()
+    outcomes, executor_pid = [], []
+    open_group = GroupTransaction.open
+
+    def open_and_tell(group: GroupTransaction) -> None:
+        opening.set()
+        open_group(group)
+
+    monkeypatch.setattr(GroupTransaction, "open", open_and_tell)
 
     def executor() -> None:
         try:
-            row_locked.wait(5)
+            executor_pid.append(backend_pid())
+            assert row_locked.wait(30)
             outcomes.append(advance("late-commit"))
         finally:
             connection.close()
@@ -131,8 +146,10 @@ def test_a_signal_committed_while_the_lease_waits_for_the_row_is_still_received(
         WorkflowSignal.objects.create(run=run, name="undo", payload="in time", accepted=True)
         thread.start()
         row_locked.set()
-        time.sleep(0.5)  # the executor's lease is now waiting for this row (PostgreSQL)
-    thread.join(10)
+        assert opening.wait(30), "the executor never began its advance"
+        if connection.vendor == "postgresql":
+            wait_until(lambda: waits_for_a_lock(executor_pid[0]), 30, 0.01, "no lease waited")
+    thread.join(30)
     assert outcomes == [Advanced.FINISHED]
     run = WorkflowRun.objects.get(pk="late-commit")
     assert run.result == {"sent": False, "undone_by": "in time"}
@@ -147,7 +164,7 @@ def test_an_eager_lease_that_waited_for_a_worker_replays_what_the_worker_wrote()
     after its lease: it replays what the worker wrote, and the accepted signal still counts."""
     from django.db import connection
 
-    store.create_run("eager-late", "send_with_undo", ["hello", 30], timezone.now())
+    store.create_run("eager-late", "send_with_undo", ["hello", 30], dt.timedelta(0))
     row_locked, outcomes = threading.Event(), []
 
     def eager_start() -> None:
@@ -240,15 +257,15 @@ def test_a_step_that_always_fails_raises_inside_the_workflow():
     assert checkpoint.status == CheckpointStatus.ERROR and checkpoint.attempts == 2
 
 
-def test_replay_divergence_fails_the_run_naming_both_steps():
+def test_replay_divergence_blocks_the_run_naming_both_steps():
     durable.start("steps-2", "many_steps", 2, 0, 30)
     advance("steps-2")
     StepCheckpoint.objects.filter(run_id="steps-2", position=1).update(name="old_step_name")
     WorkflowRun.objects.filter(pk="steps-2").update(wake_at=None)
-    assert advance("steps-2") is Advanced.FINISHED
+    assert advance("steps-2") is Advanced.BLOCKED
     run = WorkflowRun.objects.get(pk="steps-2")
-    assert run.status == RunStatus.FAILED
-    assert "old_step_name" in run.error and "record_effect" in run.error
+    assert run.status == RunStatus.BLOCKED and run.error == ""
+    assert "old_step_name" in run.blocked_reason and "record_effect" in run.blocked_reason
     assert effect_count("effect:steps-2:") == 2, "nothing ran again"
 
 
@@ -267,12 +284,14 @@ def test_durable_sleep_holds_no_lease_and_now_is_stable():
 def test_the_lease_admits_one_executor_and_fences_a_stale_one():
     durable.start("lease-1", "send_with_undo", "hello", 30)
     ttl = dt.timedelta(seconds=30)
-    assert store.acquire_lease("lease-1", "owner-a", timezone.now(), ttl)
-    assert not store.acquire_lease("lease-1", "owner-b", timezone.now(), ttl)
+    assert store.acquire_lease("lease-1", "owner-a", ttl)
+    assert not store.acquire_lease("lease-1", "owner-b", ttl)
     assert advance("lease-1") is Advanced.BUSY
     # Once the lease has expired another executor takes over, and the old one is fenced off.
-    later = timezone.now() + dt.timedelta(seconds=31)
-    assert store.acquire_lease("lease-1", "owner-b", later, ttl)
+    WorkflowRun.objects.filter(pk="lease-1").update(
+        lease_expires_at=timezone.now() - dt.timedelta(seconds=1)
+    )
+    assert store.acquire_lease("lease-1", "owner-b", ttl)
     with pytest.raises(durable.LeaseLost), transaction.atomic():
         store.fence("lease-1", "owner-a", ttl)
 
@@ -353,7 +372,7 @@ def test_a_batch_shares_commits_but_a_failing_run_takes_back_only_its_own_writes
         durable.start(run_id, "send_with_undo", "hello", 0)
     durable.start("mixed-steps", "many_steps", 2, 0, 0)  # a plain step commits mid-batch
     durable.start("mixed-busy", "sleeper", 0)
-    assert store.acquire_lease("mixed-busy", "someone-else", timezone.now(), dt.timedelta(60))
+    assert store.acquire_lease("mixed-busy", "someone-else", dt.timedelta(60))
     real_finish_run = store.finish_run
 
     def finish_run(run_id: str, *args, **kwargs):

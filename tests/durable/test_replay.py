@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
+
+import pytest
 
 from durable.commands import TIMED_OUT, WorkflowContext
 from durable.errors import StepFailed
@@ -161,3 +164,133 @@ def test_wait_results_decode_to_payload_or_timed_out():
     assert wait.decode({"payload": None}) is None
     assert wait.decode({"payload": {"a": 1}}) == {"a": 1}
     assert ctx.now().decode("2026-11-25T12:00:00+00:00").tzinfo is not None
+
+
+# --- stricter divergence detection -------------------------------------------------------------
+
+
+def test_the_same_name_with_another_kind_diverges():
+    history = {0: Recorded("add", True, 3, kind="transaction")}
+    outcome = drive(sample(WorkflowContext("r1")), history, must_not_execute)
+    assert isinstance(outcome, Diverged)
+    assert "records transaction 'add' but the workflow now yields step 'add'" in str(outcome.error)
+
+
+def short(ctx: WorkflowContext):
+    first = yield ctx.step(add, 1, 2, name="add")
+    return first
+
+
+def test_history_beyond_where_the_code_now_ends_diverges():
+    history = {0: Recorded("add", True, 3, kind="step"), 1: Recorded("double", True, 6)}
+    outcome = drive(short(WorkflowContext("r1")), history, must_not_execute)
+    assert isinstance(outcome, Diverged)
+    assert outcome.error.position == 1 and outcome.error.recorded == "double"
+    assert str(outcome.error).endswith("but the workflow now ends")
+
+
+def test_history_beyond_where_the_code_now_raises_diverges_instead_of_crashing():
+    def raises(ctx: WorkflowContext):
+        yield ctx.step(add, 1, 2)
+        raise RuntimeError("new code")
+
+    history = {0: Recorded("add", True, 3), 1: Recorded("double", True, 6)}
+    outcome = drive(raises(WorkflowContext("r1")), history, must_not_execute)
+    assert isinstance(outcome, Diverged)
+    assert str(outcome.error).endswith("now raises RuntimeError: new code")
+
+
+def test_history_beyond_a_command_the_code_would_run_live_diverges_and_runs_nothing():
+    history = {0: Recorded("add", True, 3), 2: Recorded("wait:cancel", True, {"timed_out": True})}
+    outcome = drive(sample(WorkflowContext("r1")), history, must_not_execute)
+    assert isinstance(outcome, Diverged) and outcome.error.position == 2
+
+
+def test_a_lambda_or_a_partial_step_needs_a_name():
+    ctx = WorkflowContext("r1")
+    with pytest.raises(ValueError, match="name="):
+        ctx.step(lambda: 1)
+    with pytest.raises(ValueError, match="name="):
+        ctx.transaction(functools.partial(add, 1), 2)
+    assert ctx.step(lambda: 1, name="one").name == "one"
+    assert ctx.step(add, 1, 2).name == "add"
+
+
+# --- patches ---------------------------------------------------------------------------------
+
+
+def patched_flow(ctx: WorkflowContext):
+    if (yield ctx.patched("audit")):
+        yield ctx.step(double, 5)
+    cancel = yield ctx.wait_for_signal("cancel", timeout=5)
+    return {"cancelled": cancel is not TIMED_OUT}
+
+
+def old_flow(ctx: WorkflowContext):
+    cancel = yield ctx.wait_for_signal("cancel", timeout=5)
+    return {"cancelled": cancel is not TIMED_OUT}
+
+
+def test_a_patch_reached_live_is_true_and_recorded_and_its_replay_is_true_again():
+    live = LiveRecorder()
+    live_patch = _with_patches(live)
+    assert drive(patched_flow(WorkflowContext("r1")), {}, live_patch) == Completed(
+        {"cancelled": False}
+    )
+    assert live.calls == [(0, "patch:audit"), (1, "double"), (2, "wait:cancel")]
+    again = drive(patched_flow(WorkflowContext("r1")), live.history, must_not_execute)
+    assert again == Completed({"cancelled": False})
+
+
+def test_a_run_that_went_past_the_patch_on_old_code_takes_the_old_branch_at_no_position():
+    old = LiveRecorder()
+    drive(old_flow(WorkflowContext("r1")), {}, old)
+    assert old.calls == [(0, "wait:cancel")]
+    replayed = drive(patched_flow(WorkflowContext("r1")), old.history, must_not_execute)
+    assert replayed == Completed({"cancelled": False})
+
+
+def test_a_run_parked_at_its_wait_on_old_code_replays_the_patched_code_without_the_new_step():
+    parked = {0: Recorded("wait:cancel", False, kind="wait")}
+    resumed = LiveRecorder(signal="stop")
+    outcome = drive(patched_flow(WorkflowContext("r1")), parked, resumed)
+    assert resumed.calls == [(0, "wait:cancel")], "no marker, no new step for an old run"
+    assert outcome == Completed({"cancelled": True})
+
+
+def test_a_patch_after_the_point_an_old_run_reached_is_taken_live():
+    def later_patch(ctx: WorkflowContext):
+        yield ctx.wait_for_signal("cancel", timeout=5)
+        if (yield ctx.patched("receipt")):
+            return "new"
+        return "old"
+
+    parked = {0: Recorded("wait:cancel", False, kind="wait")}
+    live = LiveRecorder()
+    outcome = drive(later_patch(WorkflowContext("r1")), parked, _with_patches(live))
+    assert outcome == Completed("new") and live.calls[-1] == (1, "patch:receipt")
+    done = {0: Recorded("wait:cancel", True, {"timed_out": True}, kind="wait"),
+            1: Recorded("double", True, 6, kind="step")}  # fmt: skip
+    old_past_it = drive(later_patch(WorkflowContext("r1")), done, must_not_execute)
+    assert isinstance(old_past_it, Diverged), "old code went on with another command: diverged"
+
+
+def test_two_patches_one_recorded_one_new():
+    def two(ctx: WorkflowContext):
+        first = yield ctx.patched("second")
+        again = yield ctx.patched("first")
+        return [first, again]
+
+    history = {0: Recorded("patch:first", True, True, kind="patch")}
+    assert drive(two(WorkflowContext("r1")), history, must_not_execute) == Completed([False, True])
+
+
+def _with_patches(live: LiveRecorder):
+    def execute(position, command, recorded):
+        if command.kind == "patch":
+            live.calls.append((position, command.name))
+            live.history[position] = Recorded(command.name, True, True, kind="patch")
+            return Resolved(True)
+        return live(position, command, recorded)
+
+    return execute

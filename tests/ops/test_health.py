@@ -60,6 +60,7 @@ def test_readyz_is_ok_with_fresh_heartbeats_and_reports_the_backlog(client):
     assert body["workers"]["alive"] == 1
     assert body["runs"] == {
         "pending": 0, "running": 0, "waiting": 1, "overdue": 0, "oldest_overdue_seconds": None,
+        "blocked": 0,
     }  # fmt: skip
     assert isinstance(body["queue_depth"], int)
 
@@ -89,19 +90,33 @@ def test_a_worker_holding_a_lease_counts_as_alive_without_a_heartbeat(client):
     assert body["runs"]["running"] == 1
 
 
-def test_overdue_runs_are_reported_but_do_not_fail_readiness(client):
+def test_overdue_runs_fail_readiness_and_are_named_by_count_and_age(client):
     health.beat(health.POLLER)
     health.worker_probe()
-    for run_id, late in [("ops-late", 300), ("ops-later", 120), ("ops-on-time", 5)]:
+    for run_id, late in [("ops-late", 300), ("ops-later", 120), ("ops-on-time", 1)]:
         waiting_run(run_id)
         WorkflowRun.objects.filter(pk=run_id).update(
             wake_at=timezone.now() - dt.timedelta(seconds=late)
         )
     status, body = get(client, "/readyz")
-    assert status == 200
+    assert status == 503
     assert body["runs"]["waiting"] == 3
     assert body["runs"]["overdue"] == 2
     assert 300 <= body["runs"]["oldest_overdue_seconds"] < 330
+    assert body["detail"].startswith("2 run(s) overdue by more than 5s (oldest 3")
+    assert "ops-" not in json.dumps(body), "no run ids in a public answer"
+
+
+def test_a_run_late_by_less_than_the_margin_is_not_overdue(client):
+    health.beat(health.POLLER)
+    health.worker_probe()
+    waiting_run("ops-just-due")
+    WorkflowRun.objects.filter(pk="ops-just-due").update(
+        wake_at=timezone.now() - dt.timedelta(seconds=2)
+    )
+    status, body = get(client, "/readyz")
+    assert status == 200, body
+    assert body["runs"]["overdue"] == 0
 
 
 def test_the_poller_heartbeat_writes_its_row_and_probes_a_worker_once_per_interval():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from io import StringIO
@@ -103,3 +104,23 @@ def test_an_unknown_run_exits_non_zero_without_a_traceback():
     assert result.returncode == 1
     assert "CommandError: no workflow run 'ops-nope'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_overdue_runs_are_marked_and_can_be_listed_alone():
+    import datetime as dt
+
+    from django.utils import timezone
+
+    waiting_run("ops-late")
+    waiting_run("ops-on-time")
+    WorkflowRun.objects.filter(pk="ops-late").update(
+        wake_at=timezone.now() - dt.timedelta(seconds=40)
+    )
+    listing = workflows("list")
+    late_line = next(line for line in listing.splitlines() if line.startswith("ops-late"))
+    assert re.search(r"\(4\d\.\ds ago, OVERDUE\)", late_line), late_line
+    on_time = next(line for line in listing.splitlines() if line.startswith("ops-on-time"))
+    assert "OVERDUE" not in on_time
+    only = workflows("list", "--overdue")
+    assert "ops-late" in only and "ops-on-time" not in only
+    assert "OVERDUE" in workflows("show", "ops-late")

@@ -1,5 +1,25 @@
+import time
+
 import pytest
 from rest_framework.test import APIClient
+
+import durable
+from purchases.models import Purchase
+
+
+@pytest.fixture(params=[True, False], ids=["eager", "by-a-worker"])
+def eager(request, settings) -> bool:
+    """Both ways a purchase reaches its cancel window: started by the request that accepted it
+    (ONECLICK_EAGER_START, the default) or by a worker (here: the test, with `finish`)."""
+    settings.ONECLICK_EAGER_START = request.param
+    return request.param
+
+
+def wait_past_the_window(purchase: Purchase) -> None:
+    """Return once the engine's clock has passed the purchase's deadline (a condition, not a
+    margin: however slow the machine, the window has closed when this returns)."""
+    while durable.database_now() < purchase.cancel_until:
+        time.sleep(0.02)
 
 
 @pytest.fixture

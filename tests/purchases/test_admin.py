@@ -10,13 +10,15 @@ from purchases import services
 from purchases.models import Order
 from tests.support.inline import finish
 
-pytestmark = pytest.mark.django_db
+# Transactional: the purchases start eagerly when their transaction commits, as in production.
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_purchase_and_order_pages(admin_client, make_user, product, settings):
-    settings.ONECLICK_CANCEL_WINDOW_SECONDS = 0.05
     customer = make_user("carol")
+    settings.ONECLICK_CANCEL_WINDOW_SECONDS = 0  # confirmed by its eager start
     services.buy(customer, "a1", "widget-001")
+    settings.ONECLICK_CANCEL_WINDOW_SECONDS = 60  # cancelled well inside its window
     services.buy(customer, "a2", "widget-001")
     services.cancel(customer, "a2")
     finish([services.run_id_for(customer.pk, k) for k in ("a1", "a2")])

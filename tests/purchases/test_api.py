@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import time
 
 import pytest
 from django.contrib.auth import get_user_model
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from durable.models import WorkflowRun
 from purchases.models import Order, Product, Purchase
 from purchases.services import run_id_for
+from tests.purchases.conftest import wait_past_the_window
 from tests.support.inline import finish
 
-pytestmark = pytest.mark.django_db
+# Transactional, so that `on_commit` runs as in production: a purchase is started eagerly by the
+# request that accepts it.
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def buy(client: APIClient, key: str, item_id: object = "widget-001"):
@@ -26,18 +29,32 @@ def complete(user, *keys: str) -> None:
     finish([run_id_for(user.pk, key) for key in keys])
 
 
-def test_buy_accepts_a_new_purchase_with_its_deadline(api, product, short_window):
+def test_the_suite_runs_under_the_production_defaults(api, settings):
+    assert settings.ONECLICK_EAGER_START is True
+    assert settings.DURABLE["EAGER_GRACE_SECONDS"] == 2.0
+
+
+def test_buy_accepts_a_new_purchase_with_its_deadline(api, alice, product, short_window, eager):
     before = dt.datetime.now(dt.UTC)
     response = buy(api, "k1")
+    after = dt.datetime.now(dt.UTC)
     assert response.status_code == 202
     body = response.json()
     assert body["key"] == "k1" and body["status"] == "pending" and body["item_id"] == "widget-001"
     cancel_until = dt.datetime.fromisoformat(body["cancel_until"])
     assert body["cancel_until"].endswith("Z")
-    assert dt.timedelta(seconds=0.25) < cancel_until - before < dt.timedelta(seconds=1.5)
+    window = dt.timedelta(seconds=short_window)
+    assert before + window <= cancel_until <= after + window
+    # Eagerly, the request itself parked the run at its window (its on_commit ran); otherwise
+    # the run waits for a worker.
+    run = WorkflowRun.objects.get(pk=run_id_for(alice.pk, "k1"))
+    expected = ("waiting", "cancel", cancel_until) if eager else ("pending", "", None)
+    assert (run.status, run.waiting_signal, run.wake_at) == expected
 
 
-def test_the_same_key_again_answers_200_with_the_current_status(api, alice, product, short_window):
+def test_the_same_key_again_answers_200_with_the_current_status(
+    api, alice, product, short_window, eager
+):
     first = buy(api, "k1").json()
     again = buy(api, "k1")
     assert again.status_code == 200 and again.json() == first
@@ -76,7 +93,9 @@ def test_unknown_missing_or_mistyped_item_is_a_400_naming_the_field(api, product
 
 def test_an_inactive_product_cannot_be_bought(api, product):
     Product.objects.filter(pk=product.pk).update(active=False)
-    assert buy(api, "k1").status_code == 400
+    response = buy(api, "k1")
+    assert response.status_code == 400 and response.json()["field"] == "item_id"
+    assert Purchase.objects.count() == 0
 
 
 @pytest.mark.parametrize("key", ["bad key", "a" * 65, "k%21", "k.1", "ключ", "%20"])
@@ -99,10 +118,13 @@ def test_a_bad_key_is_a_400_on_every_endpoint(api, product, key):
         ("item_id=widget-001", "text/plain"),
     ],
 )
-def test_a_body_that_is_not_a_json_object_is_a_400(api, product, payload, content_type):
+def test_a_body_that_is_not_a_json_object_is_a_400_naming_the_field(
+    api, product, payload, content_type
+):
     response = api.generic("POST", "/api/buy/k1", payload, content_type=content_type)
-    assert response.status_code in (400, 415)
+    assert response.status_code == 400
     assert response["Content-Type"].startswith("application/json")
+    assert response.json()["field"] == "item_id" and response.json()["detail"]
     assert Purchase.objects.count() == 0
 
 
@@ -111,10 +133,11 @@ def test_an_oversized_body_is_a_400(api, product):
     response = api.generic("POST", "/api/buy/k1", huge, content_type="application/json")
     assert response.status_code == 400
     assert "larger than" in response.json()["detail"]
+    assert response.json()["field"] == "item_id"
     assert Purchase.objects.count() == 0
 
 
-def test_status_pending_then_confirmed_with_order(api, alice, product, short_window):
+def test_status_pending_then_confirmed_with_order(api, alice, product, short_window, eager):
     buy(api, "k1")
     pending = api.get("/api/status/k1")
     assert pending.status_code == 200
@@ -142,7 +165,10 @@ def test_confirmation_never_happens_before_the_deadline(api, alice, product, sho
     assert purchase.order.created_at >= purchase.cancel_until
 
 
-def test_cancel_inside_the_window_ends_cancelled_without_an_order(api, alice, product):
+def test_cancel_inside_the_window_ends_cancelled_without_an_order(
+    api, alice, product, settings, eager
+):
+    settings.ONECLICK_CANCEL_WINDOW_SECONDS = 60  # the cancel is in time however slow the day
     buy(api, "k1")
     response = api.post("/api/cancel/k1")
     assert response.status_code == 200
@@ -160,12 +186,14 @@ def test_cancel_inside_the_window_ends_cancelled_without_an_order(api, alice, pr
     assert Purchase.objects.get().cancelled_at is not None
 
 
-def test_cancel_after_the_window_is_a_409_with_the_decided_state(api, alice, product, short_window):
+def test_cancel_after_the_window_is_a_409_with_the_decided_state(
+    api, alice, product, short_window, eager
+):
     buy(api, "k1")
-    time.sleep(short_window + 0.05)
+    wait_past_the_window(Purchase.objects.get())
     response = api.post("/api/cancel/k1")
     assert response.status_code == 409
-    assert response.json()["cancelled"] is False
+    assert response.json()["cancelled"] is False and response.json()["key"] == "k1"
     complete(alice, "k1")
     late = api.post("/api/cancel/k1")
     assert late.status_code == 409
@@ -176,11 +204,12 @@ def test_cancel_after_the_window_is_a_409_with_the_decided_state(api, alice, pro
 def test_unknown_key_is_404_on_status_and_cancel(api):
     status = api.get("/api/status/nope")
     assert status.status_code == 404 and status.json()["status"] == "not_found"
-    assert api.post("/api/cancel/nope").status_code == 404
+    cancel = api.post("/api/cancel/nope")
+    assert cancel.status_code == 404 and cancel.json()["status"] == "not_found"
 
 
 def test_out_of_stock_at_checkout_fails_with_a_reason_and_no_order(
-    api, alice, product, short_window
+    api, alice, product, short_window, eager
 ):
     Product.objects.filter(pk=product.pk).update(stock=0)
     assert buy(api, "k1").status_code == 202
@@ -191,7 +220,8 @@ def test_out_of_stock_at_checkout_fails_with_a_reason_and_no_order(
     assert Product.objects.get(pk=product.pk).stock == 0
 
 
-def test_list_shows_own_purchases_newest_first_paginated(api, api_bob, product):
+def test_list_shows_own_purchases_newest_first_paginated(api, api_bob, product, settings):
+    settings.ONECLICK_MAX_PENDING_PURCHASES = 0  # 25 purchases left pending: no worker runs here
     for n in range(25):
         buy(api, f"k{n}")
     buy(api_bob, "bobs")
@@ -210,7 +240,8 @@ def test_keys_are_scoped_to_their_user(api, api_bob, alice, bob, product):
     bob_only = buy(api_bob, "bob-only")
     assert bob_only.status_code == 202
     assert api.get("/api/status/bob-only").status_code == 404
-    assert api.post("/api/cancel/bob-only").status_code == 404
+    refused = api.post("/api/cancel/bob-only")
+    assert refused.status_code == 404 and refused.json()["status"] == "not_found"
     assert api_bob.get("/api/status/bob-only").json()["status"] == "pending"
 
 
@@ -236,10 +267,12 @@ def test_token_and_basic_authentication_work(alice, product):
     basic = APIClient()
     credentials = base64.b64encode(b"alice:pw-alice-123").decode()
     basic.credentials(HTTP_AUTHORIZATION=f"Basic {credentials}")
-    assert basic.get("/api/status/tok").status_code == 200
+    by_basic = basic.get("/api/status/tok")
+    assert by_basic.status_code == 200 and by_basic.json()["key"] == "tok"
     wrong = APIClient()
     wrong.credentials(HTTP_AUTHORIZATION="Basic " + base64.b64encode(b"alice:nope").decode())
     assert wrong.get("/api/status/tok").status_code == 401
+    assert "detail" in wrong.get("/api/status/tok").json()
 
 
 def test_unknown_api_path_is_a_json_404(api):

@@ -22,6 +22,9 @@ from django.db import connection
 
 ROOT = Path(__file__).resolve().parents[2]
 LOG_DIR = ROOT / "test-artifacts" / "process-logs"
+# Set (to its port) while a PgBouncer stands between the child processes and PostgreSQL
+# (ONECLICK_TEST_PGBOUNCER=1, see tests/support/pgbouncer.py).
+PGBOUNCER_PORT = "ONECLICK_TEST_PGBOUNCER_PORT"
 
 
 def test_database_url() -> str:
@@ -34,6 +37,8 @@ def test_database_url() -> str:
     auth = f"{user}:{password}@" if password else f"{user}@"
     host = settings_dict.get("HOST") or "127.0.0.1"
     port = settings_dict.get("PORT") or 5432
+    if os.environ.get(PGBOUNCER_PORT):
+        host, port = "127.0.0.1", os.environ[PGBOUNCER_PORT]
     return f"postgres://{auth}{host}:{port}/{settings_dict['NAME']}"
 
 
@@ -51,6 +56,8 @@ def process_env(**overrides: str) -> dict[str, str]:
         DURABLE_REDELIVER_AFTER_SECONDS="5",
         PYTHONUNBUFFERED="1",
     )
+    if os.environ.get(PGBOUNCER_PORT) and connection.vendor == "postgresql":
+        env["DATABASE_POOLER"] = "pgbouncer"
     env.update(overrides)
     return env
 

@@ -1,13 +1,18 @@
+import json
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils import timezone
 
-from durable import inspect
+from durable import engine, inspect, replaycheck, testing
 from durable.errors import RunNotFound
 
 
 class Command(BaseCommand):
-    help = "List workflow runs, show one run's step timeline and workflow signals, or cancel a run."
+    help = (
+        "List workflow runs, show one run's step timeline and workflow signals, cancel a run, "
+        "replay stored histories against the code on disk, or export one as a test fixture."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         actions = parser.add_subparsers(dest="action", required=True)
@@ -17,20 +22,54 @@ class Command(BaseCommand):
         )
         listing.add_argument("--workflow", default=None, help="only runs of this workflow")
         listing.add_argument("--limit", type=int, default=50)
+        listing.add_argument(
+            "--overdue", action="store_true", help="only runs past their wake-up time (margin "
+            "DURABLE_OVERDUE_SECONDS)",
+        )  # fmt: skip
         actions.add_parser("show", help="one run in detail").add_argument("run_id")
         cancel = actions.add_parser("cancel", help="stop an active run where it is")
         cancel.add_argument("run_id")
         cancel.add_argument("--reason", default="cancelled by an operator (manage.py workflows)")
+        check = actions.add_parser(
+            "replay-check", help="replay recent runs' histories on this code; exit 1 if any diverge"
+        )
+        check.add_argument("--since", default=None, help="30m, 24h, 7d or an ISO date-time")
+        check.add_argument("--limit", type=int, default=500)
+        check.add_argument("--workflow", default=None, help="only runs of this workflow")
+        actions.add_parser("export", help="one run's history as JSON").add_argument("run_id")
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
             if options["action"] == "list":
-                runs = inspect.list_runs(options["status"], options["workflow"], options["limit"])
-                output = inspect.format_run_list(runs)
+                runs = inspect.list_runs(
+                    options["status"], options["workflow"], options["limit"],
+                    overdue=options["overdue"],
+                )  # fmt: skip
+                output = inspect.format_run_list(runs, engine.database_now())
             elif options["action"] == "show":
                 output = inspect.format_run_detail(inspect.run_detail(options["run_id"]))
+            elif options["action"] == "replay-check":
+                output = self._replay_check(options)
+            elif options["action"] == "export":
+                output = json.dumps(testing.export_history(options["run_id"]), indent=2)
             else:
                 output = inspect.cancel_run(options["run_id"], options["reason"])
         except (RunNotFound, inspect.AlreadyFinished) as exc:
             raise CommandError(str(exc)) from None
         self.stdout.write(output)
+
+    def _replay_check(self, options: dict[str, Any]) -> str:
+        try:
+            since = options["since"] and replaycheck.parse_since(options["since"], timezone.now())
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
+        checked = replaycheck.check_runs(since or None, options["limit"], options["workflow"])
+        diverging = [run for run in checked if run.problem]
+        for run in diverging:
+            self.stdout.write(
+                f"{run.run_id}\t{run.workflow} v{run.version}\t{run.status}\t{run.problem}"
+            )
+        summary = f"{len(checked)} run(s) replayed, {len(diverging)} would be blocked"
+        if diverging:
+            raise CommandError(summary, returncode=1)
+        return summary

@@ -1,0 +1,71 @@
+"""Logs: one structured line per run transition; heartbeat probes stay out of the INFO log."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import pytest
+
+import durable
+from durable import health
+from durable.executor import advance
+
+pytestmark = pytest.mark.django_db
+
+LINE = re.compile(r'^run_transition( [a-z_]+=("([^"\\]|\\.)*"|[^\s"]+))+$')
+
+
+def transitions(caplog, run_id: str) -> list[dict[str, str]]:
+    found = []
+    for record in caplog.records:
+        if record.name != "durable.runs":
+            continue
+        message = record.getMessage()
+        assert LINE.match(message), message
+        pairs = dict(re.findall(r'([a-z_]+)=("(?:[^"\\]|\\.)*"|[^\s"]+)', message))
+        if pairs["run"] == run_id:
+            found.append({k: v.strip('"') for k, v in pairs.items()})
+    return found
+
+
+def test_every_run_transition_logs_one_key_value_line(caplog):
+    caplog.set_level(logging.INFO, logger="durable.runs")
+    durable.start("log-1", "send_with_undo", "hello", 30)
+    advance("log-1")
+    durable.send_signal("log-1", "undo", {"why": "typo"})
+    advance("log-1")
+    statuses = [line["status"] for line in transitions(caplog, "log-1")]
+    assert statuses == ["pending", "running", "waiting", "pending", "running", "succeeded"]
+    started, _, waiting, woken, _, finished = transitions(caplog, "log-1")
+    assert started["workflow"] == "send_with_undo" and started["event"] == "started"
+    assert waiting["wake_at"] and "undo" in waiting["reason"]
+    assert woken["event"] == "workflow_signal" and woken["signal"] == "undo"
+    assert float(finished["duration_ms"]) >= 0
+
+
+def test_a_cancelled_run_logs_its_reason(caplog):
+    caplog.set_level(logging.INFO, logger="durable.runs")
+    durable.start("log-2", "sleeper", 30)
+    assert durable.engine.cancel("log-2", "operator said so")
+    last = transitions(caplog, "log-2")[-1]
+    assert last["status"] == "cancelled" and last["reason"] == "operator said so"
+
+
+def test_heartbeat_probes_log_nothing_at_info(caplog):
+    caplog.set_level(logging.INFO)
+    queue_logger = logging.getLogger("django-q")
+    health.send_worker_probe()  # django-q2 logs "Enqueued [...] <id>", naming no task
+    queue_logger.info("Worker-1 processing durable heartbeat probe 'durable.health.worker_probe'")
+    queue_logger.info("Processed 'durable.health.worker_probe' (durable heartbeat probe)")
+    queue_logger.info("Processed 'durable.queue.advance' (some run)")
+    lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
+    assert not [line for line in lines if "probe" in line or "Enqueued" in line], lines
+    assert "Processed 'durable.queue.advance' (some run)" in lines, "other tasks still log"
+
+
+def test_probe_lines_show_when_the_health_logger_is_at_debug(caplog):
+    caplog.set_level(logging.DEBUG, logger="durable.health")
+    caplog.set_level(logging.DEBUG, logger="django-q")
+    logging.getLogger("django-q").info("Processed 'durable.health.worker_probe' (x)")
+    assert [r.levelname for r in caplog.records if "worker_probe" in r.getMessage()] == ["DEBUG"]
