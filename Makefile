@@ -42,6 +42,8 @@ mutants: install-dev
 
 bench: install-dev
 	$(BIN)/pip install --quiet --disable-pip-version-check -r bench/requirements.txt
+	# The reference's stack (benchmark httppeers), from its package-lock.json; skipped without npm.
+	if command -v npm >/dev/null; then cd bench/peers/resonate && npm ci --no-audit --no-fund --loglevel=error; fi
 	$(BIN)/python bench/run_all.py $(BENCH_ARGS)
 
 clean:

@@ -32,7 +32,17 @@ from bench.lib.results import BenchResult  # noqa: E402
 from bench.lib.stats import fmt  # noqa: E402
 
 OUT = ROOT / "bench" / "out"
-ORDER = ["throughput", "statements", "profile", "waiting", "signal", "http", "recovery"]
+ORDER = [
+    "throughput",
+    "statements",
+    "profile",
+    "waiting",
+    "signal",
+    "http",
+    "recovery",
+    "dbos",
+    "httppeers",
+]
 TIME_LIMIT = {False: 4 * 3600, True: 1200}  # per benchmark, full / quick
 
 

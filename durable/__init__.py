@@ -2,7 +2,8 @@
 
 Workflows are generator functions registered with `@workflow(name, version=1)`; they yield
 commands built by their context (`ctx.step`, `ctx.transaction`, `ctx.wait_for_signal`,
-`ctx.sleep`, `ctx.now`, `ctx.patched`).
+`ctx.sleep`, `ctx.now`, `ctx.patched`). A step's function may ask `current_step()` for its
+idempotency key.
 """
 
 from __future__ import annotations
@@ -17,10 +18,13 @@ from durable.errors import (
     RunConflict,
     RunNotFound,
     StepFailed,
+    StepInterrupted,
+    StepTimedOut,
     WorkflowArgumentsMismatch,
     WorkflowNotRegistered,
 )
 from durable.registry import workflow
+from durable.step_context import StepInfo, current_step
 
 __all__ = [
     "TIMED_OUT",
@@ -32,11 +36,15 @@ __all__ = [
     "RunNotFound",
     "SignalResult",
     "StepFailed",
+    "StepInfo",
+    "StepInterrupted",
+    "StepTimedOut",
     "WorkflowArgumentsMismatch",
     "WorkflowContext",
     "WorkflowNotRegistered",
     "accepted_signal_count",
     "cancel",
+    "current_step",
     "database_now",
     "database_now_expression",
     "get",

@@ -63,11 +63,14 @@ class Command:
 @dataclass(frozen=True, slots=True)
 class Step(Command):
     """Call `fn(*args)`; checkpoint its JSON result. At least once: a crash before the checkpoint
-    commits runs it again. Retried with exponential backoff up to `max_attempts`."""
+    commits runs it again. Retried with exponential backoff up to `max_attempts`; an attempt
+    that outlasts `timeout` seconds is abandoned and counts as failed. Not part of what replay
+    compares, so they may change under runs in flight."""
 
     fn: Callable[..., Any] = field(repr=False)
     args: tuple[Any, ...] = ()
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    timeout: float | None = None
 
     kind = "step"
 
@@ -151,9 +154,15 @@ class WorkflowContext:
         *args: Any,
         name: str | None = None,
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        timeout: float | None = None,
     ) -> Step:
-        """Run `fn(*args)` as a checkpointed step (at least once)."""
-        return Step(name or _callable_name(fn), fn, args, max_attempts)
+        """Run `fn(*args)` as a checkpointed step (at least once). Each attempt may last at most
+        `timeout` seconds (it then runs in a thread of its own, abandoned when late); the lease
+        is renewed however long it lasts. `durable.current_step()` gives `fn` its idempotency
+        key."""
+        if timeout is not None and timeout <= 0:
+            raise ValueError("a step's timeout must be positive")
+        return Step(name or _callable_name(fn), fn, args, max_attempts, timeout)
 
     def transaction(
         self,

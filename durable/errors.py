@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 
 class DurableError(Exception):
     """Base class of the engine's errors."""
@@ -34,6 +36,27 @@ class StepFailed(DurableError):
         super().__init__(f"step {step_name!r} failed: {error}")
         self.step_name = step_name
         self.error = error
+
+    @staticmethod
+    def step_named_by(run_error: str) -> str | None:
+        """The step whose final failure ended a run, read from the run's recorded error (the
+        workflow let StepFailed propagate); None when the run failed for another reason."""
+        match = _RECORDED_STEP_FAILURE.match(run_error)
+        return match["step"] if match else None
+
+
+# How a run that ended on StepFailed records its error (`durable.replay.describe`).
+_RECORDED_STEP_FAILURE = re.compile(r"^StepFailed: step '(?P<step>[^']+)' failed: ")
+
+
+class StepInterrupted(DurableError):
+    """A plain step's attempt ended without an outcome: its worker died (or lost the run's
+    lease) while the step ran. Counted as a failed attempt."""
+
+
+class StepTimedOut(DurableError):
+    """A plain step's attempt outlasted the step's `timeout`: it was abandoned and counts as a
+    failed attempt."""
 
 
 class WorkflowArgumentsMismatch(DurableError):

@@ -16,6 +16,7 @@ import enum
 import json
 import logging
 import os
+import random
 import socket
 import time
 import uuid
@@ -23,13 +24,19 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
-from durable import blocking, conf, metrics, runlog, store
+from durable import blocking, conf, metrics, runlog, step_context, store
 from durable.commands import Command, Now, Patch, Sleep, Step, TransactionStep, WaitForSignal
-from durable.errors import LeaseLost, WorkflowArgumentsMismatch, WorkflowNotRegistered
+from durable.errors import (
+    LeaseLost,
+    StepInterrupted,
+    WorkflowArgumentsMismatch,
+    WorkflowNotRegistered,
+)
 from durable.group import GroupTransaction, RunSavepoint
+from durable.lease_keeper import LeaseKeeper
 from durable.models import CheckpointStatus, RunStatus
 from durable.registry import instantiate
 from durable.replay import (
@@ -44,8 +51,16 @@ from durable.replay import (
     describe,
     drive,
 )
+from durable.step_context import StepInfo
+from durable.timeouts import call_with_timeout
+from durable.transient import is_transient
 
 logger = logging.getLogger("durable.executor")
+
+# After a transient database error an advance is tried again this many times in place, after a
+# random pause of up to TRANSIENT_BACKOFF_SECONDS doubling each time, before the poller takes it.
+TRANSIENT_RETRIES_IN_PLACE = 3
+TRANSIENT_BACKOFF_SECONDS = 0.05
 
 _HOST = socket.gethostname()
 
@@ -55,7 +70,9 @@ class Advanced(enum.Enum):
 
     BUSY = "busy"  # another executor holds the lease, or the run is not due yet
     BLOCKED = "blocked"  # this code cannot replay the run, nor can any live worker's
-    DEFERRED = "deferred"  # this process lacks the run's workflow version; a live worker has it
+    # Left for later: this process lacks the run's workflow version (a live worker has it), or
+    # transient database errors kept failing the advance (the poller takes it after a backoff).
+    DEFERRED = "deferred"
     SUSPENDED = "suspended"
     FINISHED = "finished"
     LEASE_LOST = "lease_lost"
@@ -80,9 +97,42 @@ def advance(
     Guarantees: at most one executor at a time (lease); each command that finished before is not
     run again; the run ends, or is parked with the time it must wake, or is left to another
     executor if the lease was lost. `last_write` commits together with the advance's last
-    writes (on its own if the advance left nothing to commit), or not at all."""
-    with _task_group(last_write) as group:
-        return _advance(run_id, group, fresh=fresh)
+    writes (on its own if the advance left nothing to commit), or not at all.
+
+    A transient database error (`durable.transient`) rolls the advance back and it is tried
+    again after a short backoff, a few times in place, then by the poller (DEFERRED); it never
+    counts as an attempt of the step that met it."""
+    retries = TRANSIENT_RETRIES_IN_PLACE
+    for retry in range(retries + 1):
+        try:
+            with _task_group(last_write) as group:
+                return _advance(run_id, group, fresh=fresh)
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            _forget_broken_connection()
+            logger.warning(
+                "run %s: transient database error (try %d/%d): %s",
+                run_id, retry + 1, retries + 1, describe(exc),
+            )  # fmt: skip
+            if retry < retries:
+                time.sleep(random.uniform(0, TRANSIENT_BACKOFF_SECONDS * 2**retry))
+    _defer(run_id, last_write)
+    return Advanced.DEFERRED
+
+
+def _forget_broken_connection() -> None:
+    """A lost connection is closed, so the next query opens a new one."""
+    if not connection.in_atomic_block:
+        connection.close_if_unusable_or_obsolete()
+
+
+def _defer(run_id: str, last_write: Callable[[], None] | None) -> None:
+    """Hand a run that kept meeting transient errors to the poller, after a backoff."""
+    with transaction.atomic():
+        store.retry_run_later(run_id, conf.seconds("RETRY_BACKOFF_SECONDS"))
+        if last_write is not None:
+            last_write()
 
 
 def advance_many(
@@ -91,21 +141,29 @@ def advance_many(
     """Advance each run in turn, as `advance` does, sharing their group transactions: a batch of
     runs woken together commits once per DURABLE["GROUP_COMMIT_SECONDS"], not once per run. A
     run that fails takes back only its own writes and does not stop the others (the poller finds
-    it again). Returns how many runs ended each way. `last_write` commits with the batch's last
-    group, as in `advance`."""
+    it again); one that met a transient error is advanced again on its own after the batch.
+    Returns how many runs ended each way. `last_write` commits with the batch's last group, as
+    in `advance`."""
     outcomes: dict[str, int] = {}
+    again: list[str] = []
     with _task_group(last_write) as group:
         # One order for every batch: two that overlap (a task delivered twice) then take the
         # runs' row locks in the same order and cannot deadlock on PostgreSQL.
         for run_id in sorted(run_ids):
             try:
                 outcome = _advance(run_id, group).value
-            except Exception:
+            except Exception as exc:
+                if is_transient(exc):
+                    again.append(run_id)
+                    continue
                 logger.exception("run %s could not be advanced", run_id)
                 outcome = "error"
             outcomes[outcome] = outcomes.get(outcome, 0) + 1
             if group.age() > conf.get("GROUP_COMMIT_SECONDS"):
                 group.commit()
+    for run_id in again:
+        outcome = advance(run_id).value
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
     return outcomes
 
 
@@ -293,17 +351,46 @@ class _LiveCommands:
     def _step(
         self, position: int, command: Step, recorded: Recorded | None
     ) -> Resolved | Raised | Suspend:
-        # What came before is made durable, and no lock is held while the outside world is called.
-        self.commit()
         attempt = (recorded.attempts if recorded else 0) + 1
+        if attempt > command.max_attempts:
+            # Each attempt is recorded before it starts, and the last one never came back.
+            return self._step_failed(
+                position, command, attempt - 1,
+                StepInterrupted(f"its worker died or lost the run during attempt {attempt - 1}"),
+            )  # fmt: skip
+        # The attempt is counted before the call (a worker killed inside the step used it up),
+        # and commits with what came before: no lock is held while the outside world is called.
+        self._record_attempt(position, command, attempt)
+        self.commit()
         try:
-            result = to_json(command.fn(*command.args))
+            # However long the call takes, the run stays ours (a takeover would run it twice).
+            with LeaseKeeper(self.run_id, self.owner, self.ttl):
+                result = to_json(self._call(position, command, attempt))
         except Exception as exc:
+            if is_transient(exc):
+                # Tried again without counting an attempt (`advance`).
+                self._record_attempt(position, command, attempt - 1)
+                self.commit()
+                raise
             return self._step_failed(position, command, attempt, exc)
         self.begin()
-        self._write_result(position, command, result, attempt, recorded)
+        self._write_result(position, command, result, attempt, exists=True)
         metrics.step_finished(command.name, self._elapsed(), ok=True)
         return Resolved(result)
+
+    def _call(self, position: int, command: Step, attempt: int) -> Any:
+        """The step's function, with `durable.current_step()` telling it which step it runs."""
+        with step_context.running(StepInfo(self.run_id, position, command.name, attempt)):
+            if command.timeout is None:
+                return command.fn(*command.args)
+            return call_with_timeout(command.fn, command.args, command.timeout)
+
+    def _record_attempt(self, position: int, command: Step, attempts: int) -> None:
+        self.begin()
+        store.save_checkpoint(
+            self.run_id, position, name=command.name, kind=command.kind,
+            status=CheckpointStatus.PENDING, attempts=attempts,
+        )  # fmt: skip
 
     def _transaction_step(
         self, position: int, command: TransactionStep, recorded: Recorded | None
@@ -312,11 +399,13 @@ class _LiveCommands:
         attempt = (recorded.attempts if recorded else 0) + 1
         try:
             with transaction.atomic():  # a savepoint: a failing step leaves the group intact
-                result = to_json(command.fn(*command.args))
-                self._write_result(position, command, result, attempt, recorded)
+                result = to_json(self._call(position, command, attempt))
+                self._write_result(position, command, result, attempt, exists=bool(recorded))
         except LeaseLost:
             raise
         except Exception as exc:
+            if is_transient(exc):
+                raise  # the whole group is rolled back and tried again (`advance`)
             return self._step_failed(position, command, attempt, exc)
         # Slow steps commit at once, so the group never holds the database's locks for long.
         if self._group.age() > conf.get("GROUP_COMMIT_SECONDS"):
@@ -329,9 +418,9 @@ class _LiveCommands:
         return (timezone.now() - self._started_at).total_seconds()
 
     def _write_result(
-        self, position: int, command: Step, result: Any, attempt: int, recorded: Recorded | None
+        self, position: int, command: Step, result: Any, attempt: int, *, exists: bool
     ) -> None:
-        if recorded is None:
+        if not exists:
             store.insert_checkpoint(
                 self.run_id, position, name=command.name, kind=command.kind, result=result,
                 started_at=self._started_at,
@@ -363,7 +452,7 @@ class _LiveCommands:
             conf.get("RETRY_BACKOFF_SECONDS") * 2 ** (attempt - 1),
             conf.get("RETRY_BACKOFF_MAX_SECONDS"),
         )
-        wake_at = timezone.now() + dt.timedelta(seconds=backoff)
+        wake_at = self.now() + dt.timedelta(seconds=backoff)
         store.save_checkpoint(
             self.run_id, position, name=command.name, kind=command.kind,
             status=CheckpointStatus.PENDING, error=error, attempts=attempt,

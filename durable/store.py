@@ -297,6 +297,15 @@ def release_lease(run_id: str, owner: str) -> None:
     )
 
 
+def retry_run_later(run_id: str, backoff: dt.timedelta) -> None:
+    """Outside any lease (an advance that was rolled back): have the poller enqueue an active
+    run again `backoff` from now, unless an executor holds its lease now (that one advances it).
+    Nothing else about the run changes. Times are the database's clock."""
+    WorkflowRun.objects.filter(pk=run_id, status__in=ACTIVE_STATUSES).filter(
+        Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=db_now_expression())
+    ).update(wake_at=db_now_expression(backoff), enqueued_at=None, updated_at=db_now_expression())
+
+
 def cancel_run(run_id: str, reason: str) -> bool:
     """Mark an active run cancelled, taking any lease away; False if it had already finished."""
     with transaction.atomic():

@@ -8,6 +8,7 @@ from typing import Any
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db.models import QuerySet
 
+from durable import StepFailed
 from durable.models import RunStatus
 from purchases.models import Order, Product, Purchase
 from purchases.states import CANCELLED, CONFIRMED, FAILED, short_state
@@ -74,7 +75,7 @@ def purchase_status(purchase: Purchase, *, refresh: bool = False) -> PurchaseSta
     if run.status == RunStatus.SUCCEEDED:
         result = dict(run.result)
     elif run.status == RunStatus.FAILED:
-        result = {"state": FAILED, "item_id": item_id, "reason": "internal_error"}
+        result = {"state": FAILED, "item_id": item_id, "reason": failure_reason(run.error)}
     elif run.status == RunStatus.CANCELLED:
         # Stopped by an operator: if checkout had committed, the order stands.
         order = Order.objects.filter(purchase=purchase).first()
@@ -86,6 +87,15 @@ def purchase_status(purchase: Purchase, *, refresh: bool = False) -> PurchaseSta
         purchase.key, item_id, "done" if result else "pending", purchase.cancel_until, result,
         delayed=run.status == RunStatus.BLOCKED,
     )  # fmt: skip
+
+
+def failure_reason(error: str) -> str:
+    """Why a purchase whose run failed did not go through, as a person reads it: the step that
+    failed after its last attempt (`checkout_failed`), or `internal_error` when the run failed
+    outside any step (a bug in the workflow's own code). Transient database errors never get
+    here: the engine retries them."""
+    step = StepFailed.step_named_by(error)
+    return f"{step}_failed" if step else "internal_error"
 
 
 def purchases_of(user: AbstractBaseUser) -> QuerySet[Purchase]:

@@ -13,9 +13,11 @@ from bench.lib.stats import summary
 WINDOW = "5"
 
 
-def _phase(
+def load_phase(
     ctx: BenchContext, port: int, label: str, requests: list[Request], concurrency: int, auth: str
 ) -> None:
+    """Send `requests` at `concurrency` and record `<label> c=<concurrency>: p50`, `p99` and
+    `throughput`, with a note when any request failed or answered other than 200/202."""
     load = run_load(port, requests, concurrency, auth, ctx.size(120, 45))
     res = ctx.result
     stats = summary(load.latencies)
@@ -48,7 +50,7 @@ def run(ctx: BenchContext) -> None:
     for n in range(ctx.rounds):
         for concurrency, count in ((1, n1), (16, n16)):
             keys = [f"h{n}c{concurrency}-{i}" for i in range(count)]
-            _phase(
+            load_phase(
                 ctx,
                 port,
                 "token POST /api/buy",
@@ -56,7 +58,7 @@ def run(ctx: BenchContext) -> None:
                 concurrency,
                 token,
             )
-            _phase(
+            load_phase(
                 ctx,
                 port,
                 "token GET /api/status",
@@ -66,7 +68,7 @@ def run(ctx: BenchContext) -> None:
             )
         keys = [f"h{n}c1-{i}" for i in range(n_basic)]
         for concurrency in (1, 16):
-            _phase(
+            load_phase(
                 ctx,
                 port,
                 "Basic GET /api/status",

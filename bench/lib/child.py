@@ -30,6 +30,8 @@ BENCHMARKS = {
     "http": ("bench.benchmarks.http_api", "4. HTTP API through gunicorn"),
     "recovery": ("bench.benchmarks.recovery", "5. Recovery after kill -9 of the cluster"),
     "profile": ("bench.benchmarks.profile", "Profile of one workflow in the worker path"),
+    "dbos": ("bench.benchmarks.peer_dbos", "6. The engine against DBOS, same run"),
+    "httppeers": ("bench.benchmarks.peer_http", "7. The HTTP API against its peers, same run"),
 }
 
 

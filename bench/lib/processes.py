@@ -178,11 +178,16 @@ def web(env: dict[str, str], log_dir: Path, port: int) -> Process:
     process = Process(
         "web", [str(ROOT / "bin" / "web")], {**env, "PORT": str(port)}, log_dir / "web.log"
     ).start()
+    return wait_answering(process, port)
+
+
+def wait_answering(process: Process, port: int) -> Process:
+    """Wait until `process` answers GET /healthz on `port` (any HTTP status); returns it."""
     deadline = time.monotonic() + READY_TIMEOUT
     url = f"http://127.0.0.1:{port}/healthz"
     while time.monotonic() < deadline:
         if not process.alive:
-            raise RuntimeError(f"web exited early; see {process.log_path}")
+            raise RuntimeError(f"{process.role} exited early; see {process.log_path}")
         try:
             with urllib.request.urlopen(url, timeout=2):
                 return process
@@ -190,7 +195,7 @@ def web(env: dict[str, str], log_dir: Path, port: int) -> Process:
             return process
         except OSError:
             time.sleep(0.1)
-    raise TimeoutError(f"web not answering on {url}; see {process.log_path}")
+    raise TimeoutError(f"{process.role} not answering on {url}; see {process.log_path}")
 
 
 # --- memory -------------------------------------------------------------------------------------

@@ -1,0 +1,108 @@
+"""Real transient database errors, provoked on demand: the database raises them, not a test."""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import tempfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+from django.db import connection, transaction
+
+LOCK_KEY = 71_170_017  # an advisory lock key no other code of the project takes
+
+
+def postgres_conninfo() -> str:
+    """Connection parameters of the test database, for a second connection beside Django's."""
+    settings = connection.settings_dict
+    return psycopg.conninfo.make_conninfo(
+        dbname=settings["NAME"],
+        user=settings.get("USER") or "postgres",
+        password=settings.get("PASSWORD") or None,
+        host=settings.get("HOST") or "127.0.0.1",
+        port=settings.get("PORT") or 5432,
+    )
+
+
+@contextlib.contextmanager
+def advisory_lock_held_elsewhere(key: int = LOCK_KEY) -> Iterator[psycopg.Connection]:
+    """Another session holds PostgreSQL's advisory lock `key` for the block."""
+    with psycopg.connect(postgres_conninfo(), autocommit=True) as other:
+        other.execute("SELECT pg_advisory_lock(%s)", [key])
+        yield other
+
+
+def provoke_lock_timeout() -> None:
+    """On Django's connection (PostgreSQL): wait for a lock another session holds, under a
+    lock_timeout of 10 ms. Raises the database's lock_not_available (55P03)."""
+    with advisory_lock_held_elsewhere(), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL lock_timeout = '10ms'")
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [LOCK_KEY])
+
+
+@contextlib.contextmanager
+def sqlite_write_lock_held_elsewhere(path: str | Path) -> Iterator[None]:
+    """Another connection holds the SQLite database's write lock for the block."""
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        yield
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+
+
+def provoke_sqlite_locked() -> None:
+    """SQLite's "database is locked", met by a writer whose busy timeout (none here) passed
+    while another connection held the write lock of a scratch database."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "scratch.sqlite3"
+        with sqlite_write_lock_held_elsewhere(path):
+            writer = sqlite3.connect(path, timeout=0, isolation_level=None)
+            try:
+                writer.execute("BEGIN IMMEDIATE")
+            finally:
+                writer.close()
+
+
+def provoke_transient_error() -> None:
+    """A real transient error from the database the test runs on."""
+    if connection.vendor == "postgresql":
+        provoke_lock_timeout()
+    else:
+        provoke_sqlite_locked()
+    raise AssertionError("the database raised nothing")
+
+
+def provoke_deadlock() -> list[BaseException]:
+    """Two PostgreSQL sessions (Django's, and another) take two advisory locks in opposite
+    orders; returns what they raised (the deadlock detector aborts one of them)."""
+    errors: list[BaseException] = []
+    both_hold_one = threading.Barrier(2, timeout=60)
+
+    with psycopg.connect(postgres_conninfo()) as other:
+
+        def other_side() -> None:
+            try:
+                other.execute("SELECT pg_advisory_xact_lock(%s)", [LOCK_KEY + 1])
+                both_hold_one.wait()
+                other.execute("SELECT pg_advisory_xact_lock(%s)", [LOCK_KEY])
+            except BaseException as exc:
+                errors.append(exc)
+            finally:
+                other.rollback()
+
+        thread = threading.Thread(target=other_side)
+        thread.start()
+        try:
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [LOCK_KEY])
+                both_hold_one.wait()
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [LOCK_KEY + 1])
+        except Exception as exc:
+            errors.append(exc)
+        thread.join()
+    return errors
