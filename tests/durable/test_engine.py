@@ -487,11 +487,15 @@ def test_an_engine_task_deletes_its_queue_row_in_the_transaction_of_its_work(mon
 
 
 @pytest.mark.django_db(transaction=True)
-def test_an_engine_task_that_fails_keeps_its_row_for_django_q2_to_handle(monkeypatch):
+def test_an_engine_task_that_fails_keeps_its_row_for_django_q2_to_handle(monkeypatch, settings):
     from django_q.models import OrmQ
 
     from durable import queue
 
+    # One group transaction for the whole advance, however slow the machine: a group open past
+    # GROUP_COMMIT_SECONDS commits after a step, and the step's effect would then outlive the
+    # failure this test injects after it.
+    settings.DURABLE = {**getattr(settings, "DURABLE", {}), "GROUP_COMMIT_SECONDS": 3600}
     durable.start("ack-2", "send_with_undo", "hello", 0)
     [queued] = OrmQ.objects.all()
 
