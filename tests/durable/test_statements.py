@@ -1,0 +1,110 @@
+"""What each kind of command costs the database per advance: SQL statements and commits, pinned,
+so a change to how the executor is built cannot add a round trip unnoticed."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Generator, Iterator
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+import durable
+from durable import WorkflowContext, workflow
+from durable.executor import Advanced, advance
+from durable.models import WorkflowRun
+from tests.durable.example_workflows import FLAKY_CALLS
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@workflow("every_command_kind")
+def every_command_kind(ctx: WorkflowContext) -> Generator[Any, Any, Any]:
+    """One command of each kind that the other example workflows do not yield."""
+    patched = yield ctx.patched("counted")
+    yield ctx.sleep(0)
+    started = yield ctx.now()
+    return {"patched": patched, "started": started.isoformat()}
+
+
+@contextlib.contextmanager
+def counted() -> Iterator[dict[str, int]]:
+    """Statements sent and transactions committed by this thread's connection in the block."""
+    counts = {"statements": 0, "commits": 0}
+    commit = connection.commit
+
+    def counting_commit() -> None:
+        counts["commits"] += 1
+        commit()
+
+    connection.commit = counting_commit
+    try:
+        with CaptureQueriesContext(connection) as queries:
+            yield counts
+    finally:
+        del connection.commit
+    counts["statements"] = len(queries.captured_queries)
+
+
+def cost(action: Callable[[], Any]) -> tuple[int, int]:
+    with counted() as counts:
+        action()
+    return counts["statements"], counts["commits"]
+
+
+def advanced(run_id: str, expected: Advanced) -> Callable[[], None]:
+    def act() -> None:
+        assert advance(run_id) is expected
+
+    return act
+
+
+# (statements, commits), the same on SQLite and PostgreSQL: a change here is a change to the hot
+# path, to be measured.
+COSTS: dict[str, tuple[int, int]] = {
+    "park at a signal wait": (12, 1),
+    "signal received, run finished": (8, 1),
+    "wait timed out, transaction step, run finished": (11, 1),
+    "eager start parked at its wait": (15, 2),
+    "transaction steps, plain step, clock, wait": (30, 2),
+    "plain step failed, retry scheduled": (18, 2),
+    "patch, sleep, clock": (8, 1),
+}
+
+
+def test_the_statements_and_commits_of_each_kind_of_advance() -> None:
+    measured: dict[str, tuple[int, int]] = {}
+
+    durable.start("cost-park", "send_with_undo", "hello", 60)
+    measured["park at a signal wait"] = cost(advanced("cost-park", Advanced.SUSPENDED))
+    assert durable.send_signal("cost-park", "undo", "stop").accepted
+    measured["signal received, run finished"] = cost(advanced("cost-park", Advanced.FINISHED))
+
+    durable.start("cost-confirm", "send_with_undo", "hello", 0)
+    measured["wait timed out, transaction step, run finished"] = cost(
+        advanced("cost-confirm", Advanced.FINISHED)
+    )
+
+    measured["eager start parked at its wait"] = cost(
+        lambda: durable.start("cost-eager", "send_with_undo", "hello", 60, eager=True)
+    )
+    assert WorkflowRun.objects.get(pk="cost-eager").status == "waiting"
+
+    durable.start("cost-kinds", "many_steps", 2, 0, 0)
+    measured["transaction steps, plain step, clock, wait"] = cost(
+        advanced("cost-kinds", Advanced.FINISHED)
+    )
+
+    FLAKY_CALLS.pop("cost-retry", None)
+    durable.start("cost-retry", "flaky", 1, 3)
+    measured["plain step failed, retry scheduled"] = cost(
+        advanced("cost-retry", Advanced.SUSPENDED)
+    )
+
+    durable.start("cost-patch", "every_command_kind")
+    measured["patch, sleep, clock"] = cost(advanced("cost-patch", Advanced.FINISHED))
+
+    assert measured == COSTS
+    assert WorkflowRun.objects.get(pk="cost-patch").result["patched"] is True
