@@ -1,19 +1,19 @@
-"""Advancing a run: take its lease, replay, execute commands until it suspends or finishes.
+"""Advancing a run: take its lease, replay, hand each command met live to its handler
+(`durable.handlers`) until the run suspends or finishes.
 
 Group commit: consecutive commands that only touch the database (signal waits, transactional
 steps, the durable clock, the run's end) share one transaction, which starts by fencing the lease
-(`store.fence`). It commits before a plain step's function runs (that may call the outside world),
-once it has been open for DURABLE["GROUP_COMMIT_SECONDS"], and at the end of the advance. A crash
-rolls the whole group back, so every transactional step's writes still commit exactly once,
-together with their checkpoints.
+(`store.fence`; each run's share is a `durable.run_transaction.RunTransaction`). It commits
+before a plain step's function runs (that may call the outside world), once it has been open for
+DURABLE["GROUP_COMMIT_SECONDS"], and at the end of the advance. A crash rolls the whole group
+back, so every transactional step's writes still commit exactly once, together with their
+checkpoints.
 """
 
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import enum
-import json
 import logging
 import os
 import random
@@ -23,21 +23,14 @@ import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
-from django.utils import timezone
 
-from durable import blocking, conf, metrics, runlog, step_context, store
-from durable.commands import Command, Now, Patch, Sleep, Step, TransactionStep, WaitForSignal
-from durable.errors import (
-    LeaseLost,
-    StepInterrupted,
-    WorkflowArgumentsMismatch,
-    WorkflowNotRegistered,
-)
-from durable.group import GroupTransaction, RunSavepoint
-from durable.lease_keeper import LeaseKeeper
-from durable.models import CheckpointStatus, RunStatus
+from durable import blocking, conf, handlers, runlog, store
+from durable.commands import Command
+from durable.errors import LeaseLost, WorkflowArgumentsMismatch, WorkflowNotRegistered
+from durable.group import GroupTransaction
+from durable.handlers.live import to_json
+from durable.models import RunStatus
 from durable.registry import instantiate
 from durable.replay import (
     Completed,
@@ -51,8 +44,7 @@ from durable.replay import (
     describe,
     drive,
 )
-from durable.step_context import StepInfo
-from durable.timeouts import call_with_timeout
+from durable.run_transaction import RunTransaction
 from durable.transient import is_transient
 
 logger = logging.getLogger("durable.executor")
@@ -81,11 +73,6 @@ class Advanced(enum.Enum):
 def new_owner() -> str:
     """A lease token unique to one acquisition, naming the host and process for operators."""
     return f"{_HOST}:{os.getpid()}:{uuid.uuid4().hex[:12]}"[:64]
-
-
-def to_json(value: Any) -> Any:
-    """The value exactly as it will come back from the database, so live and replay agree."""
-    return json.loads(json.dumps(value, cls=DjangoJSONEncoder))
 
 
 def advance(
@@ -185,54 +172,63 @@ def _task_group(last_write: Callable[[], None] | None) -> Iterator[GroupTransact
 def _advance(run_id: str, group: GroupTransaction, *, fresh: bool = False) -> Advanced:
     """Advance one run inside `group` (opened if closed, left open for its owner to commit)."""
     owner = new_owner()
-    runner = _LiveCommands(run_id, owner, conf.seconds("LEASE_SECONDS"), group)
+    tx = RunTransaction(run_id, owner, conf.seconds("LEASE_SECONDS"), group)
     started = time.monotonic()
     try:
-        leased = runner.acquire(fresh=fresh)
+        leased = tx.acquire(fresh=fresh)
         if leased is None:
-            runner.rollback()
+            tx.rollback()
             return Advanced.BUSY
-        outcome = _advance_leased(runner, leased, started)
+        outcome = _advance_leased(tx, leased, started)
     except LeaseLost:
-        runner.rollback()
+        tx.rollback()
         logger.warning("run %s lease lost; leaving it to its new owner", run_id)
         return Advanced.LEASE_LOST
     except BaseException:
-        runner.rollback()
+        tx.rollback()
         # Unexpected (database down, worker timeout): give the run back at once rather than
         # waiting out the lease; if even that fails, the lease expires on its own.
         with contextlib.suppress(Exception):
             store.release_lease(run_id, owner)
         raise
-    runner.release()
+    tx.release()
     return outcome
 
 
-def _advance_leased(runner: _LiveCommands, leased: store.LeasedRun, started: float) -> Advanced:
-    run_id = runner.run_id
+def _advance_leased(tx: RunTransaction, leased: store.LeasedRun, started: float) -> Advanced:
+    run_id = tx.run_id
     try:
         generator = instantiate(leased.workflow, run_id, list(leased.args), leased.version)
     except WorkflowNotRegistered:
-        runner.begin()
-        if blocking.not_registered_here(run_id, runner.owner, leased.workflow, leased.version):
+        tx.begin()
+        if blocking.not_registered_here(run_id, tx.owner, leased.workflow, leased.version):
             return Advanced.DEFERRED
         return Advanced.BLOCKED
     except WorkflowArgumentsMismatch as exc:
-        runner.begin()
-        blocking.block(run_id, runner.owner, leased.workflow, str(exc))
+        tx.begin()
+        blocking.block(run_id, tx.owner, leased.workflow, str(exc))
         return Advanced.BLOCKED
-    runlog.transition(run_id, leased.workflow, RunStatus.RUNNING, owner=runner.owner)
+    runlog.transition(run_id, leased.workflow, RunStatus.RUNNING, owner=tx.owner)
     history = store.load_history(run_id)
-    outcome = drive(generator, history, runner.execute)
+    reached = -1  # the last position run live
+
+    def execute(
+        position: int, command: Command, recorded: Recorded | None
+    ) -> Resolved | Raised | Suspend:
+        nonlocal reached
+        reached = position
+        return handlers.execute(tx, position, command, recorded)
+
+    outcome = drive(generator, history, execute)
     if isinstance(outcome, Diverged):
         # Nothing ran live before a divergence: replay stops at the first recorded mismatch.
-        runner.begin()
-        blocking.block(run_id, runner.owner, leased.workflow, str(outcome.error))
+        tx.begin()
+        blocking.block(run_id, tx.owner, leased.workflow, str(outcome.error))
         return Advanced.BLOCKED
     if not isinstance(outcome, Suspended):
         status, result, error = _ending(outcome)
-        runner.begin()
-        store.finish_run(run_id, runner.owner, status, result, error)
+        tx.begin()
+        store.finish_run(run_id, tx.owner, status, result, error)
     elapsed_ms = (time.monotonic() - started) * 1000
     if isinstance(outcome, Suspended):
         wake_at = outcome.suspend.wake_at
@@ -243,7 +239,7 @@ def _advance_leased(runner: _LiveCommands, leased: store.LeasedRun, started: flo
         )  # fmt: skip
         return Advanced.SUSPENDED
     runlog.transition(
-        run_id, leased.workflow, status, steps=runner.last_position + 1, duration_ms=elapsed_ms,
+        run_id, leased.workflow, status, steps=reached + 1, duration_ms=elapsed_ms,
         error=error or None,
     )  # fmt: skip
     return Advanced.FINISHED
@@ -253,298 +249,3 @@ def _ending(outcome: Completed | Crashed) -> tuple[str, Any, str]:
     if isinstance(outcome, Completed):
         return RunStatus.SUCCEEDED, to_json(outcome.value), ""
     return RunStatus.FAILED, None, outcome.error
-
-
-class _LiveCommands:
-    """Runs the commands that have no finished checkpoint, for one leased run, grouping the
-    database-only ones into one fenced transaction."""
-
-    def __init__(self, run_id: str, owner: str, ttl: dt.timedelta, group: GroupTransaction) -> None:
-        self.run_id = run_id
-        self.owner = owner
-        self.ttl = ttl
-        self.last_position = -1
-        self._group = group
-        self._savepoint: RunSavepoint | None = None
-        self._fenced_in = -1  # the group generation this run last took or fenced its lease in
-        self._started_at = timezone.now()
-        self._db_clock: tuple[dt.datetime | None, float] = (None, 0.0)
-
-    # -- the group transaction -------------------------------------------------------------------
-
-    def acquire(self, *, fresh: bool) -> store.LeasedRun | None:
-        """Take the lease as a write of the group transaction (instead of a fence): a run that
-        only touches the database is then advanced in one commit."""
-        if self._group.is_open:
-            # Earlier runs' writes share the transaction: mark where this run's begin.
-            self._savepoint = RunSavepoint(self._group)
-        else:
-            self._group.open()
-        leased = store.acquire_lease(self.run_id, self.owner, self.ttl, fresh=fresh)
-        if leased is not None:
-            self._fenced_in = self._group.generation
-            self._note_clock(leased.db_now)
-        return leased
-
-    def begin(self) -> None:
-        """Make sure the group transaction is open and this run's lease is fenced in it."""
-        if self._group.is_open and self._fenced_in == self._group.generation:
-            return
-        if not self._group.is_open:
-            self._group.open()
-        try:
-            self._note_clock(store.fence(self.run_id, self.owner, self.ttl))
-        except BaseException:
-            self.rollback()
-            raise
-        self._fenced_in = self._group.generation
-
-    def _note_clock(self, db_now: dt.datetime | None) -> None:
-        self._db_clock = (db_now, time.monotonic())
-
-    def now(self) -> dt.datetime:
-        """The database's clock (PostgreSQL), read when the lease was last taken or fenced and
-        carried forward by this process's monotonic clock, saving a round trip per timer."""
-        db_now, read_at = self._db_clock
-        if db_now is None:
-            return timezone.now()
-        return db_now + dt.timedelta(seconds=time.monotonic() - read_at)
-
-    def commit(self) -> None:
-        """Make everything so far durable (before a plain step calls the outside world)."""
-        self._group.commit()
-
-    def release(self) -> None:
-        """This run is done: its writes stay in the group, to commit with it."""
-        if self._savepoint is not None:
-            self._savepoint.release()
-
-    def rollback(self) -> None:
-        """Take back this run's uncommitted writes, and only those (without a savepoint, the
-        group holds nothing else)."""
-        if self._savepoint is not None:
-            self._savepoint.rollback()
-        else:
-            self._group.rollback()
-
-    # -- commands --------------------------------------------------------------------------------
-
-    def execute(
-        self, position: int, command: Command, recorded: Recorded | None
-    ) -> Resolved | Raised | Suspend:
-        self.last_position = position
-        self._started_at = timezone.now()
-        if isinstance(command, TransactionStep):
-            return self._transaction_step(position, command, recorded)
-        if isinstance(command, Step):
-            return self._step(position, command, recorded)
-        if isinstance(command, WaitForSignal):
-            return self._wait(position, command, recorded)
-        if isinstance(command, Sleep):
-            return self._sleep(position, command, recorded)
-        if isinstance(command, Now):
-            return self._now(position, command)
-        if isinstance(command, Patch):
-            return self._patch(position, command)
-        raise TypeError(f"unknown command {command!r}")
-
-    def _step(
-        self, position: int, command: Step, recorded: Recorded | None
-    ) -> Resolved | Raised | Suspend:
-        attempt = (recorded.attempts if recorded else 0) + 1
-        if attempt > command.max_attempts:
-            # Each attempt is recorded before it starts, and the last one never came back.
-            return self._step_failed(
-                position, command, attempt - 1,
-                StepInterrupted(f"its worker died or lost the run during attempt {attempt - 1}"),
-            )  # fmt: skip
-        # The attempt is counted before the call (a worker killed inside the step used it up),
-        # and commits with what came before: no lock is held while the outside world is called.
-        self._record_attempt(position, command, attempt)
-        self.commit()
-        try:
-            # However long the call takes, the run stays ours (a takeover would run it twice).
-            with LeaseKeeper(self.run_id, self.owner, self.ttl):
-                result = to_json(self._call(position, command, attempt))
-        except Exception as exc:
-            if is_transient(exc):
-                # Tried again without counting an attempt (`advance`).
-                self._record_attempt(position, command, attempt - 1)
-                self.commit()
-                raise
-            return self._step_failed(position, command, attempt, exc)
-        self.begin()
-        self._write_result(position, command, result, attempt, exists=True)
-        metrics.step_finished(command.name, self._elapsed(), ok=True)
-        return Resolved(result)
-
-    def _call(self, position: int, command: Step, attempt: int) -> Any:
-        """The step's function, with `durable.current_step()` telling it which step it runs."""
-        with step_context.running(StepInfo(self.run_id, position, command.name, attempt)):
-            if command.timeout is None:
-                return command.fn(*command.args)
-            return call_with_timeout(command.fn, command.args, command.timeout)
-
-    def _record_attempt(self, position: int, command: Step, attempts: int) -> None:
-        self.begin()
-        store.save_checkpoint(
-            self.run_id, position, name=command.name, kind=command.kind,
-            status=CheckpointStatus.PENDING, attempts=attempts,
-        )  # fmt: skip
-
-    def _transaction_step(
-        self, position: int, command: TransactionStep, recorded: Recorded | None
-    ) -> Resolved | Raised | Suspend:
-        self.begin()
-        attempt = (recorded.attempts if recorded else 0) + 1
-        try:
-            with transaction.atomic():  # a savepoint: a failing step leaves the group intact
-                result = to_json(self._call(position, command, attempt))
-                self._write_result(position, command, result, attempt, exists=bool(recorded))
-        except LeaseLost:
-            raise
-        except Exception as exc:
-            if is_transient(exc):
-                raise  # the whole group is rolled back and tried again (`advance`)
-            return self._step_failed(position, command, attempt, exc)
-        # Slow steps commit at once, so the group never holds the database's locks for long.
-        if self._group.age() > conf.get("GROUP_COMMIT_SECONDS"):
-            self.commit()
-        metrics.step_finished(command.name, self._elapsed(), ok=True)
-        return Resolved(result)
-
-    def _elapsed(self) -> float:
-        """Seconds since the current command started."""
-        return (timezone.now() - self._started_at).total_seconds()
-
-    def _write_result(
-        self, position: int, command: Step, result: Any, attempt: int, *, exists: bool
-    ) -> None:
-        if not exists:
-            store.insert_checkpoint(
-                self.run_id, position, name=command.name, kind=command.kind, result=result,
-                started_at=self._started_at,
-            )  # fmt: skip
-        else:
-            store.save_checkpoint(
-                self.run_id, position, name=command.name, kind=command.kind,
-                status=CheckpointStatus.DONE, result=result, attempts=attempt,
-            )  # fmt: skip
-
-    def _step_failed(
-        self, position: int, command: Step, attempt: int, exc: Exception
-    ) -> Raised | Suspend:
-        error = describe(exc)
-        metrics.step_finished(command.name, self._elapsed(), ok=False)
-        final = attempt >= command.max_attempts
-        logger.warning(
-            "run %s step=%d name=%s attempt %d/%d failed: %s",
-            self.run_id, position, command.name, attempt, command.max_attempts, error,
-        )  # fmt: skip
-        self.begin()
-        if final:
-            store.save_checkpoint(
-                self.run_id, position, name=command.name, kind=command.kind,
-                status=CheckpointStatus.ERROR, error=error, attempts=attempt,
-            )  # fmt: skip
-            return Raised(error)
-        backoff = min(
-            conf.get("RETRY_BACKOFF_SECONDS") * 2 ** (attempt - 1),
-            conf.get("RETRY_BACKOFF_MAX_SECONDS"),
-        )
-        wake_at = self.now() + dt.timedelta(seconds=backoff)
-        store.save_checkpoint(
-            self.run_id, position, name=command.name, kind=command.kind,
-            status=CheckpointStatus.PENDING, error=error, attempts=attempt,
-        )  # fmt: skip
-        store.suspend_run(self.run_id, self.owner, wake_at)
-        return Suspend(wake_at, f"retry {command.name}")
-
-    def _now(self, position: int, command: Now) -> Resolved:
-        self.begin()
-        result = self.now().isoformat()
-        store.insert_checkpoint(
-            self.run_id, position, name=command.name, kind=command.kind, result=result,
-            started_at=self._started_at,
-        )  # fmt: skip
-        return Resolved(result)
-
-    def _patch(self, position: int, command: Patch) -> Resolved:
-        # Reached live: this run takes the patched branch, and its replays must too.
-        self.begin()
-        store.insert_checkpoint(
-            self.run_id, position, name=command.name, kind=command.kind, result=True,
-            started_at=self._started_at,
-        )  # fmt: skip
-        return Resolved(True)
-
-    def _wait(
-        self, position: int, command: WaitForSignal, recorded: Recorded | None
-    ) -> Resolved | Suspend:
-        self.begin()
-        now = self.now()
-        if recorded is not None:
-            deadline = recorded.deadline
-        elif command.until is not None:
-            deadline = command.until
-        else:
-            deadline = now + dt.timedelta(seconds=command.timeout or 0)
-        signal = store.consume_signal(self.run_id, command.signal, position)
-        if signal is not None:
-            result: dict[str, Any] = {"signal_id": signal.pk, "payload": signal.payload}
-            metrics.signal_resumed((timezone.now() - signal.sent_at).total_seconds())
-        elif deadline is not None and now >= deadline:
-            result = {"timed_out": True}
-            metrics.wait_timed_out((now - deadline).total_seconds())
-        else:
-            if recorded is None:
-                store.save_checkpoint(
-                    self.run_id, position, name=command.name, kind=command.kind,
-                    status=CheckpointStatus.PENDING, attempts=0, deadline=deadline,
-                )  # fmt: skip
-            store.suspend_run(self.run_id, self.owner, deadline, command.signal)
-            return Suspend(deadline, f"waiting for {command.signal!r}")
-        if recorded is not None:
-            # A sender may have decided the timeout since the history was read: its word stands.
-            return Resolved(store.complete_pending_checkpoint(self.run_id, position, result))
-        self._finish_timer(position, command, recorded, result, deadline)
-        return Resolved(result)
-
-    def _sleep(
-        self, position: int, command: Sleep, recorded: Recorded | None
-    ) -> Resolved | Suspend:
-        self.begin()
-        now = self.now()
-        if recorded is not None and recorded.deadline is not None:
-            deadline = recorded.deadline
-        else:
-            deadline = now + dt.timedelta(seconds=command.seconds)
-        if now < deadline:
-            if recorded is None:
-                store.save_checkpoint(
-                    self.run_id, position, name=command.name, kind=command.kind,
-                    status=CheckpointStatus.PENDING, attempts=0, deadline=deadline,
-                )  # fmt: skip
-            store.suspend_run(self.run_id, self.owner, deadline)
-            return Suspend(deadline, "sleeping")
-        self._finish_timer(position, command, recorded, None, deadline)
-        return Resolved(None)
-
-    def _finish_timer(
-        self,
-        position: int,
-        command: Command,
-        recorded: Recorded | None,
-        result: Any,
-        deadline: dt.datetime | None,
-    ) -> None:
-        if recorded is None:
-            store.insert_checkpoint(
-                self.run_id, position, name=command.name, kind=command.kind, result=result,
-                attempts=0, deadline=deadline, started_at=self._started_at,
-            )  # fmt: skip
-        else:
-            store.save_checkpoint(
-                self.run_id, position, name=command.name, kind=command.kind,
-                status=CheckpointStatus.DONE, result=result, attempts=0, deadline=deadline,
-            )  # fmt: skip

@@ -33,8 +33,9 @@ SQLITE, POSTGRES = "sqlite", "postgres"
 
 @dataclass(frozen=True, slots=True)
 class Mutant:
-    """One deliberate bug: in `file`, each `(text, replacement)` of `edits` (each text must occur
-    exactly once); `tests` must fail because of it on every database of `databases`."""
+    """One deliberate bug: in `file`, each `(text, replacement)` of `edits`, and in other files
+    each `(file, text, replacement)` of `elsewhere` (each text must occur exactly once in its
+    file); `tests` must fail because of it on every database of `databases`."""
 
     name: str
     what: str
@@ -42,6 +43,14 @@ class Mutant:
     edits: tuple[tuple[str, str], ...]
     tests: tuple[str, ...]
     databases: tuple[str, ...] = (SQLITE, POSTGRES)
+    elsewhere: tuple[tuple[str, str, str], ...] = ()
+
+    def by_file(self) -> dict[str, list[tuple[str, str]]]:
+        """The edits grouped by the file they are made in."""
+        files: dict[str, list[tuple[str, str]]] = {self.file: list(self.edits)}
+        for file, text, replacement in self.elsewhere:
+            files.setdefault(file, []).append((text, replacement))
+        return files
 
 
 # To add a mutant: one entry, with the exact text as it is in the file (copy it from there).
@@ -107,7 +116,7 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "M5",
         "the executor reads workflow signals before taking the lease",
-        "durable/executor.py",
+        "durable/run_transaction.py",
         (
             (
                 "        if self._group.is_open:\n            # Earlier runs' writes",
@@ -116,21 +125,24 @@ MUTANTS: tuple[Mutant, ...] = (
                 "        ).exists()\n"
                 "        if self._group.is_open:\n            # Earlier runs' writes",
             ),
-            (
-                "        signal = store.consume_signal(self.run_id, command.signal, position)",
-                "        signal = (\n"
-                "            store.consume_signal(self.run_id, command.signal, position)\n"
-                "            if self._signals_seen\n"
-                "            else None\n"
-                "        )",
-            ),
         ),
         ("tests/durable/test_engine.py",),
+        elsewhere=(
+            (
+                "durable/handlers/timers.py",
+                "    signal = store.consume_signal(tx.run_id, command.signal, live.position)",
+                "    signal = (\n"
+                "        store.consume_signal(tx.run_id, command.signal, live.position)\n"
+                "        if tx._signals_seen\n"
+                "        else None\n"
+                "    )",
+            ),
+        ),
     ),
     Mutant(
         "M6",
         "a wait treated as timed out 100 ms before its deadline",
-        "durable/executor.py",
+        "durable/handlers/timers.py",
         (
             (
                 "elif deadline is not None and now >= deadline:",
@@ -159,9 +171,9 @@ MUTANTS: tuple[Mutant, ...] = (
         "durable/executor.py",
         (
             (
-                "blocking.block(run_id, runner.owner, leased.workflow, str(outcome.error))\n"
+                "blocking.block(run_id, tx.owner, leased.workflow, str(outcome.error))\n"
                 "        return Advanced.BLOCKED",
-                "store.finish_run(run_id, runner.owner, RunStatus.FAILED, None, str(outcome.error))"
+                "store.finish_run(run_id, tx.owner, RunStatus.FAILED, None, str(outcome.error))"
                 "\n        return Advanced.FINISHED",
             ),
         ),
@@ -189,17 +201,20 @@ MUTANTS: tuple[Mutant, ...] = (
 )
 
 
-def mutated(mutant: Mutant, tree: Path) -> str:
-    """The mutant's file in `tree` with its edits made; exits loudly if a text is not there
-    exactly once (the code changed: the mutant must be brought up to date, not skipped)."""
-    source = (tree / mutant.file).read_text()
-    for text, replacement in mutant.edits:
-        found = source.count(text)
-        if found != 1:
-            how = "text not found" if found == 0 else f"text found {found} times"
-            sys.exit(f"mutant {mutant.name}: {how} in {mutant.file}:\n{text}")
-        source = source.replace(text, replacement)
-    return source
+def mutated(mutant: Mutant, tree: Path) -> dict[str, str]:
+    """The mutant's files in `tree` with its edits made, by path; exits loudly if a text is not
+    there exactly once (the code changed: the mutant must be brought up to date, not skipped)."""
+    sources = {}
+    for file, edits in mutant.by_file().items():
+        source = (tree / file).read_text()
+        for text, replacement in edits:
+            found = source.count(text)
+            if found != 1:
+                how = "text not found" if found == 0 else f"text found {found} times"
+                sys.exit(f"mutant {mutant.name}: {how} in {file}:\n{text}")
+            source = source.replace(text, replacement)
+        sources[file] = source
+    return sources
 
 
 def copy_of_the_repository(into: Path) -> Path:
@@ -278,7 +293,8 @@ def main() -> int:
             for mutant in selected:
                 tree = Path(scratch) / f"{mutant.name}-{database}" / "oneclick"
                 shutil.copytree(pristine, tree)
-                (tree / mutant.file).write_text(mutated(mutant, tree))
+                for file, source in mutated(mutant, tree).items():
+                    (tree / file).write_text(source)
                 began = time.monotonic()
                 status, tail = run_tests(tree, mutant.tests, database, f"{mutant.name}-{database}")
                 seconds = f"{time.monotonic() - began:.0f}s"

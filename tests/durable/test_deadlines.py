@@ -9,8 +9,9 @@ import pytest
 
 import durable
 from durable import store
-from durable.executor import Advanced, _LiveCommands, advance
+from durable.executor import Advanced, advance
 from durable.models import CheckpointStatus, StepCheckpoint, WorkflowRun
+from durable.run_transaction import RunTransaction
 from tests.durable.example_workflows import effect_count
 
 pytestmark = pytest.mark.django_db
@@ -45,7 +46,8 @@ def test_an_executor_woken_50ms_before_the_deadline_keeps_the_wait_open(
     # says the deadline is 50 ms away, so the wait must not be decided yet.
     deadline = parked("edge-wake")
     store.wake("edge-wake")
-    monkeypatch.setattr(_LiveCommands, "now", lambda self: deadline - dt.timedelta(milliseconds=50))
+    early = deadline - dt.timedelta(milliseconds=50)
+    monkeypatch.setattr(RunTransaction, "now", lambda self: early)
     assert advance("edge-wake") is Advanced.SUSPENDED
     wait = StepCheckpoint.objects.get(run_id="edge-wake", position=0)
     assert wait.status == CheckpointStatus.PENDING

@@ -1,0 +1,72 @@
+"""What a handler is given: one command met live, with the run's transaction and the command's
+checkpoint, and the two ways its checkpoint is written (pending, finished)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from django.core.serializers.json import DjangoJSONEncoder
+from django.utils import timezone
+
+from durable import store
+from durable.commands import Command
+from durable.models import CheckpointStatus
+from durable.replay import Recorded
+from durable.run_transaction import RunTransaction
+
+C = TypeVar("C", bound=Command)
+
+
+def to_json(value: Any) -> Any:
+    """The value exactly as it will come back from the database, so live and replay agree."""
+    return json.loads(json.dumps(value, cls=DjangoJSONEncoder))
+
+
+@dataclass(slots=True)
+class LiveCommand(Generic[C]):
+    """`command`, at `position` of the run `tx` holds, with no finished checkpoint: `recorded`
+    is its pending one (a wait still open, a step between attempts), if any."""
+
+    tx: RunTransaction
+    position: int
+    command: C
+    recorded: Recorded | None
+    started_at: dt.datetime = field(default_factory=timezone.now)
+    # Whether a checkpoint row exists, so that `finish` completes it rather than inserting one.
+    _has_row: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._has_row = self.recorded is not None
+
+    def elapsed(self) -> float:
+        """Seconds since the command was met."""
+        return (timezone.now() - self.started_at).total_seconds()
+
+    def save(
+        self, status: str, *, attempts: int, error: str = "", deadline: dt.datetime | None = None
+    ) -> None:
+        """Insert or update the command's checkpoint as `status` (inside the fenced group)."""
+        store.save_checkpoint(
+            self.tx.run_id, self.position, name=self.command.name, kind=self.command.kind,
+            status=status, error=error, attempts=attempts, deadline=deadline,
+        )  # fmt: skip
+        self._has_row = True
+
+    def finish(
+        self, result: Any, *, attempts: int = 1, deadline: dt.datetime | None = None
+    ) -> None:
+        """Record the command's result (inside the fenced group): one INSERT when it has no
+        checkpoint yet, the hot path; else its checkpoint is completed."""
+        if not self._has_row:
+            store.insert_checkpoint(
+                self.tx.run_id, self.position, name=self.command.name, kind=self.command.kind,
+                result=result, attempts=attempts, deadline=deadline, started_at=self.started_at,
+            )  # fmt: skip
+        else:
+            store.save_checkpoint(
+                self.tx.run_id, self.position, name=self.command.name, kind=self.command.kind,
+                status=CheckpointStatus.DONE, result=result, attempts=attempts, deadline=deadline,
+            )  # fmt: skip
