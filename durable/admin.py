@@ -12,7 +12,7 @@ from django.db.models import DateTimeField, QuerySet, Value
 from django.http import HttpRequest
 from django.utils.html import format_html
 
-from durable import blocking, engine, inspect, store
+from durable import blocking, engine, run_reports, store
 from durable.models import RunStatus, StepCheckpoint, WorkflowRun, WorkflowSignal
 
 
@@ -22,7 +22,7 @@ def in_milliseconds(field: str, description: str) -> Callable[[object, object], 
 
     @admin.display(description=description, ordering=field)
     def show(model_admin: object, obj: object) -> str:
-        return inspect.timestamp(getattr(obj, field))
+        return run_reports.timestamp(getattr(obj, field))
 
     return show
 
@@ -55,7 +55,7 @@ class StepCheckpointInline(ReadOnlyInline):
 
     @admin.display(description="duration")
     def took(self, checkpoint: StepCheckpoint) -> str:
-        return inspect.duration(checkpoint.started_at, checkpoint.finished_at)
+        return run_reports.duration(checkpoint.started_at, checkpoint.finished_at)
 
 
 class WorkflowSignalInline(ReadOnlyInline):
@@ -78,7 +78,7 @@ class OverdueFilter(admin.SimpleListFilter):
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[WorkflowRun]):
         if self.value() == "yes":
-            return inspect.overdue_runs(queryset, store.db_now())
+            return run_reports.overdue_runs(queryset, store.db_now())
         return queryset
 
 
@@ -118,7 +118,7 @@ class WorkflowRunAdmin(admin.ModelAdmin):
     def overdue(self, run: WorkflowRun) -> str:
         """Empty for a run on time; for an overdue one, by how long and why, in red."""
         checked_at = getattr(run, "checked_at", None) or store.db_now()
-        late = inspect.overdue_by(run, checked_at)
+        late = run_reports.overdue_by(run, checked_at)
         if late is None:
             return ""
         return format_html(
@@ -184,7 +184,8 @@ class WorkflowRunAdmin(admin.ModelAdmin):
 def _why_late(run: WorkflowRun, now: dt.datetime) -> str:
     """What keeps an overdue run from running, as far as its row tells."""
     if run.lease_owner and run.lease_expires_at and run.lease_expires_at > now:
-        return f"held by {run.lease_owner} (lease until {inspect.timestamp(run.lease_expires_at)})"
+        until = run_reports.timestamp(run.lease_expires_at)
+        return f"held by {run.lease_owner} (lease until {until})"
     if run.lease_owner:
         return f"its worker {run.lease_owner} stopped renewing the lease"
     last_error = (

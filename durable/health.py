@@ -24,7 +24,7 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
-from durable import blocking, conf, inspect, logfilters, queue, registry, store
+from durable import blocking, conf, logfilters, queue, registry, run_reports, store
 from durable.models import EngineHeartbeat
 
 logger = logging.getLogger("durable.health")
@@ -126,7 +126,7 @@ def readyz(request: HttpRequest) -> JsonResponse:
     OVERDUE_SECONDS past); else 503 with a `detail` naming each problem by counts and ages. Both
     carry the backlog: queue depth, active runs by status, overdue runs."""
     try:
-        status = inspect.engine_status()
+        status = run_reports.engine_status()
     except Exception as exc:
         logger.warning("readyz: engine status unavailable", exc_info=True)
         detail = "database unreachable" if isinstance(exc, DatabaseError) else "status unavailable"
@@ -156,7 +156,7 @@ def readyz(request: HttpRequest) -> JsonResponse:
     return JsonResponse(body, status=503 if problems else 200)
 
 
-def _problems(status: inspect.EngineStatus) -> list[str]:
+def _problems(status: run_reports.EngineStatus) -> list[str]:
     stale = conf.get("HEALTH_STALE_SECONDS")
     problems = []
     if not status.pollers.alive:

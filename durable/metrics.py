@@ -73,7 +73,7 @@ class EngineCollector(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily]:
         from django.db.models import Count
 
-        from durable import inspect
+        from durable import run_reports
         from durable.models import FINISHED_STATUSES, RunStatus, WorkflowRun
 
         unfinished = [status for status in RunStatus if status not in FINISHED_STATUSES]
@@ -87,7 +87,7 @@ class EngineCollector(Collector):
         for status in unfinished:
             runs.add_metric([str(status)], counts.get(status, 0))
         yield runs
-        engine = inspect.engine_status()
+        engine = run_reports.engine_status()
         yield GaugeMetricFamily(
             "durable_runs_overdue",
             "Active runs whose wake-up time is more than DURABLE_OVERDUE_SECONDS past.",

@@ -4,7 +4,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
-from durable import engine, inspect, replaycheck, testing
+from durable import engine, replaycheck, run_reports, testing
 from durable.errors import RunNotFound
 
 
@@ -18,7 +18,7 @@ class Command(BaseCommand):
         actions = parser.add_subparsers(dest="action", required=True)
         listing = actions.add_parser("list", help="newest runs first")
         listing.add_argument(
-            "--status", action="append", default=[], choices=inspect.STATUS_CHOICES
+            "--status", action="append", default=[], choices=run_reports.STATUS_CHOICES
         )
         listing.add_argument("--workflow", default=None, help="only runs of this workflow")
         listing.add_argument("--limit", type=int, default=50)
@@ -41,20 +41,20 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         try:
             if options["action"] == "list":
-                runs = inspect.list_runs(
+                runs = run_reports.list_runs(
                     options["status"], options["workflow"], options["limit"],
                     overdue=options["overdue"],
                 )  # fmt: skip
-                output = inspect.format_run_list(runs, engine.database_now())
+                output = run_reports.format_run_list(runs, engine.database_now())
             elif options["action"] == "show":
-                output = inspect.format_run_detail(inspect.run_detail(options["run_id"]))
+                output = run_reports.format_run_detail(run_reports.run_detail(options["run_id"]))
             elif options["action"] == "replay-check":
                 output = self._replay_check(options)
             elif options["action"] == "export":
                 output = json.dumps(testing.export_history(options["run_id"]), indent=2)
             else:
-                output = inspect.cancel_run(options["run_id"], options["reason"])
-        except (RunNotFound, inspect.AlreadyFinished) as exc:
+                output = run_reports.cancel_run(options["run_id"], options["reason"])
+        except (RunNotFound, run_reports.AlreadyFinished) as exc:
             raise CommandError(str(exc)) from None
         self.stdout.write(output)
 
