@@ -59,7 +59,8 @@ class RunHandle:
 
 @dataclass(frozen=True, slots=True)
 class SignalResult:
-    """`accepted`: the run's wait will see the workflow signal. Otherwise `reason` says why not."""
+    """`accepted`: the run's wait will see the workflow signal. Otherwise `reason` says why not.
+    `run`: the run as the verdict left it."""
 
     accepted: bool
     reason: str
@@ -131,11 +132,10 @@ def send_signal(run_id: str, name: str, payload: Any = None) -> SignalResult:
         "run %s workflow signal %r %s (%s)",
         run_id, name, "accepted" if verdict.accepted else "rejected", verdict.reason,
     )  # fmt: skip
-    handle = get(run_id)
     if verdict.wakes_run:
-        runlog.transition(run_id, handle.workflow, RunStatus.PENDING, event="workflow_signal",
+        runlog.transition(run_id, verdict.run.workflow, RunStatus.PENDING, event="workflow_signal",
                           signal=name)  # fmt: skip
-    return SignalResult(verdict.accepted, verdict.reason, handle)
+    return SignalResult(verdict.accepted, verdict.reason, RunHandle.from_run(verdict.run))
 
 
 def database_now() -> dt.datetime:

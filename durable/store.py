@@ -443,11 +443,13 @@ def insert_checkpoint(
 
 @dataclass(frozen=True, slots=True)
 class SignalVerdict:
-    """The answer to a sent workflow signal. `accepted` means the run's wait will see it."""
+    """The answer to a sent workflow signal. `accepted` means the run's wait will see it. `run`
+    is the run's row as the verdict left it (woken: pending, no longer waiting; its new wake-up
+    time, the database's clock, is not read back)."""
 
     accepted: bool
     reason: str
-    run_status: str
+    run: WorkflowRun
     signal_id: int | None
     wakes_run: bool
 
@@ -484,13 +486,19 @@ def record_signal(run_id: str, name: str, payload: Any) -> SignalVerdict:
                 last_wait.save(update_fields=["status", "result", "finished_at"])
                 wakes = run.status == RunStatus.WAITING
                 if wakes:
-                    wake(run_id)
+                    _wake_locked(run)
                 return _reject(run, name, payload, "wait_timed_out", wakes_run=wakes)
         signal = WorkflowSignal.objects.create(run=run, name=name, payload=payload, accepted=True)
         wakes = run.status == RunStatus.WAITING and run.waiting_signal == name
         if wakes:
-            wake(run_id)
-        return SignalVerdict(True, "accepted", run.status, signal.pk, wakes)
+            _wake_locked(run)
+        return SignalVerdict(True, "accepted", run, signal.pk, wakes)
+
+
+def _wake_locked(run: WorkflowRun) -> None:
+    """`wake` the run whose row this transaction locked, and its copy in memory with it."""
+    wake(run.id)
+    run.status, run.waiting_signal = RunStatus.PENDING, ""
 
 
 def _reject(
@@ -499,7 +507,7 @@ def _reject(
     signal = WorkflowSignal.objects.create(
         run=run, name=name, payload=payload, accepted=False, reason=reason
     )
-    return SignalVerdict(False, reason, run.status, signal.pk, wakes_run)
+    return SignalVerdict(False, reason, run, signal.pk, wakes_run)
 
 
 def _has_unconsumed(run_id: str, name: str) -> bool:

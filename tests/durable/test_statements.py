@@ -1,5 +1,6 @@
 """What each kind of command costs the database per advance: SQL statements and commits, pinned,
-so a change to how the executor is built cannot add a round trip unnoticed."""
+so a change to how the executor is built cannot add a round trip unnoticed; and a workflow
+signal's answer comes from the one read of the run its verdict needs."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 import durable
-from durable import WorkflowContext, workflow
+from durable import WorkflowContext, store, workflow
 from durable.executor import Advanced, advance
 from durable.models import WorkflowRun
 from tests.durable.example_workflows import FLAKY_CALLS
@@ -108,3 +109,38 @@ def test_the_statements_and_commits_of_each_kind_of_advance() -> None:
 
     assert measured == COSTS
     assert WorkflowRun.objects.get(pk="cost-patch").result["patched"] is True
+
+
+def run_row_reads(queries: CaptureQueriesContext) -> list[str]:
+    table = f'FROM "{WorkflowRun._meta.db_table}"'
+    return [query["sql"] for query in queries.captured_queries if table in query["sql"]]
+
+
+def test_sending_a_signal_reads_the_run_once_and_answers_from_that_read() -> None:
+    durable.start("cost-signal", "send_with_undo", "hello", 60)
+    assert advance("cost-signal") is Advanced.SUSPENDED
+    with CaptureQueriesContext(connection) as queries:
+        accepted = durable.send_signal("cost-signal", "undo", "stop")
+    assert len(run_row_reads(queries)) == 1, run_row_reads(queries)  # the row lock
+    assert accepted.accepted and accepted.run.status == "pending"
+    assert accepted.run == durable.get("cost-signal")
+
+    assert advance("cost-signal") is Advanced.FINISHED
+    with CaptureQueriesContext(connection) as queries:
+        rejected = durable.send_signal("cost-signal", "undo", "late")
+    assert len(run_row_reads(queries)) == 1, run_row_reads(queries)
+    assert not rejected.accepted and rejected.run == durable.get("cost-signal")
+
+
+def test_a_sender_that_decides_the_timeout_answers_with_the_run_it_woke(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    durable.start("cost-late", "send_with_undo", "hello", 60)
+    assert advance("cost-late") is Advanced.SUSPENDED
+    deadline = WorkflowRun.objects.get(pk="cost-late").wake_at
+    monkeypatch.setattr(store, "db_now", lambda: deadline)
+    with CaptureQueriesContext(connection) as queries:
+        late = durable.send_signal("cost-late", "undo", "late")
+    assert len(run_row_reads(queries)) == 1, run_row_reads(queries)
+    assert (late.accepted, late.reason, late.run.status) == (False, "wait_timed_out", "pending")
+    assert late.run == durable.get("cost-late")
