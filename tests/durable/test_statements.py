@@ -65,12 +65,12 @@ def advanced(run_id: str, expected: Advanced) -> Callable[[], None]:
 # (statements, commits), the same on SQLite and PostgreSQL: a change here is a change to the hot
 # path, to be measured.
 COSTS: dict[str, tuple[int, int]] = {
-    "park at a signal wait": (12, 1),
+    "park at a signal wait": (7, 1),
     "signal received, run finished": (8, 1),
     "wait timed out, transaction step, run finished": (11, 1),
-    "eager start parked at its wait": (15, 2),
-    "transaction steps, plain step, clock, wait": (30, 2),
-    "plain step failed, retry scheduled": (18, 2),
+    "eager start parked at its wait": (10, 2),
+    "transaction steps, plain step, clock, wait": (22, 2),
+    "plain step failed, retry scheduled": (10, 2),
     "patch, sleep, clock": (8, 1),
 }
 
