@@ -1,6 +1,6 @@
-"""The engine's one adapter to django-q2: every use of its internals is here, each pinned by
-tests/durable/test_djangoq_contract.py, which fails naming the behaviour a django-q2 upgrade
-changed.
+"""The engine's one adapter to django-q2: every use of its internals is here, and each private
+behaviour it relies on is pinned by a contract test that fails, naming the behaviour, on a
+django-q2 version that changed it.
 
 Public django-q2 (async_task, the pre_execute and post_spawn signals, a broker class) and private
 django-q2 (its settings object, the queue table's model, the signed payload, the monitor's
