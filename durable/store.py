@@ -378,22 +378,28 @@ def save_checkpoint(
     attempts: int = 1,
     deadline: dt.datetime | None = None,
 ) -> None:
-    """Insert or complete the checkpoint at `position` (inside a fenced transaction)."""
+    """Insert or complete the checkpoint at `position` (inside a fenced transaction), in one
+    statement; a checkpoint already there keeps its `started_at`."""
     finished_at = None if status == CheckpointStatus.PENDING else timezone.now()
-    StepCheckpoint.objects.update_or_create(
-        run_id=run_id,
-        position=position,
-        defaults={
-            "name": name,
-            "kind": kind,
-            "status": status,
-            "result": result,
-            "error": error,
-            "attempts": attempts,
-            "deadline": deadline,
-            "finished_at": finished_at,
-        },
-    )
+    # One upsert, not update_or_create's savepoints and locking read: the run's lease already
+    # makes this transaction the run's only writer.
+    StepCheckpoint.objects.bulk_create(
+        [
+            StepCheckpoint(
+                run_id=run_id, position=position, name=name, kind=kind, status=status,
+                result=result, error=error, attempts=attempts, deadline=deadline,
+                finished_at=finished_at,
+            )
+        ],
+        update_conflicts=True,
+        unique_fields=["run", "position"],
+        update_fields=_CHECKPOINT_OUTCOME,
+    )  # fmt: skip
+
+
+_CHECKPOINT_OUTCOME = [
+    "name", "kind", "status", "result", "error", "attempts", "deadline", "finished_at",
+]  # fmt: skip
 
 
 def complete_pending_checkpoint(run_id: str, position: int, result: Any) -> Any:
