@@ -13,10 +13,8 @@ class DurableConfig(AppConfig):
         # Workflows must be registered in every process that may replay them (web and workers).
         for module in getattr(settings, "DURABLE", {}).get("WORKFLOW_MODULES", []):
             import_module(module)
-        from django_q.signals import post_spawn, pre_execute
-
+        from durable import djangoq
         from durable.blocking import on_worker_start
-        from durable.queue import before_engine_task
+        from durable.tasks import before_engine_task
 
-        pre_execute.connect(before_engine_task, dispatch_uid="durable.before_engine_task")
-        post_spawn.connect(on_worker_start, dispatch_uid="durable.on_worker_start")
+        djangoq.connect_signals(before_engine_task, on_worker_start)

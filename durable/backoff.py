@@ -13,6 +13,10 @@ from django.db import Error, connections
 # is the longest a run due meanwhile waits after the database is back, on this account.
 LONGEST_WAIT_SECONDS = 0.5
 
+# A connection used this recently is trusted without a health check (a round trip): the pusher
+# checks its own at most this often, and an engine task trusts the one the previous task used.
+HEALTH_CHECK_SECONDS = 1.0
+
 
 class Backoff:
     """Waits that double from `first` seconds up to LONGEST_WAIT_SECONDS, and start over after

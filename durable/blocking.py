@@ -20,7 +20,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from durable import conf, queue, registry, runlog, store
+from durable import conf, dispatch, registry, runlog, store
 from durable.models import EngineHeartbeat, RunStatus, WorkflowRun
 
 logger = logging.getLogger("durable.blocking")
@@ -83,7 +83,7 @@ def resume_blocked(
     with transaction.atomic():
         ids = store.unblock_runs(runs, timezone.now())
         if ids and enqueue:
-            queue.enqueue_many(ids)
+            dispatch.enqueue_many(ids)
     if ids:
         logger.info("resumed %d blocked run(s)", len(ids))
     return ids

@@ -11,7 +11,7 @@ from typing import Any
 from django.db import transaction
 from django.db.models import Expression, Q
 
-from durable import blocking, conf, queue, runlog, store
+from durable import blocking, conf, dispatch, runlog, store
 from durable.errors import RunConflict
 from durable.executor import Advanced, advance, to_json
 from durable.models import ACTIVE_STATUSES, RunStatus, WorkflowRun, WorkflowSignal
@@ -92,7 +92,7 @@ def start(
         if created and eager:
             transaction.on_commit(lambda: _advance_eagerly(run_id))
         elif created:
-            queue.enqueue(run_id)
+            dispatch.enqueue(run_id)
     if created:
         runlog.transition(
             run_id, name, RunStatus.PENDING, event="started", version=run.workflow_version,
@@ -127,7 +127,7 @@ def send_signal(run_id: str, name: str, payload: Any = None) -> SignalResult:
     with transaction.atomic():
         verdict = store.record_signal(run_id, name, to_json(payload))
         if verdict.wakes_run:
-            queue.enqueue(run_id)
+            dispatch.enqueue(run_id)
     logger.info(
         "run %s workflow signal %r %s (%s)",
         run_id, name, "accepted" if verdict.accepted else "rejected", verdict.reason,
@@ -176,7 +176,7 @@ def poll_once(limit: int | None = None) -> list[str]:
             conf.seconds("REDELIVER_AFTER_SECONDS"), int(limit or conf.get("POLL_BATCH_SIZE"))
         )
         if ids:
-            queue.enqueue_many(ids)
+            dispatch.enqueue_many(ids)
     return ids
 
 
@@ -235,7 +235,7 @@ def resume(run_ids: Iterable[str], *, inline: bool = False) -> dict[str, str]:
         else:
             with transaction.atomic():
                 WorkflowRun.objects.filter(pk=run_id).update(enqueued_at=store.db_now_expression())
-                queue.enqueue(run_id)
+                dispatch.enqueue(run_id)
             outcome[run_id] = "enqueued"
     return outcome
 

@@ -24,7 +24,7 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
-from durable import blocking, conf, logfilters, queue, registry, run_reports, store
+from durable import blocking, conf, dispatch, logfilters, registry, run_reports, store
 from durable.models import EngineHeartbeat
 
 logger = logging.getLogger("durable.health")
@@ -70,7 +70,7 @@ def worker_probe() -> str:
 def send_worker_probe() -> None:
     """Enqueue one `worker_probe` task on the engine's django-q2 queue (logged at DEBUG)."""
     with logfilters.sending_probe():
-        queue.enqueue_task(PROBE_TASK, "durable heartbeat probe")
+        dispatch.enqueue_task(PROBE_TASK, "durable heartbeat probe")
     logger.debug("worker probe sent")
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from django.db.models import Count, Max, Min, Q, QuerySet
 
-from durable import conf, engine, store
+from durable import conf, dispatch, engine, store
 from durable.errors import DurableError
 from durable.models import (
     ACTIVE_STATUSES,
@@ -140,8 +140,6 @@ def engine_status() -> EngineStatus:
 
     Every time is the engine's clock (the database's on PostgreSQL), so machines agree. Reads
     only active runs (a partial index covers them), never the finished history."""
-    from durable import queue
-
     now = store.db_now()
     active = WorkflowRun.objects.filter(status__in=ACTIVE_STATUSES).order_by()
     counts = list(
@@ -158,7 +156,7 @@ def engine_status() -> EngineStatus:
         runs_leased=sum(row["leased"] for row in counts),
         overdue=overdue["n"],
         oldest_overdue_seconds=_age(now, overdue["oldest"]),
-        queue_depth=queue.queue_depth(),
+        queue_depth=dispatch.queue_depth(),
         blocked=blocked_count(),
     )
 

@@ -1,7 +1,7 @@
 """Wake a waiting pusher the moment a task is committed to a queue kept in a SQLite file.
 
-PostgreSQL has LISTEN/NOTIFY for this (see durable.queue). SQLite has nothing like it, but only
-processes of one machine can share a SQLite file, so Unix datagram sockets do the same: each
+PostgreSQL has LISTEN/NOTIFY for this (see durable.broker_waits). SQLite has nothing like it, but
+only processes of one machine can share a SQLite file, so Unix datagram sockets do the same: each
 waiting pusher binds one in a folder beside the database file, and every enqueue, once
 committed, sends a byte to each socket there. A wake-up that does not arrive (a process without
 the right to write to the folder) costs only time: the pusher also polls.

@@ -386,11 +386,20 @@ Q_CLUSTER: dict[str, object] = {
     "poll": env_float("Q_POLL_SECONDS", 0.05),
     "label": "Task queue",
 }
+# Without Redis the queue is a table of the database. Its broker: "prompt", the engine's
+# (durable.broker: woken by each enqueue), or "stock", django-q2's own (polls every Q_POLL_SECONDS,
+# and the engine then relies on none of django-q2's internals).
+ORM_BROKERS = {"prompt": "durable.broker.PromptORMBroker", "stock": "django_q.brokers.orm.ORM"}
+DURABLE_BROKER = os.environ.get("DURABLE_BROKER", "").strip().lower() or "prompt"
+if DURABLE_BROKER not in ORM_BROKERS:
+    raise ImproperlyConfigured(
+        f"DURABLE_BROKER must be 'prompt' or 'stock', got {os.environ['DURABLE_BROKER']!r}"
+    )
 if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL
 else:
     Q_CLUSTER["orm"] = "default"
-    Q_CLUSTER["broker_class"] = "durable.queue.PromptORMBroker"
+    Q_CLUSTER["broker_class"] = ORM_BROKERS[DURABLE_BROKER]
 
 LOGGING = {
     "version": 1,

@@ -76,3 +76,10 @@ def _children_through_pgbouncer(request):
     # The processes would get through, retrying; but none may meet what pooling breaks.
     faults = pgbouncer.pooling_faults(LOG_DIR.glob(f"*-{os.getpid()}-*.log"))
     assert not faults, f"errors of a pooled connection in the processes' logs: {faults}"
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    from django.conf import settings
+
+    q_cluster = settings.Q_CLUSTER
+    return f"django-q2 broker: {q_cluster.get('broker_class') or 'redis'} (DURABLE_BROKER)"

@@ -198,6 +198,30 @@ MUTANTS: tuple[Mutant, ...] = (
         # SQLite serves one machine, whose processes share one clock.
         (POSTGRES,),
     ),
+    Mutant(
+        "M11",
+        "tasks queued by the previous release (old task paths) are not recognised as the engine's",
+        "durable/tasks.py",
+        (
+            (
+                "ENGINE_TASK_PATHS = frozenset((TASK_PATH, BATCH_TASK_PATH, *LEGACY_TASK_PATHS))",
+                "ENGINE_TASK_PATHS = frozenset((TASK_PATH, BATCH_TASK_PATH))",
+            ),
+        ),
+        ("tests/durable/test_tasks.py",),
+    ),
+    Mutant(
+        "M12",
+        "the engine's shortcuts through django-q2's internals are taken with its stock broker too",
+        "durable/djangoq.py",
+        (
+            (
+                '    return bool(getattr(current, "supports_engine_shortcuts", False))',
+                "    return True",
+            ),
+        ),
+        ("tests/durable/test_tasks.py",),
+    ),
 )
 
 

@@ -28,7 +28,7 @@ BENCHMARKS = {
     "waiting": ("bench.benchmarks.waiting", "2. Many purchases waiting at once"),
     "signal": ("bench.benchmarks.signal_latency", "3. Cancel (workflow signal) latency"),
     "http": ("bench.benchmarks.http_api", "4. HTTP API through gunicorn"),
-    "recovery": ("bench.benchmarks.recovery", "5. Recovery after kill -9 of the cluster"),
+    "recovery": ("bench.benchmarks.recovery", "5. Recovery after kill -9 and a database restart"),
     "profile": ("bench.benchmarks.profile", "Profile of one workflow in the worker path"),
     "dbos": ("bench.benchmarks.peer_dbos", "6. The engine against DBOS, same run"),
     "httppeers": ("bench.benchmarks.peer_http", "7. The HTTP API against its peers, same run"),

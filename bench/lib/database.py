@@ -131,3 +131,26 @@ def fresh_database(vendor: str, name: str) -> Iterator[BenchDatabase]:
     finally:
         with _pg_admin() as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
+
+
+@contextlib.contextmanager
+def bench_process_on(url: str) -> Iterator[None]:
+    """Point this process's Django at the PostgreSQL database `url` for the block, then back at
+    the benchmark's own: every thread's next connection goes there (each thread closes its
+    own; this one's are closed on the way in and out)."""
+    import dj_database_url
+    from django.db import connections
+
+    # The one dict every thread's connection reads when it connects (as Django's test runner
+    # does when it swaps in the test database's NAME).
+    target = connections.settings["default"]
+    saved = dict(target)
+    parsed = dj_database_url.parse(url)
+    connections.close_all()
+    target.update({key: parsed[key] for key in ("NAME", "HOST", "PORT", "USER", "PASSWORD")})
+    try:
+        yield
+    finally:
+        connections.close_all()
+        target.clear()
+        target.update(saved)

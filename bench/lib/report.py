@@ -37,6 +37,10 @@ def _figure_row(fig: Figure) -> list[Any]:
     ]
 
 
+def _value(fig: Figure) -> str:
+    return "not run" if fig.not_run else f"{fmt(fig.median)} {fig.unit}"
+
+
 def _summary(results: list[BenchResult], dbs: list[str]) -> list[str]:
     """Every figure that has a goal, side by side per database."""
     rows: dict[tuple[str, str], dict[str, Figure]] = {}
@@ -47,7 +51,7 @@ def _summary(results: list[BenchResult], dbs: list[str]) -> list[str]:
     columns = ["benchmark", "figure"] + [DB_TITLES[d] for d in dbs] + ["goal", "met"]
     body = []
     for (title, name), per_db in rows.items():
-        cells = [f"{fmt(per_db[d].median)} {per_db[d].unit}" if d in per_db else "-" for d in dbs]
+        cells = [_value(per_db[d]) if d in per_db else "-" for d in dbs]
         goals = {per_db[d].goal for d in dbs if d in per_db}
         goal = (
             goals.pop()

@@ -26,13 +26,16 @@ class Figure:
     goal: str = ""
     goal_min: float | None = None
     goal_max: float | None = None
+    not_run: str = ""  # why it was not measured on this machine
 
     @property
     def median(self) -> float:
         return median(self.rounds)
 
     def met(self) -> str:
-        """'yes', 'no' or '' (no checkable goal)."""
+        """'yes', 'no', 'not run: <why>' or '' (no checkable goal)."""
+        if self.not_run:
+            return f"not run: {self.not_run}"
         if self.goal_min is None and self.goal_max is None:
             return ""
         value = self.median
@@ -88,6 +91,11 @@ class BenchResult:
         """Append one round's value to a figure and print it."""
         self.figure(name, unit, goal, **bounds).rounds.append(float(value))
         print(f"  [{self.bench}/{self.db}] {name}: {fmt(float(value))} {unit}", flush=True)
+
+    def not_run(self, name: str, unit: str, why: str, goal: str = "", **bounds: float) -> None:
+        """Record that figure `name` could not be measured here, and why (shown, never dropped)."""
+        self.figure(name, unit, goal, **bounds).not_run = why
+        print(f"  [{self.bench}/{self.db}] {name}: not run: {why}", flush=True)
 
     def note(self, text: str) -> None:
         self.notes.append(text)

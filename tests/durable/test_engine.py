@@ -350,7 +350,7 @@ def test_two_workers_racing_on_one_run_one_executes():
 def test_runs_woken_together_travel_in_few_tasks_and_all_advance():
     from django_q.models import OrmQ
 
-    from durable import queue
+    from durable import tasks
 
     run_ids = [f"batch-{n}" for n in range(9)]
     for run_id in run_ids:
@@ -360,7 +360,7 @@ def test_runs_woken_together_travel_in_few_tasks_and_all_advance():
     OrmQ.objects.all().delete()
     assert sorted(durable.engine.poll_once()) == sorted(run_ids)
     assert OrmQ.objects.count() == 3, "9 due runs spread over 3 tasks of 3"
-    outcome = queue.advance_batch_task(run_ids)
+    outcome = tasks.advance_batch_task(run_ids)
     assert outcome == {"finished": 9}
     assert all(WorkflowRun.objects.get(pk=r).status == RunStatus.SUCCEEDED for r in run_ids)
 
@@ -426,7 +426,7 @@ def test_the_prompt_orm_broker_hands_out_tasks_first_in_first_out_once(monkeypat
     from django_q.conf import Conf
     from django_q.models import OrmQ
 
-    from durable.queue import PromptORMBroker
+    from durable.broker import PromptORMBroker
 
     monkeypatch.setattr(Conf, "BULK", 2)  # at most two tasks per claim (Q_BULK)
     broker = PromptORMBroker(list_key="fifo-test")
@@ -442,121 +442,35 @@ def test_the_prompt_orm_broker_hands_out_tasks_first_in_first_out_once(monkeypat
     assert [task_id for task_id, _ in broker.dequeue()] == ids[4:]
 
 
-def _through_a_worker_and_the_monitor(broker, monkeypatch) -> list[int]:
-    """Hand the next queued task to django-q2's own worker and monitor loops, in this process,
-    as the pusher would. Returns the task ids the monitor acknowledged."""
-    from multiprocessing import Queue, Value
-
-    from django_q.conf import Conf
-    from django_q.monitor import monitor
-    from django_q.signing import SignedPackage
-    from django_q.worker import worker
-
-    acknowledged: list[int] = []
-    real_acknowledge = type(broker).acknowledge
-
-    def acknowledge(self, task_id: int) -> None:
-        acknowledged.append(task_id)
-        real_acknowledge(self, task_id)
-
-    monkeypatch.setattr(type(broker), "acknowledge", acknowledge)
-    monkeypatch.setattr(Conf, "BULK", 1)  # one task at a time: the next one
-    [(task_id, payload)] = broker.dequeue()
-    task = SignedPackage.loads(payload)
-    task.update(ack_id=task_id, cluster="test")
-    tasks, results = Queue(), Queue()
-    tasks.put(task)
-    tasks.put("STOP")
-    worker(tasks, results, Value("f", -1))
-    results.put("STOP")
-    monitor(results, broker)
-    return acknowledged
-
-
-@pytest.mark.django_db(transaction=True)
-def test_an_engine_task_deletes_its_queue_row_in_the_transaction_of_its_work(monkeypatch):
-    from django_q.models import OrmQ
-
-    from durable import queue
-
-    durable.start("ack-1", "send_with_undo", "hello", 0)
-    [queued] = OrmQ.objects.all()
-    assert _through_a_worker_and_the_monitor(queue._broker(), monkeypatch) == []
-    assert WorkflowRun.objects.get(pk="ack-1").status == RunStatus.SUCCEEDED
-    assert not OrmQ.objects.filter(pk=queued.pk).exists(), "deleted with the run's last writes"
-
-
-@pytest.mark.django_db(transaction=True)
-def test_an_engine_task_that_fails_keeps_its_row_for_django_q2_to_handle(monkeypatch, settings):
-    from django_q.models import OrmQ
-
-    from durable import queue
-
-    # One group transaction for the whole advance, however slow the machine: a group open past
-    # GROUP_COMMIT_SECONDS commits after a step, and the step's effect would then outlive the
-    # failure this test injects after it.
-    settings.DURABLE = {**getattr(settings, "DURABLE", {}), "GROUP_COMMIT_SECONDS": 3600}
-    durable.start("ack-2", "send_with_undo", "hello", 0)
-    [queued] = OrmQ.objects.all()
-
-    def finish_run(*args, **kwargs):
-        raise RuntimeError("the database went away")
-
-    monkeypatch.setattr(store, "finish_run", finish_run)
-    # The task's transaction rolled back, its own delete with it: the monitor acknowledges the
-    # failure as django-q2 does (ack_failures), and the run is left for the poller.
-    assert _through_a_worker_and_the_monitor(queue._broker(), monkeypatch) == [queued.pk]
-    assert WorkflowRun.objects.get(pk="ack-2").status == RunStatus.PENDING
-    assert effect_count("sent:ack-2") == 0
-
-
-@pytest.mark.django_db(transaction=True)
-def test_an_engine_task_right_after_another_skips_the_connection_health_check(monkeypatch):
-    from django.db import connections
-
-    from durable import queue
-
-    checks: list[str] = []
-    wrapper = type(connections["default"])
-    monkeypatch.setattr(wrapper, "is_usable", lambda self: checks.append("x") or True)
-    monkeypatch.setattr(queue, "_last_task_ended", -1e9)  # no engine task ran in this process
-    durable.start("health-1", "send_with_undo", "hello", 0)
-    durable.start("health-2", "send_with_undo", "hello", 0)
-    _through_a_worker_and_the_monitor(queue._broker(), monkeypatch)
-    assert len(checks) == 1, "the first task checks the connection django-q2 handed it"
-    _through_a_worker_and_the_monitor(queue._broker(), monkeypatch)
-    assert len(checks) == 1, "it served the previous task a moment ago: trusted"
-    assert WorkflowRun.objects.filter(status=RunStatus.SUCCEEDED).count() == 2
-
-
 @pytest.mark.django_db(transaction=True)
 def test_a_starting_pusher_hands_out_again_the_engine_tasks_a_killed_cluster_had_claimed(
     monkeypatch,
 ):
     from django_q.conf import Conf
 
-    from durable import queue
+    from durable import djangoq, tasks
+    from durable.broker import PromptORMBroker
 
     monkeypatch.setattr(Conf, "BULK", 2)
 
-    key = queue._broker().list_key
+    key = djangoq.broker().list_key
     durable.start("orphan-1", "send_with_undo", "hello", 0)  # its task is an engine task
-    plain = queue.PromptORMBroker(list_key=key).enqueue("someone else's task")
-    killed = queue.PromptORMBroker(list_key=key)
+    plain = PromptORMBroker(list_key=key).enqueue("someone else's task")
+    killed = PromptORMBroker(list_key=key)
     in_hand = killed.dequeue()  # then the cluster is killed with both
     [engine_task, plain_task] = [task_id for task_id, _ in in_hand]
     assert plain_task == plain
-    restarted = queue.PromptORMBroker(list_key=key)
+    restarted = PromptORMBroker(list_key=key)
     assert [task_id for task_id, _ in restarted.dequeue()] == [engine_task]
     assert restarted.dequeue() is None, "a task that is not the engine's keeps its claim"
-    assert queue.advance_task("orphan-1") == "finished"
+    assert tasks.advance_task("orphan-1") == "finished"
 
 
 @pytest.mark.django_db(transaction=True)
 def test_only_the_pushers_claims_skip_waiting_for_the_disk():
     from django.db import connection, connections
 
-    from durable.queue import PromptORMBroker
+    from durable.broker import PromptORMBroker
 
     def durability(conn) -> str:
         with conn.cursor() as cursor:
@@ -584,7 +498,7 @@ def test_an_idle_broker_wakes_as_soon_as_a_task_is_committed(monkeypatch):
     from django.db import connection
     from django_q.conf import Conf
 
-    from durable.queue import PromptORMBroker
+    from durable.broker import PromptORMBroker
 
     monkeypatch.setattr(Conf, "POLL", 5.0)  # without the notification a wait lasts 5 s
     found: list[tuple[float, list]] = []

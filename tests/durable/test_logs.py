@@ -58,10 +58,10 @@ def test_heartbeat_probes_log_nothing_at_info(caplog):
     health.send_worker_probe()  # django-q2 logs "Enqueued [...] <id>", naming no task
     queue_logger.info("Worker-1 processing durable heartbeat probe 'durable.health.worker_probe'")
     queue_logger.info("Processed 'durable.health.worker_probe' (durable heartbeat probe)")
-    queue_logger.info("Processed 'durable.queue.advance' (some run)")
+    queue_logger.info("Processed 'durable.tasks.advance' (some run)")
     lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
     assert not [line for line in lines if "probe" in line or "Enqueued" in line], lines
-    assert "Processed 'durable.queue.advance' (some run)" in lines, "other tasks still log"
+    assert "Processed 'durable.tasks.advance' (some run)" in lines, "other tasks still log"
 
 
 def test_probe_lines_show_when_the_health_logger_is_at_debug(caplog):

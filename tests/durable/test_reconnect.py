@@ -9,7 +9,7 @@ import pytest
 from django.db import connection
 
 import durable
-from durable import queue
+from durable import tasks
 from durable.models import RunStatus, WorkflowRun
 
 pytestmark = [
@@ -37,7 +37,7 @@ def test_an_engine_task_on_a_dead_connection_reconnects_and_advances_its_run(bat
     durable.start("reconnect-1", "send_with_undo", "hello", 0)
     _terminate_this_connection()
     if batch:
-        assert queue.advance_batch_task(["reconnect-1"]) == {"finished": 1}
+        assert tasks.advance_batch_task(["reconnect-1"]) == {"finished": 1}
     else:
-        assert queue.advance_task("reconnect-1") == "finished"
+        assert tasks.advance_task("reconnect-1") == "finished"
     assert WorkflowRun.objects.get(pk="reconnect-1").status == RunStatus.SUCCEEDED

@@ -10,7 +10,6 @@ on the database's clock, the clock the engine confirms by."""
 from __future__ import annotations
 
 import datetime as dt
-import threading
 import time
 from typing import Any
 
@@ -18,6 +17,7 @@ import psycopg
 import pytest
 from django.db import connection
 
+from devtools.pgcluster import ReturnWatch, delay_after_return
 from tests.ops.servers import free_port, venv_path
 from tests.ops.test_multi_machine import call
 from tests.support import postgres
@@ -64,34 +64,6 @@ def query(url: str, sql: str) -> list[tuple[Any, ...]]:
         return conn.execute(sql).fetchall()
 
 
-class ReturnWatch(threading.Thread):
-    """Tries a new connection every 10 ms; `returned_at`: the database's clock at the first that
-    succeeds after one has failed (the database went down and came back)."""
-
-    def __init__(self, url: str) -> None:
-        super().__init__(daemon=True)
-        self.url = url
-        self.returned_at: dt.datetime | None = None
-
-    def run(self) -> None:
-        down = False
-        while True:
-            try:
-                now = query(self.url, "SELECT clock_timestamp()")[0][0]
-            except psycopg.OperationalError:
-                down = True
-            else:
-                if down:
-                    self.returned_at = now
-                    return
-            time.sleep(0.01)
-
-    def result(self) -> dt.datetime:
-        self.join(60)
-        assert self.returned_at is not None, "the database was never seen down and back"
-        return self.returned_at
-
-
 @pytest.fixture
 def cluster():
     """The private cluster, stopped again after the test (nothing is left listening on 5499)."""
@@ -99,7 +71,7 @@ def cluster():
     try:
         yield
     finally:
-        postgres.stop()
+        postgres.CLUSTER.stop()
 
 
 def test_every_process_reconnects_and_overdue_runs_finish_within_2s_of_a_restart(cluster):
@@ -157,7 +129,7 @@ def test_every_process_reconnects_and_overdue_runs_finish_within_2s_of_a_restart
         buy(first)
         watch = ReturnWatch(url)
         watch.start()
-        postgres.restart()
+        postgres.CLUSTER.restart()
         returns.append(watch.result())
         for key in first[::3]:
             cancel(key)
@@ -169,9 +141,9 @@ def test_every_process_reconnects_and_overdue_runs_finish_within_2s_of_a_restart
             cancel(key)
         watch = ReturnWatch(url)
         watch.start()
-        postgres.stop()
+        postgres.CLUSTER.stop()
         time.sleep(WINDOW_SECONDS + 0.5)  # every deadline of the batch passes meanwhile
-        postgres.start()
+        postgres.CLUSTER.start()
         returns.append(watch.result())
 
         wait(lambda: all_finished(1 + 2 * PER_BATCH), "not every purchase finished")
@@ -185,9 +157,7 @@ def test_every_process_reconnects_and_overdue_runs_finish_within_2s_of_a_restart
             continue
         assert (state, orders) == ("PURCHASE_CONFIRMED", 1), key
         assert finished_at >= cancel_until, f"{key} confirmed before its deadline"
-        back = max((moment for moment in returns if moment <= finished_at), default=None)
-        due = max(cancel_until, back) if back is not None else cancel_until
-        late[key] = (finished_at - due).total_seconds()
+        late[key] = delay_after_return(finished_at, cancel_until, returns).total_seconds()
     assert max(late.values()) <= RECOVERY.total_seconds(), (sorted(late.items()), logs(processes))
     overdue = [key for key in outcomes if key.startswith("across-") and not cancels.get(key)]
     assert overdue, "the second batch must have runs overdue when the database returns"

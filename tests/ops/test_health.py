@@ -13,7 +13,7 @@ from django.db import connection
 from django.test import Client, override_settings
 from django.utils import timezone
 
-from durable import health, queue
+from durable import dispatch, health
 from durable.models import EngineHeartbeat, RunStatus, WorkflowRun
 from tests.ops.runs import waiting_run
 from tests.ops.servers import free_port, venv_path
@@ -120,26 +120,26 @@ def test_a_run_late_by_less_than_the_margin_is_not_overdue(client):
 
 
 def test_the_poller_heartbeat_writes_its_row_and_probes_a_worker_once_per_interval():
-    depth = queue.queue_depth()
+    depth = dispatch.queue_depth()
     with override_settings(DURABLE={"HEARTBEAT_SECONDS": 60}):
         ticker = health.PollerHeartbeat()
         ticker.tick()
         ticker.tick()  # within the interval: nothing
     assert EngineHeartbeat.objects.filter(kind="poller").count() == 1
-    assert queue.queue_depth() == depth + 1, "one probe task enqueued"
+    assert dispatch.queue_depth() == depth + 1, "one probe task enqueued"
 
     long_ago = timezone.now() - dt.timedelta(minutes=5)
     with override_settings(DURABLE={"HEARTBEAT_SECONDS": 0}):
         ticker = health.PollerHeartbeat()
         ticker.tick()
-        assert queue.queue_depth() == depth + 2
+        assert dispatch.queue_depth() == depth + 2
         EngineHeartbeat.objects.filter(kind="poller").update(last_seen=long_ago)
         ticker.tick()  # its probe is unanswered: the poller beats but sends no second probe
-        assert queue.queue_depth() == depth + 2
+        assert dispatch.queue_depth() == depth + 2
         assert EngineHeartbeat.objects.get(kind="poller").last_seen > long_ago
         health.worker_probe()  # a worker answers
         ticker.tick()
-        assert queue.queue_depth() == depth + 3
+        assert dispatch.queue_depth() == depth + 3
 
 
 def test_worker_probe_keeps_one_row_per_process():

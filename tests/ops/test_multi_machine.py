@@ -148,7 +148,7 @@ def test_one_machine_is_killed_and_the_other_finishes_every_purchase(broker):
             for index in range(RUNS // 2):
                 buy(a if index % 2 else b, index)
             # Machine A has advanced runs, and dies with others in flight.
-            wait_for(lambda: "Processed 'durable.queue.advance" in a.cluster.log(), 60, a)
+            wait_for(lambda: "Processed 'durable.tasks.advance" in a.cluster.log(), 60, a)
             in_flight = WorkflowRun.objects.filter(status__in=ACTIVE_STATUSES).count()
             for process in a.processes:
                 process.kill(signal.SIGKILL)

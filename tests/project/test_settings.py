@@ -64,3 +64,29 @@ def test_an_unwritable_metrics_directory_stops_the_start_with_a_clear_message(tm
     )
     assert result.returncode != 0
     assert "PROMETHEUS_MULTIPROC_DIR: cannot create" in result.stderr
+
+
+PRINT_BROKER = "from django.conf import settings; print(settings.Q_CLUSTER['broker_class'])"
+
+
+@pytest.mark.parametrize(
+    ("choice", "expected"),
+    [
+        ("", "durable.broker.PromptORMBroker"),
+        ("prompt", "durable.broker.PromptORMBroker"),
+        ("stock", "django_q.brokers.orm.ORM"),
+    ],
+)
+def test_durable_broker_chooses_the_broker_of_the_database_queue(choice, expected):
+    result = run_manage(
+        "shell", "-c", PRINT_BROKER,
+        env_overrides={**PRODUCTION, "DURABLE_BROKER": choice, "REDIS_URL": ""},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == expected
+
+
+def test_an_unknown_durable_broker_stops_the_start():
+    result = run_manage("check", env_overrides={**PRODUCTION, "DURABLE_BROKER": "fast"})
+    assert result.returncode != 0
+    assert "DURABLE_BROKER must be 'prompt' or 'stock', got 'fast'" in result.stderr
