@@ -8,7 +8,6 @@ or, once lost, replaced by the poller's redelivery under the new path), together
 tasks.LEGACY_TASK_PATHS.
 """
 
-from durable.dispatch import queue_depth  # for durable.inspect, until it imports durable.dispatch
 from durable.tasks import advance_batch_task, advance_task
 
-__all__ = ["advance_batch_task", "advance_task", "queue_depth"]
+__all__ = ["advance_batch_task", "advance_task"]

@@ -2,7 +2,7 @@
 
 No cluster runs: this process does what the django-q2 processes do for a task, through the same
 functions: the pusher's `broker.dequeue()`, the worker's `close_old_connections()` and
-`durable.queue.advance_task` (located from the task's signed payload, as django-q2 does), the
+`durable.tasks.advance_task` (located from the task's signed payload, as django-q2 does), the
 monitor's `broker.acknowledge()`. The purchases (zero window) are started beforehand through
 `purchases.services.buy` and are not profiled. The full profile is kept in bench/out/.
 """

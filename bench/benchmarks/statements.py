@@ -2,7 +2,7 @@
 
 Inline (both databases, no cluster running): this process plays every part a task's life has,
 through the same functions the real processes call: the start (`purchases.services.buy`), the
-pusher's `broker.dequeue()`, the worker's task (`durable.queue.advance_task`, after the
+pusher's `broker.dequeue()`, the worker's task (`durable.tasks.advance_task`, after the
 `close_old_connections()` and the pre_execute signal django-q2 sends before each task), the
 monitor's `broker.acknowledge()` if the task still asks for it (an engine task deletes its own
 queue row in its last transaction), and, for a purchase with a window, the poller's
@@ -49,7 +49,7 @@ def _task_once(counter: SqlCount, label: str) -> None:
     ack_id, payload = tasks[0]
     task = SignedPackage.loads(payload)
     task["ack_id"] = ack_id
-    counter.phase = f"{label}: worker runs durable.queue.advance_task"
+    counter.phase = f"{label}: worker runs durable.tasks.advance_task"
     close_old_connections()
     func = pydoc.locate(task["func"])
     pre_execute.send(sender="django_q", func=func, task=task)
