@@ -1,3 +1,6 @@
+"""The Django app: at start, registers the configured workflows and hooks the engine into
+django-q2's worker signals."""
+
 from importlib import import_module
 
 from django.apps import AppConfig
