@@ -13,7 +13,7 @@ from django.db.models import Expression, Q
 
 from durable import blocking, conf, dispatch, runlog, store
 from durable.errors import RunConflict
-from durable.executor import Advanced, advance, to_json
+from durable.executor import Advanced, advance, advance_in_creating_transaction, to_json
 from durable.models import ACTIVE_STATUSES, RunStatus, WorkflowRun, WorkflowSignal
 from durable.registry import WorkflowFunction, latest_version, workflow_name
 
@@ -78,10 +78,13 @@ def start(
     RunConflict. A new run is enqueued atomically with its creation (ORM broker) or right after
     the surrounding transaction commits.
 
-    `eager`: instead of a task, this process advances the new run right after the surrounding
-    transaction commits, until it first waits (a purchase parks at its cancel window without a
-    worker's round trip). Should this process die first, the poller takes the run after
-    DURABLE["EAGER_GRACE_SECONDS"]."""
+    `eager`: instead of a task, this process advances the new run at once, inside the surrounding
+    transaction, as far as it goes without a commit (waits, timers, transactional steps, the
+    end): a purchase parks at its cancel window in the caller's one commit. The workflow sees
+    what the caller wrote before this call, so call `start` after the rows it reads. A run that
+    reaches a plain step is advanced on from there right after the commit; should this process
+    die first, the poller takes it (at once if it had checkpoints, else after
+    DURABLE["EAGER_GRACE_SECONDS"])."""
     name = workflow_name(workflow)
     json_args = to_json(list(args))
     # No savepoint inside a caller's transaction (it costs two round trips): a used id raises
@@ -89,16 +92,18 @@ def start(
     with transaction.atomic(savepoint=False):
         grace = conf.seconds("EAGER_GRACE_SECONDS") if eager else None
         run, created = store.create_run(run_id, name, json_args, grace, latest_version(name))
+        if created:
+            runlog.transition(
+                run_id, name, RunStatus.PENDING, event="started", version=run.workflow_version,
+                eager=eager,
+            )  # fmt: skip
         if created and eager:
-            transaction.on_commit(lambda: _advance_eagerly(run_id))
+            if advance_in_creating_transaction(run) is Advanced.AFTER_COMMIT:
+                transaction.on_commit(lambda: _advance_eagerly(run_id))
+            run.refresh_from_db()
         elif created:
             dispatch.enqueue(run_id)
-    if created:
-        runlog.transition(
-            run_id, name, RunStatus.PENDING, event="started", version=run.workflow_version,
-            eager=eager,
-        )  # fmt: skip
-    elif run.workflow != name or run.args != json_args:
+    if not created and (run.workflow != name or run.args != json_args):
         raise RunConflict(
             f"run {run_id!r} exists for workflow {run.workflow!r} with args {run.args!r}; "
             f"refused {name!r} with {json_args!r}"

@@ -30,7 +30,7 @@ from durable.commands import Command
 from durable.errors import LeaseLost, WorkflowArgumentsMismatch, WorkflowNotRegistered
 from durable.group import GroupTransaction
 from durable.handlers.live import to_json
-from durable.models import RunStatus
+from durable.models import RunStatus, WorkflowRun
 from durable.registry import instantiate
 from durable.replay import (
     Completed,
@@ -44,7 +44,7 @@ from durable.replay import (
     describe,
     drive,
 )
-from durable.run_transaction import RunTransaction
+from durable.run_transaction import CallerTransaction, RunTransaction
 from durable.transient import is_transient
 
 logger = logging.getLogger("durable.executor")
@@ -68,6 +68,9 @@ class Advanced(enum.Enum):
     SUSPENDED = "suspended"
     FINISHED = "finished"
     LEASE_LOST = "lease_lost"
+    # Advanced in its creating transaction up to a command that must commit first (a plain
+    # step): the rest is for after that transaction commits.
+    AFTER_COMMIT = "after_commit"
 
 
 def new_owner() -> str:
@@ -106,6 +109,22 @@ def advance(
                 time.sleep(random.uniform(0, TRANSIENT_BACKOFF_SECONDS * 2**retry))
     _defer(run_id, last_write)
     return Advanced.DEFERRED
+
+
+def advance_in_creating_transaction(run: WorkflowRun) -> Advanced:
+    """Advance `run`, created in the caller's still open transaction, as far as it can go
+    without a commit: its waits, timers, transactional steps and its end are written in that
+    transaction and commit (or roll back) with the caller's own writes, in one commit.
+
+    Returns FINISHED, SUSPENDED (parked until its deadline or a signal), BLOCKED, or
+    AFTER_COMMIT: it stopped before a command that must commit first (a plain step), and is to
+    be advanced again once the caller has committed. The workflow sees only what the caller
+    wrote before this call. A database error propagates: the caller's transaction has failed."""
+    clock = store.shared_clock(run.created_at)
+    tx = CallerTransaction(run.id, conf.seconds("LEASE_SECONDS"), clock)
+    leased = store.LeasedRun(run.workflow, list(run.args), None, run.workflow_version)
+    # A run created in this transaction has no checkpoint yet.
+    return _advance_leased(tx, leased, time.monotonic(), history={})
 
 
 def _forget_broken_connection() -> None:
@@ -195,7 +214,13 @@ def _advance(run_id: str, group: GroupTransaction, *, fresh: bool = False) -> Ad
     return outcome
 
 
-def _advance_leased(tx: RunTransaction, leased: store.LeasedRun, started: float) -> Advanced:
+def _advance_leased(
+    tx: RunTransaction,
+    leased: store.LeasedRun,
+    started: float,
+    history: dict[int, Recorded] | None = None,
+) -> Advanced:
+    """Replay the leased run (its `history` read now unless given) and run what follows live."""
     run_id = tx.run_id
     try:
         generator = instantiate(leased.workflow, run_id, list(leased.args), leased.version)
@@ -208,18 +233,29 @@ def _advance_leased(tx: RunTransaction, leased: store.LeasedRun, started: float)
         tx.begin()
         blocking.block(run_id, tx.owner, leased.workflow, str(exc))
         return Advanced.BLOCKED
-    runlog.transition(run_id, leased.workflow, RunStatus.RUNNING, owner=tx.owner)
-    history = store.load_history(run_id)
+    if tx.may_commit:  # leased (a run advanced in its creating transaction never is)
+        runlog.transition(run_id, leased.workflow, RunStatus.RUNNING, owner=tx.owner)
+    if history is None:
+        history = store.load_history(run_id)
     reached = -1  # the last position run live
+    stopped_for_commit = False
 
     def execute(
         position: int, command: Command, recorded: Recorded | None
     ) -> Resolved | Raised | Suspend:
-        nonlocal reached
+        nonlocal reached, stopped_for_commit
+        if not tx.may_commit and handlers.commits_first(command):
+            stopped_for_commit = True
+            return Suspend(None, "continues once the caller's transaction commits")
         reached = position
         return handlers.execute(tx, position, command, recorded)
 
     outcome = drive(generator, history, execute)
+    if stopped_for_commit:
+        if reached >= 0:
+            # Its first checkpoints commit with the caller: it is due from then on.
+            store.make_due(run_id)
+        return Advanced.AFTER_COMMIT
     if isinstance(outcome, Diverged):
         # Nothing ran live before a divergence: replay stops at the first recorded mismatch.
         tx.begin()

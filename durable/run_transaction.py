@@ -18,6 +18,9 @@ class RunTransaction:
     written, the run's writes are kept or taken back apart from earlier runs' (a savepoint),
     and `now` is the database's clock."""
 
+    # Whether a command may commit the work so far (before a plain step calls the outside world).
+    may_commit = True
+
     def __init__(self, run_id: str, owner: str, ttl: dt.timedelta, group: GroupTransaction) -> None:
         self.run_id = run_id
         self.owner = owner
@@ -87,3 +90,38 @@ class RunTransaction:
             self._savepoint.rollback()
         else:
             self._group.rollback()
+
+
+class CallerTransaction(RunTransaction):
+    """The bookkeeping of a run advanced inside the transaction that created it (an eager
+    start): no lease and no fence, as no other process can see the run before that transaction
+    commits; its writes commit or roll back with the caller's.
+
+    Nothing may commit in here: the executor stops before a command that must commit first (a
+    plain step, which calls the outside world) and sets `stopped_for_commit`."""
+
+    may_commit = False
+
+    def __init__(self, run_id: str, ttl: dt.timedelta, created_at: dt.datetime | None) -> None:
+        # The run was created with no lease: its owner is the empty one until it is leased.
+        super().__init__(run_id, "", ttl, GroupTransaction())
+        self._note_clock(created_at)
+        self.stopped_for_commit = False
+
+    def acquire(self, *, fresh: bool) -> store.LeasedRun | None:
+        raise AssertionError("a run advanced in its creating transaction is never leased")
+
+    def begin(self) -> None:
+        """Nothing to open or fence: the caller's transaction is open and the run is ours."""
+
+    def commit(self) -> None:
+        raise AssertionError("the caller's transaction commits, not the run's")
+
+    def commit_if_old(self) -> None:
+        """The caller's transaction is short: nothing to do."""
+
+    def release(self) -> None:
+        """Everything stays in the caller's transaction."""
+
+    def rollback(self) -> None:
+        """The caller's transaction fails with the error: nothing to take back apart."""

@@ -84,6 +84,20 @@ def create_run(
     return get_run(run_id), False
 
 
+def shared_clock(value: dt.datetime) -> dt.datetime | None:
+    """`value`, a time read from the database's clock, where that clock is shared by every
+    machine (PostgreSQL); None on SQLite, where each process reads the machine's own clock."""
+    return value if connection.vendor == "postgresql" else None
+
+
+def make_due(run_id: str) -> None:
+    """Make a pending run due at once by the database's clock (the poller takes it if no one
+    advances it first)."""
+    WorkflowRun.objects.filter(pk=run_id, status=RunStatus.PENDING).update(
+        wake_at=db_now_expression()
+    )
+
+
 def get_run(run_id: str) -> WorkflowRun:
     """The run with this id; RunNotFound if none."""
     try:
@@ -129,8 +143,9 @@ def acquire_lease(
     run_id: str, owner: str, ttl: dt.timedelta, *, fresh: bool = False
 ) -> LeasedRun | None:
     """Compare-and-set: admits exactly one executor while the lease is unexpired, and only when
-    the run is active and its wake-up time has come (or, `fresh`, when it has no checkpoint yet
-    and is only parked for the poller's sake: an eager start). Returns the leased run, or None.
+    the run is active and its wake-up time has come (or, `fresh`, also when it has no checkpoint
+    yet and is only parked for the poller's sake: an eager start). Returns the leased run, or
+    None.
 
     Inside the executor's transaction the lease commits with the run's first checkpoints (one
     commit), and the row stays locked until then. On PostgreSQL a `fresh` lease that waited for
@@ -141,11 +156,13 @@ def acquire_lease(
     Whether the lease is free and the run due is judged by the database's clock in this very
     statement, which also sets the lease's expiry by it: processes' clocks play no part."""
     clock, clock_params = _clock_sql()
+    when, when_params = f"(wake_at IS NULL OR wake_at <= {clock})", list(clock_params)
     if fresh:
-        when = f"status = %s AND NOT EXISTS (SELECT 1 FROM {_CHECKPOINTS} WHERE run_id = %s)"
-        when_params: list[Any] = [str(RunStatus.PENDING), run_id]
-    else:
-        when, when_params = f"(wake_at IS NULL OR wake_at <= {clock})", clock_params
+        when = (
+            f"({when} OR status = %s "
+            f"AND NOT EXISTS (SELECT 1 FROM {_CHECKPOINTS} WHERE run_id = %s))"
+        )
+        when_params += [str(RunStatus.PENDING), run_id]
     _, row = sql.update(
         WorkflowRun,
         {
@@ -419,13 +436,16 @@ def insert_checkpoint(
     *,
     name: str,
     kind: str,
-    result: Any,
+    result: Any = None,
     attempts: int = 1,
     deadline: dt.datetime | None = None,
     started_at: dt.datetime | None = None,
+    status: str = CheckpointStatus.DONE,
+    error: str = "",
 ) -> None:
-    """Insert a finished checkpoint for a command that had none (one statement, the hot path)."""
-    finished_at = timezone.now()
+    """Insert the checkpoint of a command that had none (inside a fenced transaction; one
+    statement, the hot path): finished unless `status` is PENDING."""
+    now = timezone.now()
     sql.insert(
         StepCheckpoint,
         {
@@ -433,13 +453,13 @@ def insert_checkpoint(
             "position": position,
             "name": name,
             "kind": kind,
-            "status": CheckpointStatus.DONE,
+            "status": status,
             "result": result,
-            "error": "",
+            "error": error,
             "attempts": attempts,
             "deadline": deadline,
-            "started_at": started_at or finished_at,
-            "finished_at": finished_at,
+            "started_at": started_at or now,
+            "finished_at": None if status == CheckpointStatus.PENDING else now,
         },
     )
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db.models import QuerySet
@@ -17,6 +17,19 @@ DELAYED_MESSAGE = (
     "Your purchase is delayed by maintenance on our side. Nothing is lost: it will complete as "
     "you decided, and a cancel made inside the window is honoured."
 )
+
+
+class RunState(Protocol):
+    """What a purchase's status reads of its run: a WorkflowRun, or durable's RunHandle."""
+
+    @property
+    def status(self) -> str: ...
+
+    @property
+    def result(self) -> Any: ...
+
+    @property
+    def error(self) -> str: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,11 +78,16 @@ def pending_status(purchase: Purchase) -> PurchaseStatus:
     )
 
 
-def purchase_status(purchase: Purchase, *, refresh: bool = False) -> PurchaseStatus:
-    """The purchase's status, derived from its workflow run (never stored by hand)."""
-    run = purchase.run
-    if refresh:
-        run.refresh_from_db()
+def purchase_status(
+    purchase: Purchase, *, refresh: bool = False, run: RunState | None = None
+) -> PurchaseStatus:
+    """The purchase's status, derived from its workflow run (never stored by hand): `run` as
+    given (the handle `durable.start` returned), else the purchase's run (re-read if
+    `refresh`)."""
+    if run is None:
+        run = purchase.run
+        if refresh:
+            run.refresh_from_db()
     item_id = purchase.product.item_id
     result: dict[str, Any] | None = None
     if run.status == RunStatus.SUCCEEDED:

@@ -116,13 +116,16 @@ def buy(user: AbstractBaseUser, key: str, item_id: Any) -> BuyResult:
         with transaction.atomic():
             cancel_until = product.clock + cancel_window()
             run_id = run_id_for(user.pk, key)
-            durable.start(
-                run_id, WORKFLOW, product.item_id, cancel_until.isoformat(),
-                eager=settings.ONECLICK_EAGER_START,
-            )  # fmt: skip
+            # The purchase first: an eager start runs the workflow in this transaction, up to
+            # its cancel window (or, with no window, its checkout), and it reads the purchase.
+            # The foreign key to the run is checked at commit.
             purchase = Purchase.objects.create(
                 user=user, key=key, product=product, unit_price=product.price,
                 cancel_until=cancel_until, run_id=run_id,
+            )  # fmt: skip
+            run, _ = durable.start(
+                run_id, WORKFLOW, product.item_id, cancel_until.isoformat(),
+                eager=settings.ONECLICK_EAGER_START,
             )  # fmt: skip
     except (IntegrityError, durable.RunConflict):
         # The key was used before (a retry, a double click, a concurrent request that won the
@@ -135,8 +138,8 @@ def buy(user: AbstractBaseUser, key: str, item_id: Any) -> BuyResult:
     if not settings.ONECLICK_EAGER_START:
         # Only a worker can have moved the run since: still pending as far as this answer goes.
         return BuyResult(purchase, True, pending_status(purchase))
-    # Started eagerly: the run was advanced when the transaction committed; say where it is.
-    return BuyResult(purchase, True, purchase_status(purchase))
+    # Started eagerly: the run was advanced in the transaction, and its handle says where it is.
+    return BuyResult(purchase, True, purchase_status(purchase, run=run))
 
 
 def _too_many_pending(user: AbstractBaseUser) -> bool:

@@ -133,7 +133,7 @@ MUTANTS: tuple[Mutant, ...] = (
                 "    signal = store.consume_signal(tx.run_id, command.signal, live.position)",
                 "    signal = (\n"
                 "        store.consume_signal(tx.run_id, command.signal, live.position)\n"
-                "        if tx._signals_seen\n"
+                "        if getattr(tx, '_signals_seen', True)\n"
                 "        else None\n"
                 "    )",
             ),
@@ -189,7 +189,8 @@ MUTANTS: tuple[Mutant, ...] = (
                 "    now = Value(timezone.now(), output_field=DateTimeField())\n    return (",
             ),
             (  # the worker's lease
-                'when, when_params = f"(wake_at IS NULL OR wake_at <= {clock})", clock_params',
+                'when, when_params = f"(wake_at IS NULL OR wake_at <= {clock})", '
+                "list(clock_params)",
                 'when, when_params = "(wake_at IS NULL OR wake_at <= %s)", '
                 '[sql.prep(WorkflowRun, "wake_at", timezone.now())]',
             ),

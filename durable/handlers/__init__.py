@@ -24,13 +24,27 @@ HANDLERS: dict[type[Command], Handler] = {
 }
 
 
+# Commands whose handler commits the work so far before it runs (a plain step calls the outside
+# world, and nothing may be held open meanwhile); every other handler only touches the database.
+COMMIT_FIRST: frozenset[type[Command]] = frozenset({Step})
+
+
+def kind_of(command: Command) -> type[Command]:
+    """The command type whose handler runs `command`: its own, or its nearest base class's."""
+    for kind in type(command).__mro__:
+        if kind in HANDLERS:
+            return kind
+    raise TypeError(f"unknown command {command!r}")
+
+
+def commits_first(command: Command) -> bool:
+    """Whether running `command` commits the run's transaction first."""
+    return kind_of(command) in COMMIT_FIRST
+
+
 def execute(
     tx: RunTransaction, position: int, command: Command, recorded: Recorded | None
 ) -> Resolved | Raised | Suspend:
     """Run `command`, which has no finished checkpoint at `position` of the run `tx` holds, with
     the handler of its type (or of its nearest base class that has one)."""
-    for kind in type(command).__mro__:
-        handler = HANDLERS.get(kind)
-        if handler is not None:
-            return handler(LiveCommand(tx, position, command, recorded))
-    raise TypeError(f"unknown command {command!r}")
+    return HANDLERS[kind_of(command)](LiveCommand(tx, position, command, recorded))

@@ -49,10 +49,18 @@ class LiveCommand(Generic[C]):
         self, status: str, *, attempts: int, error: str = "", deadline: dt.datetime | None = None
     ) -> None:
         """Insert or update the command's checkpoint as `status` (inside the fenced group)."""
-        store.save_checkpoint(
-            self.tx.run_id, self.position, name=self.command.name, kind=self.command.kind,
-            status=status, error=error, attempts=attempts, deadline=deadline,
-        )  # fmt: skip
+        if not self._has_row:
+            # The lease makes this the run's only writer: no row can have appeared meanwhile.
+            store.insert_checkpoint(
+                self.tx.run_id, self.position, name=self.command.name, kind=self.command.kind,
+                status=status, error=error, attempts=attempts, deadline=deadline,
+                started_at=self.started_at,
+            )  # fmt: skip
+        else:
+            store.save_checkpoint(
+                self.tx.run_id, self.position, name=self.command.name, kind=self.command.kind,
+                status=status, error=error, attempts=attempts, deadline=deadline,
+            )  # fmt: skip
         self._has_row = True
 
     def finish(

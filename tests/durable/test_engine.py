@@ -538,14 +538,73 @@ def test_an_eager_start_parks_the_run_in_this_process_without_a_task(settings):
 
 
 @pytest.mark.django_db(transaction=True)
+def test_an_eager_start_parks_in_the_callers_transaction_and_rolls_back_with_it():
+    with pytest.raises(RuntimeError, match="the caller failed"), transaction.atomic():
+        handle, created = durable.start("eager-rb", "send_with_undo", "hello", 30, eager=True)
+        assert created and handle.status == RunStatus.WAITING and handle.waiting_for == "undo"
+        assert StepCheckpoint.objects.filter(run_id="eager-rb").count() == 1
+        raise RuntimeError("the caller failed after the start")
+    assert not WorkflowRun.objects.filter(pk="eager-rb").exists()
+    assert not StepCheckpoint.objects.filter(run_id="eager-rb").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_eager_start_with_nothing_to_wait_for_ends_in_the_callers_commit(settings):
+    from django_q.models import OrmQ
+
+    settings.DURABLE = {**settings.DURABLE, "EAGER_GRACE_SECONDS": 30}
+    handle, _ = durable.start("eager-end", "send_with_undo", "hello", 0, eager=True)
+    assert handle.status == RunStatus.SUCCEEDED
+    assert handle.result == {"sent": True, "receipt": "receipt-for-hello"}
+    assert effect_count("sent:eager-end") == 1
+    assert OrmQ.objects.count() == 0, "no worker round trip"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_eager_start_stops_before_a_plain_step_and_goes_on_after_the_commit(settings):
+    settings.DURABLE = {**settings.DURABLE, "EAGER_GRACE_SECONDS": 30}
+    observed_in_the_transaction = []
+    with transaction.atomic():
+        durable.start("eager-plain", "many_steps", 1, 0, 0, eager=True)
+        # The transactional step ran in the caller's transaction; the plain step did not.
+        observed_in_the_transaction.append(
+            (effect_count("effect:eager-plain:"), effect_count("observed:eager-plain:"))
+        )
+    assert observed_in_the_transaction == [(1, 0)]
+    run = WorkflowRun.objects.get(pk="eager-plain")
+    assert run.status == RunStatus.SUCCEEDED, "advanced on right after the commit"
+    assert run.result["total"] == 0 and run.result["observed"] == 10
+    assert (effect_count("effect:eager-plain:"), effect_count("observed:eager-plain:")) == (1, 1)
+
+
+@pytest.fixture
+def eager_starter_dies(monkeypatch):
+    """The process that starts a run eagerly dies right after its transaction commits."""
+    monkeypatch.setattr(durable.engine, "_advance_eagerly", lambda run_id: None)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_eager_start_that_stopped_after_its_first_checkpoints_is_due_at_once(
+    settings, eager_starter_dies
+):
+    settings.DURABLE = {**settings.DURABLE, "EAGER_GRACE_SECONDS": 3600}
+    durable.start("eager-due", "many_steps", 1, 0, 0, eager=True)
+    assert durable.engine.poll_once() == ["eager-due"], "no grace: it has checkpoints"
+    finish(["eager-due"])
+    assert (effect_count("effect:eager-due:"), effect_count("observed:eager-due:")) == (1, 1)
+
+
+@pytest.mark.django_db(transaction=True)
 def test_an_eager_start_whose_process_died_is_taken_by_the_poller_after_the_grace(
-    settings, monkeypatch
+    settings, eager_starter_dies
 ):
     settings.DURABLE = {**settings.DURABLE, "EAGER_GRACE_SECONDS": 0.2}
-    monkeypatch.setattr(durable.engine, "_advance_eagerly", lambda run_id: None)  # "died"
-    durable.start("eager-2", "send_with_undo", "hello", 0.01, eager=True)
+    # A plain step first: nothing runs in the caller's transaction, all after its commit.
+    durable.start("eager-2", "flaky", 0, 1, eager=True)
+    assert not StepCheckpoint.objects.filter(run_id="eager-2").exists()
     assert durable.engine.poll_once() == [], "within the grace the starter may still advance it"
     time.sleep(0.25)
     assert durable.engine.poll_once() == ["eager-2"]
     finish(["eager-2"])
-    assert effect_count("sent:eager-2") == 1
+    assert FLAKY_CALLS["eager-2"] == 1
+    assert WorkflowRun.objects.get(pk="eager-2").result == {"outcome": "ok"}

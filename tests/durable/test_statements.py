@@ -68,7 +68,7 @@ COSTS: dict[str, tuple[int, int]] = {
     "park at a signal wait": (7, 1),
     "signal received, run finished": (8, 1),
     "wait timed out, transaction step, run finished": (11, 1),
-    "eager start parked at its wait": (10, 2),
+    "eager start parked at its wait": (7, 1),
     "transaction steps, plain step, clock, wait": (22, 2),
     "plain step failed, retry scheduled": (10, 2),
     "patch, sleep, clock": (8, 1),

@@ -13,7 +13,6 @@ from django.core.management import CommandError, call_command
 from django.test import override_settings
 from django.utils import timezone
 
-from durable.executor import advance
 from durable.models import EngineHeartbeat, StepCheckpoint, WorkflowRun, WorkflowSignal
 from durable.retention import prune
 from purchases import services
@@ -38,14 +37,10 @@ def prune_command(*args: str) -> str:
 
 def confirmed_purchase(user: AbstractBaseUser, key: str, days_ago: float) -> Purchase:
     """A purchase whose window is over, checked out, with its run finished `days_ago` days ago."""
-    bought = services.buy(user, key, "widget-001")
-    # The purchase's deadline is in its run's arguments: close the window by moving it back.
+    # With no window the eager start checks out in the buy's own transaction.
+    with override_settings(ONECLICK_CANCEL_WINDOW_SECONDS=0):
+        bought = services.buy(user, key, "widget-001")
     run = WorkflowRun.objects.get(pk=bought.purchase.run_id)
-    run.args = [run.args[0], (timezone.now() - dt.timedelta(seconds=1)).isoformat()]
-    run.save(update_fields=["args"])
-    # What the eager start does once the purchase commits (this test's transaction never does).
-    advance(run.pk, fresh=True)
-    run.refresh_from_db()
     assert run.result["state"] == "PURCHASE_CONFIRMED", (run.status, run.error)
     WorkflowRun.objects.filter(pk=run.pk).update(
         finished_at=timezone.now() - dt.timedelta(days=days_ago)

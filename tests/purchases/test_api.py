@@ -52,6 +52,22 @@ def test_buy_accepts_a_new_purchase_with_its_deadline(api, alice, product, short
     assert (run.status, run.waiting_signal, run.wake_at) == expected
 
 
+def test_with_no_cancel_window_the_buying_request_confirms_the_purchase_in_its_commit(
+    api, alice, product, settings
+):
+    """The eager start runs the workflow in the buy's own transaction, after the purchase row
+    it checks out (started before it, the checkout would find no purchase and fail)."""
+    settings.ONECLICK_CANCEL_WINDOW_SECONDS = 0
+    response = buy(api, "k0")
+    assert response.status_code == 202
+    body = response.json()
+    assert body["status"] == "done" and body["result"]["state"] == "PURCHASE_CONFIRMED"
+    order = Order.objects.get(purchase__key="k0")
+    assert body["result"]["order_id"] == order.order_number
+    product.refresh_from_db()
+    assert product.stock == 9
+
+
 def test_the_same_key_again_answers_200_with_the_current_status(
     api, alice, product, short_window, eager
 ):

@@ -13,7 +13,6 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-import durable
 from durable.executor import Advanced, advance
 from durable.models import WorkflowRun
 from purchases import services
@@ -137,8 +136,9 @@ def test_fifty_concurrent_duplicate_buys_make_one_purchase_and_one_order(
     settings.ONECLICK_CANCEL_WINDOW_SECONDS = 0.1
     user = make_user("clicker")
     created: list[bool] = []
-    # Every buy is inside its transaction, about to start the run, before any starts it.
-    monkeypatch.setattr(durable, "start", all_inside_at_once(50, durable.start))
+    # Every buy is inside its transaction, about to write its purchase, before any writes it.
+    create = Purchase.objects.create
+    monkeypatch.setattr(Purchase.objects, "create", all_inside_at_once(50, create))
 
     def buy(_: int) -> None:
         created.append(services.buy(user, "double-click", "widget-001").created)
