@@ -25,23 +25,34 @@ def buy(seed: Seed, key: str) -> str:
     return outcome.purchase.run_id
 
 
-def buy_many(seed: Seed, keys: Sequence[str], threads: int, time_limit: float) -> list[float]:
+def buy_many(
+    seed: Seed,
+    keys: Sequence[str],
+    threads: int,
+    time_limit: float,
+    rate: float | None = None,
+) -> list[float]:
     """Start purchases for `keys` from `threads` threads (each with its own connection);
-    returns each call's seconds. Stops early at `time_limit`."""
+    returns each call's seconds. Stops early at `time_limit`. With `rate` (purchases/s), the
+    i-th purchase is not started before i / rate seconds from the start (a schedule, not a
+    pause between calls: a late start does not push back the later ones)."""
     from django.db import connection
 
     durations: list[float] = []
     lock = threading.Lock()
-    pending = iter(keys)
-    deadline = time.monotonic() + time_limit
+    pending = enumerate(keys)
+    began_all = time.monotonic()
+    deadline = began_all + time_limit
 
     def starter() -> None:
         try:
             while time.monotonic() < deadline:
                 with lock:
-                    key = next(pending, None)
+                    index, key = next(pending, (0, None))
                 if key is None:
                     return
+                if rate is not None:
+                    time.sleep(max(0.0, began_all + index / rate - time.monotonic()))
                 began = time.perf_counter()
                 buy(seed, key)
                 took = time.perf_counter() - began
