@@ -9,11 +9,10 @@ sampled every 0.5 s: runs by status, the django-q2 queue's depth, and the RSS/PS
 process from /proc.
 
 A waiting run must hold no worker, so the runs 'running' stay at most Q_WORKERS, counting only
-leases held by processes other than the bench process: with eager start, the process that
-accepts a purchase (in the services rounds, the bench process itself) holds the run's lease for
-the few ms it takes to park it. A lease owner is 'host:pid:token'; those with the bench
-process's pid are left out of that figure. The peak over all leases is reported beside it,
-without a goal.
+leases held by processes other than the bench process. (An eager start parks a purchase inside
+the buy's own transaction, without a lease; a lease owner is 'host:pid:token', and any the bench
+process holds itself are left out of that figure.) The peak over all leases is reported beside
+it, without a goal.
 """
 
 from __future__ import annotations

@@ -151,7 +151,8 @@ def status_counts() -> dict[str, int]:
 def running_leased_elsewhere() -> int:
     """Runs 'running' whose lease is not held by this process. A lease owner is
     'host:pid:token' (durable.executor.new_owner), so this process's pid between colons marks
-    the leases it holds itself, e.g. for the moment an eager start parks a run it accepted."""
+    the leases it holds itself (an eager start takes none to park a purchase, but one to go on
+    after a plain step)."""
     from durable.models import WorkflowRun
 
     mine = f":{os.getpid()}:"
