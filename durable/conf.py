@@ -15,7 +15,8 @@ DEFAULTS: dict[str, float] = {
     "POLL_BATCH_SIZE": 500,
     # Database-only commands share one transaction until it has been open this long.
     "GROUP_COMMIT_SECONDS": 0.05,
-    # An eagerly started run left unadvanced (its process died) is taken by the poller after this.
+    # An eagerly started run left unadvanced after its commit (its process died; only one whose
+    # first command is a plain step) is taken by the poller after this.
     "EAGER_GRACE_SECONDS": 2.0,
     "RETENTION_DAYS": 30.0,
     "HEARTBEAT_SECONDS": 5.0,

@@ -348,7 +348,8 @@ DURABLE = {
     "POLL_INTERVAL_SECONDS": env_float("DURABLE_POLL_INTERVAL_SECONDS", 0.1),
     # A run enqueued but not picked up for this long is enqueued again (its task was lost).
     "REDELIVER_AFTER_SECONDS": env_float("DURABLE_REDELIVER_AFTER_SECONDS", 30.0),
-    # A run started eagerly by a process that died before advancing it waits this long.
+    # A run started eagerly that stopped before a plain step with nothing written, by a process
+    # that died before advancing it after its commit, waits this long for the poller.
     "EAGER_GRACE_SECONDS": env_float("DURABLE_EAGER_GRACE_SECONDS", 2.0),
     # `prune_workflows` deletes the checkpoints and workflow signals of runs finished this long ago.
     "RETENTION_DAYS": env_float("DURABLE_RETENTION_DAYS", 30.0),
