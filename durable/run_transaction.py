@@ -98,7 +98,7 @@ class CallerTransaction(RunTransaction):
     commits; its writes commit or roll back with the caller's.
 
     Nothing may commit in here: the executor stops before a command that must commit first (a
-    plain step, which calls the outside world) and sets `stopped_for_commit`."""
+    plain step, which calls the outside world)."""
 
     may_commit = False
 
@@ -106,7 +106,6 @@ class CallerTransaction(RunTransaction):
         # The run was created with no lease: its owner is the empty one until it is leased.
         super().__init__(run_id, "", ttl, GroupTransaction())
         self._note_clock(created_at)
-        self.stopped_for_commit = False
 
     def acquire(self, *, fresh: bool) -> store.LeasedRun | None:
         raise AssertionError("a run advanced in its creating transaction is never leased")

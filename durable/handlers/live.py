@@ -49,18 +49,7 @@ class LiveCommand(Generic[C]):
         self, status: str, *, attempts: int, error: str = "", deadline: dt.datetime | None = None
     ) -> None:
         """Insert or update the command's checkpoint as `status` (inside the fenced group)."""
-        if not self._has_row:
-            # The lease makes this the run's only writer: no row can have appeared meanwhile.
-            store.insert_checkpoint(
-                self.tx.run_id, self.position, name=self.command.name, kind=self.command.kind,
-                status=status, error=error, attempts=attempts, deadline=deadline,
-                started_at=self.started_at,
-            )  # fmt: skip
-        else:
-            store.save_checkpoint(
-                self.tx.run_id, self.position, name=self.command.name, kind=self.command.kind,
-                status=status, error=error, attempts=attempts, deadline=deadline,
-            )  # fmt: skip
+        self._write(status, None, attempts=attempts, error=error, deadline=deadline)
         self._has_row = True
 
     def finish(
@@ -68,13 +57,26 @@ class LiveCommand(Generic[C]):
     ) -> None:
         """Record the command's result (inside the fenced group): one INSERT when it has no
         checkpoint yet, the hot path; else its checkpoint is completed."""
+        self._write(CheckpointStatus.DONE, result, attempts=attempts, deadline=deadline)
+
+    def _write(
+        self,
+        status: str,
+        result: Any,
+        *,
+        attempts: int,
+        error: str = "",
+        deadline: dt.datetime | None = None,
+    ) -> None:
         if not self._has_row:
+            # The lease makes this the run's only writer: no row can have appeared meanwhile.
             store.insert_checkpoint(
                 self.tx.run_id, self.position, name=self.command.name, kind=self.command.kind,
-                result=result, attempts=attempts, deadline=deadline, started_at=self.started_at,
+                status=status, result=result, error=error, attempts=attempts, deadline=deadline,
+                started_at=self.started_at,
             )  # fmt: skip
         else:
             store.save_checkpoint(
                 self.tx.run_id, self.position, name=self.command.name, kind=self.command.kind,
-                status=CheckpointStatus.DONE, result=result, attempts=attempts, deadline=deadline,
+                status=status, result=result, error=error, attempts=attempts, deadline=deadline,
             )  # fmt: skip
