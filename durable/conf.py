@@ -22,9 +22,6 @@ DEFAULTS: dict[str, float] = {
     "HEARTBEAT_SECONDS": 5.0,
     "HEALTH_STALE_SECONDS": 30.0,
     "OVERDUE_SECONDS": 5.0,
-    # Backpressure, off at 0: a process that starts a run then advances the run whose wake-up
-    # time passed longest ago, if that was more than this long ago (the workers are behind).
-    "HELP_OVERDUE_AFTER_SECONDS": 0.0,
 }
 
 

@@ -11,7 +11,7 @@ from typing import Any
 from django.db import transaction
 from django.db.models import Expression, Q
 
-from durable import blocking, conf, dispatch, helping, runlog, store
+from durable import blocking, conf, dispatch, runlog, store
 from durable.errors import RunConflict
 from durable.executor import Advanced, advance, advance_in_creating_transaction, to_json
 from durable.models import ACTIVE_STATUSES, RunStatus, WorkflowRun, WorkflowSignal
@@ -84,10 +84,7 @@ def start(
     what the caller wrote before this call, so call `start` after the rows it reads. A run that
     reaches a plain step is advanced on from there right after the commit; should this process
     die first, the poller takes it (at once if it had checkpoints, else after
-    DURABLE["EAGER_GRACE_SECONDS"]).
-
-    With DURABLE["HELP_OVERDUE_AFTER_SECONDS"] set, this process then also advances one overdue
-    run after the commit when the workers are behind (`durable.helping`)."""
+    DURABLE["EAGER_GRACE_SECONDS"])."""
     name = workflow_name(workflow)
     json_args = to_json(list(args))
     # No savepoint inside a caller's transaction (it costs two round trips): a used id raises
@@ -106,8 +103,6 @@ def start(
             run.refresh_from_db()
         elif created:
             dispatch.enqueue(run_id)
-        if created and helping.enabled():
-            transaction.on_commit(helping.help_with_one_overdue_run)
     if not created and (run.workflow != name or run.args != json_args):
         raise RunConflict(
             f"run {run_id!r} exists for workflow {run.workflow!r} with args {run.args!r}; "

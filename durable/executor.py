@@ -71,9 +71,6 @@ class Advanced(enum.Enum):
     # Advanced in its creating transaction up to a command that must commit first (a plain
     # step): the rest is for after that transaction commits.
     AFTER_COMMIT = "after_commit"
-    # Advanced with `database_only` up to a plain step, then given back runnable at once: a
-    # worker runs the rest.
-    HANDED_BACK = "handed_back"
 
 
 def new_owner() -> str:
@@ -82,15 +79,10 @@ def new_owner() -> str:
 
 
 def advance(
-    run_id: str,
-    *,
-    fresh: bool = False,
-    last_write: Callable[[], None] | None = None,
-    database_only: bool = False,
+    run_id: str, *, fresh: bool = False, last_write: Callable[[], None] | None = None
 ) -> Advanced:
     """Advance the run as far as it can go now (`fresh`: a run just started eagerly, which may
-    be taken before the poller's grace time; `database_only`: stop before a plain step, which
-    may call the outside world, and hand the run back runnable at once: HANDED_BACK).
+    be taken before the poller's grace time).
 
     Guarantees: at most one executor at a time (lease); each command that finished before is not
     run again; the run ends, or is parked with the time it must wake, or is left to another
@@ -104,7 +96,7 @@ def advance(
     for retry in range(retries + 1):
         try:
             with _task_group(last_write) as group:
-                return _advance(run_id, group, fresh=fresh, database_only=database_only)
+                return _advance(run_id, group, fresh=fresh)
         except Exception as exc:
             if not is_transient(exc):
                 raise
@@ -196,9 +188,7 @@ def _task_group(last_write: Callable[[], None] | None) -> Iterator[GroupTransact
     group.commit()
 
 
-def _advance(
-    run_id: str, group: GroupTransaction, *, fresh: bool = False, database_only: bool = False
-) -> Advanced:
+def _advance(run_id: str, group: GroupTransaction, *, fresh: bool = False) -> Advanced:
     """Advance one run inside `group` (opened if closed, left open for its owner to commit)."""
     owner = new_owner()
     tx = RunTransaction(run_id, owner, conf.seconds("LEASE_SECONDS"), group)
@@ -208,7 +198,7 @@ def _advance(
         if leased is None:
             tx.rollback()
             return Advanced.BUSY
-        outcome = _advance_leased(tx, leased, started, database_only=database_only)
+        outcome = _advance_leased(tx, leased, started)
     except LeaseLost:
         tx.rollback()
         logger.warning("run %s lease lost; leaving it to its new owner", run_id)
@@ -229,11 +219,8 @@ def _advance_leased(
     leased: store.LeasedRun,
     started: float,
     history: dict[int, Recorded] | None = None,
-    *,
-    database_only: bool = False,
 ) -> Advanced:
-    """Replay the leased run (its `history` read now unless given) and run what follows live,
-    stopping before a command that commits first if nothing may commit here or `database_only`."""
+    """Replay the leased run (its `history` read now unless given) and run what follows live."""
     run_id = tx.run_id
     try:
         generator = instantiate(leased.workflow, run_id, list(leased.args), leased.version)
@@ -252,27 +239,18 @@ def _advance_leased(
         history = store.load_history(run_id)
     reached = -1  # the last position run live
     stopped_for_commit = False
-    stops_before_commit = database_only or not tx.may_commit
 
     def execute(
         position: int, command: Command, recorded: Recorded | None
     ) -> Resolved | Raised | Suspend:
         nonlocal reached, stopped_for_commit
-        if stops_before_commit and handlers.commits_first(command):
+        if not tx.may_commit and handlers.commits_first(command):
             stopped_for_commit = True
-            return Suspend(None, "stopped before a command that commits first")
+            return Suspend(None, "continues once the caller's transaction commits")
         reached = position
         return handlers.execute(tx, position, command, recorded)
 
     outcome = drive(generator, history, execute)
-    if stopped_for_commit and tx.may_commit:
-        tx.begin()
-        store.hand_back(run_id, tx.owner)
-        runlog.transition(
-            run_id, leased.workflow, RunStatus.PENDING, event="handed_back", step=reached + 1,
-            reason="a plain step is left for a worker",
-        )  # fmt: skip
-        return Advanced.HANDED_BACK
     if stopped_for_commit:
         if reached >= 0:
             # Its first checkpoints commit with the caller: it is due from then on.

@@ -42,12 +42,6 @@ RUN_TRANSITIONS = Counter(
     ["workflow", "status"],
 )
 
-OVERDUE_RUNS_HELPED = Counter(
-    "durable_overdue_runs_helped_total",
-    "Overdue runs advanced by a process that had just started a run (backpressure), by outcome.",
-    ["outcome"],
-)
-
 
 def step_finished(name: str, seconds: float, ok: bool) -> None:
     """Record one attempt of step `name` that took `seconds` and succeeded (`ok`) or failed."""
@@ -69,11 +63,6 @@ def signal_resumed(latency_seconds: float) -> None:
 def run_transition(workflow: str, status: str) -> None:
     """Count a run of `workflow` entering `status`."""
     RUN_TRANSITIONS.labels(workflow=workflow, status=status).inc()
-
-
-def overdue_run_helped(outcome: str) -> None:
-    """Count an overdue run advanced by a process that had just started a run."""
-    OVERDUE_RUNS_HELPED.labels(outcome=outcome).inc()
 
 
 class EngineCollector(Collector):

@@ -245,12 +245,6 @@ def suspend_run(run_id: str, owner: str, wake_at: dt.datetime | None, signal: st
     )
 
 
-def hand_back(run_id: str, owner: str) -> None:
-    """Inside a fenced transaction: release the run, runnable at once by the database's clock:
-    the poller enqueues it for a worker."""
-    defer_run(run_id, owner, sql.DatabaseClock())
-
-
 def block_run(run_id: str, owner: str, reason: str) -> str:
     """Inside a fenced transaction: park the run as BLOCKED with `reason`, keeping all its state
     (checkpoints, workflow signals, deadlines), and release it. Nothing wakes a blocked run but
@@ -278,7 +272,7 @@ def block_run(run_id: str, owner: str, reason: str) -> str:
     return previous or ""
 
 
-def defer_run(run_id: str, owner: str, wake_at: dt.datetime | sql.DatabaseClock) -> None:
+def defer_run(run_id: str, owner: str, wake_at: dt.datetime) -> None:
     """Inside a fenced transaction: give the run back, runnable again at `wake_at` (for the
     poller to enqueue then), without changing anything else."""
     sql.update(
@@ -589,20 +583,6 @@ def due_runs_query(redeliver_after: dt.timedelta):
         .filter(
             Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=db_now_expression(-redeliver_after))
         )
-    )
-
-
-def oldest_overdue_run(overdue_by: dt.timedelta) -> str | None:
-    """The active run whose wake-up time passed longest ago, more than `overdue_by` ago, with no
-    live lease, all by the database's clock; None if there is none. It reads, it claims nothing."""
-    return (
-        WorkflowRun.objects.filter(
-            status__in=ACTIVE_STATUSES, wake_at__lte=db_now_expression(-overdue_by)
-        )
-        .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=db_now_expression()))
-        .order_by("wake_at")
-        .values_list("id", flat=True)
-        .first()
     )
 
 

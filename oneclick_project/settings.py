@@ -361,9 +361,6 @@ DURABLE = {
     # enqueues a due run within POLL_INTERVAL_SECONDS and an eager start is due only after
     # EAGER_GRACE_SECONDS, so a healthy engine stays well inside it.
     "OVERDUE_SECONDS": env_float("DURABLE_OVERDUE_SECONDS", 5.0),
-    # Backpressure (0: off): a process that starts a run then also advances the oldest run
-    # overdue by more than this many seconds, so starts slow down while the workers are behind.
-    "HELP_OVERDUE_AFTER_SECONDS": env_float("DURABLE_HELP_OVERDUE_AFTER_SECONDS", 0.0),
     # Behind a transaction pooler the engine keeps no session state and polls for tasks.
     "TRANSACTION_POOLER": DATABASE_POOLER == "pgbouncer",
     # Extra modules that register workflows, imported by every process at start-up.

@@ -1,9 +1,7 @@
 """2. Many purchases waiting at once (5 s window): 10,000 started through the services layer
 (from several threads of this process) as fast as they go, 10,000 more paced at PACED_RATE
 purchases/s, and 2,000 over HTTP (token auth, 16 concurrent), with the real web, cluster and
-poller running; then the unpaced services and HTTP rounds again with backpressure on (each start
-also advances a run overdue by more than HELP_AFTER: durable.helping). Then one more round of
-the services' purchases with
+poller running. Then one more round of the services' purchases with
 a window longer than it takes to start them all (150 s), so that all of them wait at once.
 
 Goals: lateness p99 <= 500 ms, and every purchase confirmed within 1 s of its deadline. Also
@@ -36,8 +34,6 @@ PACED_RATE = 150.0
 # Longer than starting 10,000 takes here (about 90 s at 117 purchases/s on a loaded day).
 ALL_AT_ONCE_WINDOW = 150.0
 STARTER_THREADS = 4
-# The backpressure rounds: starts advance runs overdue by more than this (durable.helping).
-HELP_AFTER = 0.25
 HTTP_CONCURRENCY = 16
 ELSEWHERE = "running, leased elsewhere"
 
@@ -83,17 +79,13 @@ def _services_round(
     label: str = "services",
     tag: str = "svc",
     rate: float | None = None,
-    help_after: float = 0.0,
 ) -> None:
-    from django.conf import settings
-
     res = ctx.result
     prefix = f"{tag}{n}-"
     keys = [f"{prefix}{i}" for i in range(count)]
-    engine = {**settings.DURABLE, "HELP_OVERDUE_AFTER_SECONDS": help_after}
     began = time.monotonic()
     with _sampler(procs) as sampler:
-        with settings_override(ONECLICK_CANCEL_WINDOW_SECONDS=window, DURABLE=engine):
+        with settings_override(ONECLICK_CANCEL_WINDOW_SECONDS=window):
             durations = workload.buy_many(ctx.seed, keys, STARTER_THREADS, ctx.size(900, 240), rate)
         start_seconds = time.monotonic() - began
         rows = workload.purchases_with_prefix(ctx.seed, prefix)
@@ -112,17 +104,10 @@ def _services_round(
     _memory(res, label, sampler)
 
 
-def _http_round(
-    ctx: BenchContext,
-    procs: list[Process],
-    port: int,
-    n: int,
-    count: int,
-    label: str = f"HTTP token c={HTTP_CONCURRENCY}",
-    tag: str = "http",
-) -> None:
+def _http_round(ctx: BenchContext, procs: list[Process], port: int, n: int, count: int) -> None:
     res = ctx.result
-    prefix = f"{tag}{n}-"
+    label = f"HTTP token c={HTTP_CONCURRENCY}"
+    prefix = f"http{n}-"
     body = {"item_id": ctx.seed.item_id}
     requests = [Request("POST", f"/api/buy/{prefix}{i}", body) for i in range(count)]
     with _sampler(procs) as sampler:
@@ -167,18 +152,6 @@ def run(ctx: BenchContext) -> None:
         _services_round(ctx, procs, n, n_services, label=label, tag="paced", rate=PACED_RATE)
     for n in range(http_rounds):
         _http_round(ctx, procs, port, n, n_http)
-    # Backpressure (DURABLE["HELP_OVERDUE_AFTER_SECONDS"], off by default): the same unpaced
-    # starts, each also advancing a run overdue by more than HELP_AFTER once the workers fall
-    # behind; over HTTP through a second web server with the setting on.
-    helping = f"starts help when overdue by > {HELP_AFTER:g} s"
-    for n in range(ctx.rounds):
-        label = f"services, {helping}"
-        _services_round(ctx, procs, n, n_services, label=label, tag="help", help_after=HELP_AFTER)
-    helping_env = {**window_env, "DURABLE_HELP_OVERDUE_AFTER_SECONDS": str(HELP_AFTER)}
-    helping_web, helping_port = ctx.start_web(**helping_env)
-    for n in range(http_rounds):
-        label = f"HTTP token c={HTTP_CONCURRENCY}, {helping}"
-        _http_round(ctx, [*procs, helping_web], helping_port, n, n_http, label, "httphelp")
     # With a 5 s window the first purchases are confirmed long before the last ones start, so
     # the rounds above never have all of them waiting at once; this one (a single round) does.
     window = ctx.size(ALL_AT_ONCE_WINDOW, 20.0)
