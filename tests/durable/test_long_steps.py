@@ -158,3 +158,43 @@ def test_a_worker_killed_inside_a_step_uses_an_attempt_and_the_last_one_fails_th
     assert effect_count("started:killed-inside:") == 2
     checkpoint = StepCheckpoint.objects.get(run_id="killed-inside")
     assert checkpoint.status == "error" and checkpoint.attempts == 2
+
+
+def keeper_backend() -> int | None:
+    """The server process of the connection that last renewed a lease on its own (autocommit:
+    its last statement is the renewal itself; the executor's is a COMMIT or the step's query)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid() AND query LIKE %s",
+            ["UPDATE %lease_expires_at%"],
+        )
+        pids = [row[0] for row in cursor.fetchall()]
+    return pids[0] if len(pids) == 1 else None
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="pg_terminate_backend")
+def test_the_lease_is_still_renewed_after_the_renewing_connection_was_killed(settings):
+    settings.DURABLE = {**settings.DURABLE, "LEASE_SECONDS": 1.5}
+    durable.start("long-4", "long_step")
+    outcome: list[Advanced] = []
+    executor = advance_in_a_thread("long-4", outcome)
+    try:
+        wait_until(lambda: effect_count("started:long-4:") == 1, 30)
+        first = WorkflowRun.objects.get(pk="long-4")
+        wait_until(
+            lambda: WorkflowRun.objects.get(pk="long-4").lease_expires_at > first.lease_expires_at,
+            30,
+        )
+        wait_until(lambda: keeper_backend() is not None, 30)
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(%s)", [keeper_backend()])
+        killed_at = WorkflowRun.objects.get(pk="long-4").lease_expires_at
+        # Renewed again, on a new connection (without one, the lease would lapse at killed_at).
+        wait_until(lambda: WorkflowRun.objects.get(pk="long-4").lease_expires_at > killed_at, 30)
+        assert WorkflowRun.objects.get(pk="long-4").lease_owner == first.lease_owner
+    finally:
+        Group.objects.create(name="release:long-4")
+        executor.join()
+    assert outcome == [Advanced.FINISHED]
+    assert effect_count("started:long-4:") == 1
