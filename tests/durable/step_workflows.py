@@ -14,7 +14,7 @@ from django.contrib.auth.models import Group
 import durable
 from durable import StepFailed, WorkflowContext, workflow
 from tests.support import fake_psp
-from tests.support.transient_errors import provoke_transient_error
+from tests.support.transient_errors import break_the_next_write, provoke_transient_error
 
 CALLS: dict[str, int] = {}
 
@@ -148,26 +148,41 @@ def pay_then_confirm(ctx: WorkflowContext, psp_url: str, amount: str) -> Generat
     return {"state": "CONFIRMED", "charge_id": charge["id"]}
 
 
-GATES: dict[str, threading.Event] = {}
+LATER_CALL_STARTED: dict[tuple[str, int], threading.Event] = {}
+IN_CALL: dict[str, int] = {}
+MOST_AT_ONCE: dict[str, int] = {}
+_in_call_lock = threading.Lock()
 
 
-def hang_first_calls(run_id: str, hanging_calls: int) -> str:
-    """Hangs (until the test opens the run's gate) on its first `hanging_calls` calls."""
-    call = _count_call(run_id)
-    if call <= hanging_calls:
-        GATES.setdefault(run_id, threading.Event()).wait(timeout=20)  # bounds a broken timeout
-        return f"late answer {call}"
-    return f"answer {call}"
+def answer_late_first_calls(run_id: str, late_calls: int) -> str:
+    """Answers late (after 1.5 s, past a 0.5 s timeout) on its first `late_calls` calls, unless
+    a later call of the run starts meanwhile; notes how many calls of the run ran at once."""
+    with _in_call_lock:
+        call = _count_call(run_id)
+        for earlier in range(1, call):
+            LATER_CALL_STARTED.setdefault((run_id, earlier), threading.Event()).set()
+        later_call = LATER_CALL_STARTED.setdefault((run_id, call), threading.Event())
+        IN_CALL[run_id] = IN_CALL.get(run_id, 0) + 1
+        MOST_AT_ONCE[run_id] = max(MOST_AT_ONCE.get(run_id, 0), IN_CALL[run_id])
+    try:
+        if call <= late_calls:
+            # A copy started beside this one ends the wait at once: the overlap is noted.
+            later_call.wait(timeout=1.5)
+            return f"late answer {call}"
+        return f"answer {call}"
+    finally:
+        with _in_call_lock:
+            IN_CALL[run_id] -= 1
 
 
 @workflow("step_with_timeout")
 def step_with_timeout(
-    ctx: WorkflowContext, hanging_calls: int, max_attempts: int
+    ctx: WorkflowContext, late_calls: int, max_attempts: int
 ) -> Generator[Any, Any, Any]:
-    """A plain step with a timeout, whose first calls never answer in time."""
+    """A plain step with a timeout, whose first calls answer too late."""
     try:
         answer = yield ctx.step(
-            hang_first_calls, ctx.run_id, hanging_calls, timeout=0.5, max_attempts=max_attempts
+            answer_late_first_calls, ctx.run_id, late_calls, timeout=0.5, max_attempts=max_attempts
         )
     except StepFailed as exc:
         return {"failed": exc.error}
@@ -178,3 +193,18 @@ def step_with_timeout(
 def buggy_transaction_unhandled(ctx: WorkflowContext) -> Generator[Any, Any, Any]:
     """The failing transactional step, whose final failure the workflow lets through."""
     yield ctx.transaction(write_then_fail, ctx.run_id)
+
+
+def write_then_break_the_bookkeeping(run_id: str) -> str:
+    """Writes its effect and returns, leaving the engine's next write to meet a real transient
+    database error."""
+    Group.objects.create(name=f"effect:{run_id}:{_count_call(run_id)}")
+    break_the_next_write()
+    return "done"
+
+
+@workflow("step_then_bookkeeping_error")
+def step_then_bookkeeping_error(ctx: WorkflowContext) -> Generator[Any, Any, Any]:
+    """A plain step of one attempt whose result meets a transient error while being recorded."""
+    outcome = yield ctx.step(write_then_break_the_bookkeeping, ctx.run_id, max_attempts=1)
+    return {"outcome": outcome}

@@ -6,11 +6,12 @@ import contextlib
 import sqlite3
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
-from django.db import connection, transaction
+from django.db import connection, connections, transaction
 
 LOCK_KEY = 71_170_017  # an advisory lock key no other code of the project takes
 
@@ -66,6 +67,28 @@ def provoke_sqlite_locked() -> None:
                 writer.execute("BEGIN IMMEDIATE")
             finally:
                 writer.close()
+
+
+def break_the_next_write(seconds: float = 0.5) -> None:
+    """Make the next write of this thread's connection meet a real transient error: on PostgreSQL
+    its server process is terminated; on SQLite another connection holds the write lock for
+    `seconds`, longer than this connection's busy timeout (shortened meanwhile)."""
+    if connection.vendor == "postgresql":
+        pid = connection.connection.info.backend_pid
+        with psycopg.connect(postgres_conninfo(), autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", [pid])
+        return
+    own = connections[connection.alias]  # this thread's, not the releasing thread's
+    held = contextlib.ExitStack()
+    held.enter_context(sqlite_write_lock_held_elsewhere(own.settings_dict["NAME"]))
+    busy_timeout, own._lock_timeout = own._lock_timeout, 0.05
+
+    def release() -> None:
+        time.sleep(seconds)
+        own._lock_timeout = busy_timeout
+        held.close()
+
+    threading.Thread(target=release, name="write lock holder", daemon=True).start()
 
 
 def provoke_transient_error() -> None:
