@@ -23,7 +23,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import transaction
 
 from durable import blocking, conf, handlers, runlog, store
 from durable.commands import Command
@@ -45,7 +45,7 @@ from durable.replay import (
     drive,
 )
 from durable.run_transaction import CallerTransaction, RunTransaction
-from durable.transient import is_transient
+from durable.transient import forget_broken_connection, is_transient
 
 logger = logging.getLogger("durable.executor")
 
@@ -100,7 +100,7 @@ def advance(
         except Exception as exc:
             if not is_transient(exc):
                 raise
-            _forget_broken_connection()
+            forget_broken_connection()
             logger.warning(
                 "run %s: transient database error (try %d/%d): %s",
                 run_id, retry + 1, retries + 1, describe(exc),
@@ -125,12 +125,6 @@ def advance_in_creating_transaction(run: WorkflowRun) -> Advanced:
     leased = store.LeasedRun(run.workflow, list(run.args), None, run.workflow_version)
     # A run created in this transaction has no checkpoint yet.
     return _advance_leased(tx, leased, time.monotonic(), history={})
-
-
-def _forget_broken_connection() -> None:
-    """A lost connection is closed, so the next query opens a new one."""
-    if not connection.in_atomic_block:
-        connection.close_if_unusable_or_obsolete()
 
 
 def _defer(run_id: str, last_write: Callable[[], None] | None) -> None:

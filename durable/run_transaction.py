@@ -71,6 +71,8 @@ class RunTransaction:
     def commit(self) -> None:
         """Make everything so far durable (before a plain step calls the outside world)."""
         self._group.commit()
+        # Earlier runs' writes are committed: from here on the group holds this run's only.
+        self._savepoint = None
 
     def commit_if_old(self) -> None:
         """Commit once the group has been open for DURABLE["GROUP_COMMIT_SECONDS"], so that it

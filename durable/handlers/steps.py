@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from typing import Any
 
 from django.db import transaction
@@ -18,10 +19,15 @@ from durable.models import CheckpointStatus
 from durable.replay import Raised, Resolved, Suspend, describe
 from durable.step_context import StepInfo
 from durable.timeouts import call_with_timeout
-from durable.transient import is_transient
+from durable.transient import forget_broken_connection, is_transient
 
 # The executor's log: where operators already look for a run's failed attempts.
 logger = logging.getLogger("durable.executor")
+
+# A step's result met a transient error while being recorded: tried again after this pause,
+# doubling up to the maximum, while the lease lasts.
+RECORD_RETRY_PAUSE_SECONDS = 0.05
+RECORD_RETRY_PAUSE_MAX_SECONDS = 1.0
 
 
 def run_step(live: LiveCommand[Step]) -> Resolved | Raised | Suspend:
@@ -38,21 +44,48 @@ def run_step(live: LiveCommand[Step]) -> Resolved | Raised | Suspend:
     # and commits with what came before: no lock is held while the outside world is called.
     _record_attempt(live, attempt)
     tx.commit()
-    try:
-        # However long the call takes, the run stays ours (a takeover would run it twice).
-        with LeaseKeeper(tx.run_id, tx.owner, tx.ttl):
+    # However long the call takes, the run stays ours (a takeover would run it twice).
+    with LeaseKeeper(tx.run_id, tx.owner, tx.ttl) as keeper:
+        try:
             result = to_json(_call(live, attempt))
-    except Exception as exc:
-        if is_transient(exc):
-            # Tried again without counting an attempt (`executor.advance`).
-            _record_attempt(live, attempt - 1)
-            tx.commit()
-            raise
-        return _failed(live, attempt, exc)
-    tx.begin()
-    live.finish(result, attempts=attempt)
+        except Exception as exc:
+            # The function's own error, a transient database error included: the attempt was
+            # made and its effect may have happened, so it counts. Only the engine's own
+            # bookkeeping goes uncounted.
+            forget_broken_connection()
+            return _failed(live, attempt, exc)
+        _record_result(live, result, attempt, keeper)
     metrics.step_finished(command.name, live.elapsed(), ok=True)
     return Resolved(result)
+
+
+def _record_result(live: LiveCommand[Step], result: Any, attempt: int, keeper: LeaseKeeper) -> None:
+    """Commit the step's result at once. The call's effect has happened: a transient database
+    error while recording it is tried again in place, for as long as the lease is known ours,
+    rather than rolling the advance back (which would run the step again and count the attempt,
+    failing a step whose effect happened on its last attempt)."""
+    tx = live.tx
+    pause = RECORD_RETRY_PAUSE_SECONDS
+    while True:
+        try:
+            tx.begin()
+            live.finish(result, attempts=attempt)
+            tx.commit()
+            return
+        except LeaseLost:
+            raise
+        except Exception as exc:
+            tx.rollback()
+            lease_left = tx.ttl.total_seconds() - (time.monotonic() - keeper.renewed_at)
+            if not is_transient(exc) or keeper.lost or lease_left < pause * 2:
+                raise
+            forget_broken_connection()
+            logger.warning(
+                "run %s step=%d: recording its result met a transient error, trying again: %s",
+                tx.run_id, live.position, describe(exc),
+            )  # fmt: skip
+        time.sleep(pause)
+        pause = min(pause * 2, RECORD_RETRY_PAUSE_MAX_SECONDS)
 
 
 def run_transaction_step(live: LiveCommand[TransactionStep]) -> Resolved | Raised | Suspend:

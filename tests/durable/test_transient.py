@@ -156,11 +156,10 @@ def test_bugs_and_refusals_are_not_transient():
 # --- the engine: retried, not counted --------------------------------------------------------
 
 
-@pytest.mark.parametrize("plain", [False, True], ids=["transactional", "plain"])
-def test_a_step_meeting_more_transient_errors_than_its_attempts_still_succeeds(plain):
-    run_id = f"transient-{plain}"
+def test_a_transactional_step_meeting_more_transient_errors_than_its_attempts_still_succeeds():
+    run_id = "transient-transactional"
     failures = executor.TRANSIENT_RETRIES_IN_PLACE + 3  # more than max_attempts (3)
-    durable.start(run_id, "transient_errors", failures, plain)
+    durable.start(run_id, "transient_errors", failures, False)
     assert advance(run_id) is Advanced.DEFERRED, "tried in place, then left to the poller"
     run = WorkflowRun.objects.get(pk=run_id)
     assert run.status != RunStatus.FAILED and run.wake_at is not None and not run.lease_owner
@@ -169,8 +168,35 @@ def test_a_step_meeting_more_transient_errors_than_its_attempts_still_succeeds(p
     assert runs[run_id].result == {"calls": failures + 1}
     checkpoint = StepCheckpoint.objects.get(run_id=run_id)
     assert checkpoint.status == CheckpointStatus.DONE and checkpoint.attempts == 1
-    # A transactional step's writes were rolled back with each error; a plain step's are not.
-    assert effect_count(f"effect:{run_id}:") == (failures + 1 if plain else 1)
+    assert effect_count(f"effect:{run_id}:") == 1, "each error rolled the step's writes back"
+
+
+@pytest.mark.parametrize("failures", [1, 99])
+def test_a_transient_error_raised_by_a_plain_steps_own_function_counts_as_an_attempt(failures):
+    # The function's effect happened before its error: it is not the engine's to take back.
+    run_id = f"transient-plain-{failures}"
+    durable.start(run_id, "transient_errors", failures, True)
+    run = finish([run_id])[run_id]
+    checkpoint = StepCheckpoint.objects.get(run_id=run_id)
+    if failures == 1:
+        assert run.status == RunStatus.SUCCEEDED and run.result == {"calls": 2}
+        assert checkpoint.attempts == 2 and effect_count(f"effect:{run_id}:") == 2
+    else:
+        assert run.status == RunStatus.FAILED
+        assert durable.StepFailed.step_named_by(run.error) == "write_after_transient_errors"
+        assert checkpoint.status == CheckpointStatus.ERROR and checkpoint.attempts == 3
+        assert effect_count(f"effect:{run_id}:") == 3, "one effect per attempt, no more"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_transient_error_while_recording_a_steps_result_does_not_count_the_attempt():
+    # The step returned (its effect happened) on its one and only attempt.
+    durable.start("bookkeeping-error", "step_then_bookkeeping_error")
+    run = finish(["bookkeeping-error"])["bookkeeping-error"]
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert run.result == {"outcome": "done"}
+    assert StepCheckpoint.objects.get(run_id="bookkeeping-error").attempts == 1
+    assert effect_count("effect:bookkeeping-error:") == 1
 
 
 def test_a_real_bug_in_a_transactional_step_fails_after_its_attempts():
