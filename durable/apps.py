@@ -17,7 +17,6 @@ class DurableConfig(AppConfig):
         for module in getattr(settings, "DURABLE", {}).get("WORKFLOW_MODULES", []):
             import_module(module)
         from durable import djangoq
-        from durable.blocking import on_worker_start
-        from durable.tasks import before_engine_task
+        from durable.tasks import before_engine_task, on_worker_start
 
         djangoq.connect_signals(before_engine_task, on_worker_start)

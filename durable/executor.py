@@ -25,7 +25,7 @@ from typing import Any
 
 from django.db import transaction
 
-from durable import blocking, conf, handlers, runlog, store
+from durable import blocking, conf, handlers, runlog, step_pool, store
 from durable.commands import Command
 from durable.errors import LeaseLost, WorkflowArgumentsMismatch, WorkflowNotRegistered
 from durable.group import GroupTransaction
@@ -71,6 +71,9 @@ class Advanced(enum.Enum):
     # Advanced in its creating transaction up to a command that must commit first (a plain
     # step): the rest is for after that transaction commits.
     AFTER_COMMIT = "after_commit"
+    # Its plain step's call was handed to this process's step pool, which advances it on once
+    # the call answers (the run stays leased meanwhile).
+    IN_FLIGHT = "in_flight"
 
 
 def new_owner() -> str:
@@ -208,13 +211,42 @@ def _advance(run_id: str, group: GroupTransaction, *, fresh: bool = False) -> Ad
     return outcome
 
 
+def advance_after_call(call: step_pool.InFlightCall) -> Advanced:
+    """In the step pool's completer: record the answer of the run's plain step (handed to the
+    pool by an advance that leased the run as `call.owner`) and advance the run on, in a
+    transaction of its own, as that advance would have. LEASE_LOST, writing nothing, if the
+    lease was lost meanwhile. Anything raised has rolled the transaction back (the caller may
+    try again, the answer kept); a non-transient error also gives the lease back."""
+    group = GroupTransaction()
+    tx = RunTransaction(call.run_id, call.owner, call.ttl, group)
+    tx.leased = call.leased
+    try:
+        outcome = _advance_leased(tx, call.leased, call.started, resumed=True)
+    except LeaseLost:
+        tx.rollback()
+        logger.warning("run %s lease lost while its step ran; its answer is dropped", call.run_id)
+        return Advanced.LEASE_LOST
+    except BaseException as exc:
+        tx.rollback()
+        if not is_transient(exc):
+            with contextlib.suppress(Exception):
+                store.release_lease(call.run_id, call.owner)
+        raise
+    tx.release()
+    group.commit()
+    return outcome
+
+
 def _advance_leased(
     tx: RunTransaction,
     leased: store.LeasedRun,
     started: float,
     history: dict[int, Recorded] | None = None,
+    *,
+    resumed: bool = False,
 ) -> Advanced:
-    """Replay the leased run (its `history` read now unless given) and run what follows live."""
+    """Replay the leased run (its `history` read now unless given) and run what follows live
+    (`resumed`: by the step pool's completer, for a run already logged as running)."""
     run_id = tx.run_id
     try:
         generator = instantiate(leased.workflow, run_id, list(leased.args), leased.version)
@@ -227,7 +259,7 @@ def _advance_leased(
         tx.begin()
         blocking.block(run_id, tx.owner, leased.workflow, str(exc))
         return Advanced.BLOCKED
-    if tx.may_commit:  # leased (a run advanced in its creating transaction never is)
+    if tx.may_commit and not resumed:  # leased (a run advanced in its creating tx never is)
         runlog.transition(run_id, leased.workflow, RunStatus.RUNNING, owner=tx.owner)
     if history is None:
         history = store.load_history(run_id)
@@ -260,6 +292,8 @@ def _advance_leased(
         tx.begin()
         store.finish_run(run_id, tx.owner, status, result, error)
     elapsed_ms = (time.monotonic() - started) * 1000
+    if tx.handed_off:
+        return Advanced.IN_FLIGHT
     if isinstance(outcome, Suspended):
         wake_at = outcome.suspend.wake_at
         runlog.transition(

@@ -20,6 +20,10 @@ class RunTransaction:
 
     # Whether a command may commit the work so far (before a plain step calls the outside world).
     may_commit = True
+    # The leased run (for a plain step handed to the step pool, which advances it on later).
+    leased: store.LeasedRun | None = None
+    # Set when a plain step's call was handed to the step pool: the run stays leased meanwhile.
+    handed_off = False
 
     def __init__(self, run_id: str, owner: str, ttl: dt.timedelta, group: GroupTransaction) -> None:
         self.run_id = run_id
@@ -40,6 +44,7 @@ class RunTransaction:
             self._group.open()
         leased = store.acquire_lease(self.run_id, self.owner, self.ttl, fresh=fresh)
         if leased is not None:
+            self.leased = leased
             self._fenced_in = self._group.generation
             self._note_clock(leased.db_now)
         return leased

@@ -204,6 +204,23 @@ def fence(run_id: str, owner: str, ttl: dt.timedelta) -> dt.datetime | None:
     return sql.read_datetime(row[0])
 
 
+def renew_leases(owners: list[str], ttl: dt.timedelta) -> set[str]:
+    """Outside any transaction, in one statement: renew every running run's lease held by one
+    of `owners` (tokens unique to one acquisition each) to the database's clock plus `ttl`.
+    Returns the owners whose lease was renewed; the others have lost theirs."""
+    if not owners:
+        return set()
+    expiry, expiry_params = sql.placeholder(WorkflowRun, "lease_expires_at", sql.DatabaseClock(ttl))
+    now, now_params = sql.placeholder(WorkflowRun, "updated_at", sql.DatabaseClock())
+    marks = ", ".join(["%s"] * len(owners))
+    rows = sql.fetch_all(
+        f"UPDATE {WorkflowRun._meta.db_table} SET lease_expires_at = {expiry}, updated_at = {now} "
+        f"WHERE status = %s AND lease_owner IN ({marks}) RETURNING lease_owner",
+        [*expiry_params, *now_params, str(RunStatus.RUNNING), *owners],
+    )
+    return {owner for (owner,) in rows}
+
+
 def finish_run(run_id: str, owner: str, status: str, result: Any = None, error: str = "") -> None:
     """Inside a fenced transaction: record the run's end and release its lease."""
     sql.update(

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import time
 from collections.abc import Callable
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, Error, connections
 
-from durable import djangoq
+from durable import djangoq, step_pool
 from durable.backoff import HEALTH_CHECK_SECONDS, Backoff, connection_lost, current_connection
 
 logger = logging.getLogger("durable.tasks")
@@ -52,6 +53,16 @@ def before_engine_task(sender: Any, func: Any, task: dict[str, Any], **kwargs: A
         djangoq.skip_health_check(connection)
 
 
+def on_worker_start(sender: Any = None, **kwargs: Any) -> None:
+    """django-q2's post_spawn signal, in each new worker process: turn its step pool on (plain
+    steps' calls then run beside its tasks, not inside them), then resume what it can replay."""
+    from durable.blocking import on_worker_start as resume_blocked_runs
+
+    if multiprocessing.parent_process() is not None:  # not django-q2's loop run in place (tests)
+        step_pool.enable()
+    resume_blocked_runs(sender, **kwargs)
+
+
 def _engine_task_ended() -> None:
     global _last_task_ended
     _last_task_ended = time.monotonic()
@@ -81,7 +92,8 @@ def advance_task(run_id: str) -> str:
     from durable.executor import advance
 
     acknowledge = djangoq.acknowledge_in_transaction()
-    outcome = _reconnecting(lambda used: advance(run_id, last_write=acknowledge))
+    with step_pool.task():
+        outcome = _reconnecting(lambda used: advance(run_id, last_write=acknowledge))
     _engine_task_ended()
     return outcome.value
 
@@ -100,7 +112,8 @@ def advance_batch_task(run_ids: list[str]) -> dict[str, int]:
             raise _BatchLostConnection(f"{outcomes['error']} run(s) failed")
         return outcomes
 
-    outcomes = _reconnecting(batch)
+    with step_pool.task():
+        outcomes = _reconnecting(batch)
     _engine_task_ended()
     return outcomes
 

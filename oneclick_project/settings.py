@@ -361,6 +361,8 @@ DURABLE = {
     # enqueues a due run within POLL_INTERVAL_SECONDS and an eager start is due only after
     # EAGER_GRACE_SECONDS, so a healthy engine stays well inside it.
     "OVERDUE_SECONDS": env_float("DURABLE_OVERDUE_SECONDS", 5.0),
+    # Plain steps' calls in flight at once per worker process (each waits on a thread of its own).
+    "STEPS_IN_FLIGHT": int(env_float("DURABLE_STEPS_IN_FLIGHT", 32)),
     # Behind a transaction pooler the engine keeps no session state and polls for tasks.
     "TRANSACTION_POOLER": DATABASE_POOLER == "pgbouncer",
     # Extra modules that register workflows, imported by every process at start-up.
@@ -378,8 +380,9 @@ Q_CLUSTER: dict[str, object] = {
     "workers": int(env_float("Q_WORKERS", 2)),
     "recycle": 5000,
     "bulk": int(env_float("Q_BULK", 4)),
-    "timeout": 60,
-    "retry": 120,
+    # A task's own work (plain steps' calls run beside the tasks, in each worker's step pool).
+    "timeout": int(env_float("Q_TIMEOUT_SECONDS", 60)),
+    "retry": 2 * int(env_float("Q_TIMEOUT_SECONDS", 60)),
     "max_attempts": 3,
     "ack_failures": True,
     "save_limit": -1,

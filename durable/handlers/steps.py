@@ -10,7 +10,7 @@ from typing import Any
 
 from django.db import transaction
 
-from durable import conf, metrics, step_context, store
+from durable import conf, metrics, step_context, step_pool, store
 from durable.commands import Step, TransactionStep
 from durable.errors import LeaseLost, StepInterrupted
 from durable.handlers.live import LiveCommand, to_json
@@ -31,8 +31,13 @@ RECORD_RETRY_PAUSE_MAX_SECONDS = 1.0
 
 
 def run_step(live: LiveCommand[Step]) -> Resolved | Raised | Suspend:
-    """A plain step: at least once, outside any transaction, the run's lease kept meanwhile."""
+    """A plain step: at least once, outside any transaction, the run's lease kept meanwhile.
+    In a worker process the call is handed to the process's step pool (`durable.step_pool`),
+    which records its answer and advances the run on; elsewhere it is called in place."""
     command, tx = live.command, live.tx
+    answer = step_pool.take_answer(tx.run_id, live.position)
+    if answer is not None:
+        return _record_answer(live, answer)
     attempt = (live.recorded.attempts if live.recorded else 0) + 1
     if attempt > command.max_attempts:
         # Each attempt is recorded before it starts, and the last one never came back.
@@ -40,6 +45,9 @@ def run_step(live: LiveCommand[Step]) -> Resolved | Raised | Suspend:
             live, attempt - 1,
             StepInterrupted(f"its worker died or lost the run during attempt {attempt - 1}"),
         )  # fmt: skip
+    pool = step_pool.current()
+    if pool is not None and tx.leased is not None:
+        return _hand_to_pool(live, attempt, pool, tx.leased)
     # The attempt is counted before the call (a worker killed inside the step used it up),
     # and commits with what came before: no lock is held while the outside world is called.
     _record_attempt(live, attempt)
@@ -57,6 +65,44 @@ def run_step(live: LiveCommand[Step]) -> Resolved | Raised | Suspend:
         _record_result(live, result, attempt, keeper)
     metrics.step_finished(command.name, live.elapsed(), ok=True)
     return Resolved(result)
+
+
+def _hand_to_pool(
+    live: LiveCommand[Step], attempt: int, pool: step_pool.StepPool, leased: store.LeasedRun
+) -> Suspend:
+    """Record the attempt and hand the call to the pool, the run's lease kept by its renewer;
+    with no slot free within the task's budget, give the run back to the queue instead."""
+    tx = live.tx
+    if not pool.reserve():
+        tx.commit()  # nothing held while waiting for a slot
+        if not pool.reserve(wait=True):
+            tx.begin()
+            wake_at = tx.now()
+            store.defer_run(tx.run_id, tx.owner, wake_at)
+            return Suspend(wake_at, "every step slot of the worker was taken")
+    try:
+        _record_attempt(live, attempt)
+        tx.commit()
+        call = step_pool.InFlightCall(tx.run_id, tx.owner, tx.ttl, leased, live.position, attempt)
+        pool.submit(call, lambda: to_json(_call(live, attempt)))
+    except BaseException:
+        pool.release()
+        raise
+    tx.handed_off = True
+    return Suspend(None, "its step is in flight")
+
+
+def _record_answer(
+    live: LiveCommand[Step], answer: step_pool.Answer
+) -> Resolved | Raised | Suspend:
+    """The answer a pooled call came back with, recorded as an attempt done in place would be
+    (inside the run's transaction, which the completer commits or tries again)."""
+    if answer.error is not None:
+        return _failed(live, answer.attempt, answer.error, seconds=answer.seconds)
+    live.tx.begin()
+    live.finish(answer.value, attempts=answer.attempt)
+    metrics.step_finished(live.command.name, answer.seconds, ok=True)
+    return Resolved(answer.value)
 
 
 def _record_result(live: LiveCommand[Step], result: Any, attempt: int, keeper: LeaseKeeper) -> None:
@@ -121,11 +167,14 @@ def _record_attempt(live: LiveCommand[Step], attempts: int) -> None:
     live.save(CheckpointStatus.PENDING, attempts=attempts)
 
 
-def _failed(live: LiveCommand[Step], attempt: int, exc: Exception) -> Raised | Suspend:
-    """Record a failed attempt: the step's final error, or a retry after a backoff."""
+def _failed(
+    live: LiveCommand[Step], attempt: int, exc: Exception, *, seconds: float | None = None
+) -> Raised | Suspend:
+    """Record a failed attempt (that took `seconds`, by default since the command was met): the
+    step's final error, or a retry after a backoff."""
     command, tx = live.command, live.tx
     error = describe(exc)
-    metrics.step_finished(command.name, live.elapsed(), ok=False)
+    metrics.step_finished(command.name, live.elapsed() if seconds is None else seconds, ok=False)
     final = attempt >= command.max_attempts
     logger.warning(
         "run %s step=%d name=%s attempt %d/%d failed: %s",

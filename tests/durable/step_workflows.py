@@ -4,12 +4,14 @@ DURABLE_WORKFLOW_MODULES; effects are rows of django.contrib.auth's Group table.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Generator
 from typing import Any
 
 from django.contrib.auth.models import Group
+from django.db import connection
 
 import durable
 from durable import StepFailed, WorkflowContext, workflow
@@ -207,4 +209,32 @@ def write_then_break_the_bookkeeping(run_id: str) -> str:
 def step_then_bookkeeping_error(ctx: WorkflowContext) -> Generator[Any, Any, Any]:
     """A plain step of one attempt whose result meets a transient error while being recorded."""
     outcome = yield ctx.step(write_then_break_the_bookkeeping, ctx.run_id, max_attempts=1)
+    return {"outcome": outcome}
+
+
+def held_call(run_id: str, release_path: str) -> str:
+    """A call to the outside world that lasts until the test creates `release_path` (it holds no
+    database connection meanwhile). Notes its start, and how many calls its process had in
+    flight at once as it started."""
+    with _in_call_lock:
+        key = f"pid:{os.getpid()}"
+        IN_CALL[key] = IN_CALL.get(key, 0) + 1
+        at_once = IN_CALL[key]
+    try:
+        Group.objects.create(name=f"started:{run_id}:{time.monotonic_ns()}")
+        Group.objects.create(name=f"at-once:{os.getpid()}:{at_once}:{run_id}:{time.monotonic_ns()}")
+        connection.close()
+        while not os.path.exists(release_path):
+            time.sleep(0.02)
+        return "released"
+    finally:
+        with _in_call_lock:
+            IN_CALL[key] -= 1
+
+
+@workflow("held_step")
+def held_step(ctx: WorkflowContext, release_path: str) -> Generator[Any, Any, Any]:
+    """One plain step held until the test releases it, then a transactional one."""
+    outcome = yield ctx.step(held_call, ctx.run_id, release_path)
+    yield ctx.transaction(record_payment, ctx.run_id, outcome)
     return {"outcome": outcome}

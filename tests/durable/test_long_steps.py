@@ -28,8 +28,7 @@ def engine_env(**overrides: str) -> dict[str, str]:
     return process_env(
         DURABLE_WORKFLOW_MODULES="tests.durable.step_workflows",
         DURABLE_LEASE_SECONDS=str(LEASE_SECONDS),
-        Q_WORKERS="2",
-        **overrides,
+        **{"Q_WORKERS": "2", **overrides},
     )
 
 
