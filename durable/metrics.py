@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -35,6 +35,18 @@ SIGNAL_TO_RESUME = Histogram(
     "durable_workflow_signal_to_resume_seconds",
     "From a workflow signal being sent to the waiting run resuming with it.",
     buckets=DURATION_BUCKETS,
+)
+# Per worker process, added up over the live ones: how many of the step pools' slots are taken
+# (calls in flight) and how many there are. Taken == slots: new calls wait in the queue.
+STEP_SLOTS_TAKEN = Gauge(
+    "durable_step_slots_taken",
+    "Step pool slots taken (calls in flight or being recorded), over live worker processes.",
+    multiprocess_mode="livesum",
+)
+STEP_SLOTS = Gauge(
+    "durable_step_slots",
+    "Step pool slots (DURABLE_STEPS_IN_FLIGHT per worker process), over live worker processes.",
+    multiprocess_mode="livesum",
 )
 RUN_TRANSITIONS = Counter(
     "durable_run_transitions_total",
@@ -97,6 +109,12 @@ class EngineCollector(Collector):
             "durable_oldest_overdue_seconds",
             "How far past its wake-up time the most overdue run is (0 when none is).",
             value=engine.oldest_overdue_seconds or 0.0,
+        )
+        yield GaugeMetricFamily(
+            "durable_step_calls_in_flight",
+            "Plain steps' calls in flight in the cluster (attempt recorded, lease held, no answer "
+            "yet).",
+            value=engine.calls_in_flight,
         )
         if engine.queue_depth is not None:
             yield GaugeMetricFamily(

@@ -34,7 +34,7 @@ from typing import Any
 
 from django.db import connection, connections
 
-from durable import conf, djangoq, store
+from durable import conf, djangoq, metrics, store
 from durable.transient import forget_broken_connection, is_transient
 
 logger = logging.getLogger("durable.step_pool")
@@ -84,6 +84,7 @@ class StepPool:
         self.limit = limit
         self.ttl = ttl
         self.slot_wait = slot_wait
+        metrics.STEP_SLOTS.set(limit)
         self._state = threading.Condition()
         self._slots_taken = 0
         self._calls: dict[str, InFlightCall] = {}  # by lease owner
@@ -116,6 +117,7 @@ class StepPool:
                     return False
                 if self._slots_taken < self.limit:
                     self._slots_taken += 1
+                    metrics.STEP_SLOTS_TAKEN.inc()
                     return True
                 left = (deadline or 0.0) - time.monotonic()
                 if not wait or left <= 0:
@@ -126,6 +128,7 @@ class StepPool:
         """Give a slot back."""
         with self._state:
             self._slots_taken -= 1
+            metrics.STEP_SLOTS_TAKEN.dec()
             self._state.notify_all()
 
     def in_flight(self) -> int:

@@ -378,7 +378,7 @@ REDIS_URL = os.environ.get("REDIS_URL", "")
 Q_CLUSTER: dict[str, object] = {
     "name": os.environ.get("Q_CLUSTER_NAME", "oneclick"),
     "workers": int(env_float("Q_WORKERS", 2)),
-    "recycle": 5000,
+    "recycle": int(env_float("Q_RECYCLE", 5000)),
     "bulk": int(env_float("Q_BULK", 4)),
     # A task's own work (plain steps' calls run beside the tasks, in each worker's step pool).
     "timeout": int(env_float("Q_TIMEOUT_SECONDS", 60)),

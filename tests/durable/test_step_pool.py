@@ -7,15 +7,18 @@ from __future__ import annotations
 import datetime as dt
 import signal
 import time
+from io import StringIO
 from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import Group
+from django.core.management import call_command
 from django.db import connection
 from django.utils import timezone
 
 import durable
 import tests.durable.step_workflows  # noqa: F401 - registers the workflows
+from durable import run_reports
 from durable.models import RunStatus, StepCheckpoint, WorkflowRun
 from tests.durable.example_workflows import effect_count
 from tests.durable.test_long_steps import LEASE_SECONDS, engine_env, keeper_backend
@@ -78,6 +81,11 @@ def test_a_worker_never_has_more_calls_in_flight_than_its_limit(tmp_path: Path):
         # The fourth run's task is held back while three calls are in flight.
         wait_until(lambda: a_run_waits_for_a_slot(run_ids), 60, message=cluster.log())
         assert started(run_ids) == 3
+        # What operators see: the calls in flight, and the rest waiting in the queue.
+        assert run_reports.engine_status().calls_in_flight == 3
+        listing = StringIO()
+        call_command("workflows", "list", stdout=listing)
+        assert listing.getvalue().splitlines()[-1].endswith("; 3 step call(s) in flight")
         release.touch()
         wait_until(all_finished(run_ids), 120, message=cluster.log())
     most = most_at_once_per_process()
@@ -132,3 +140,23 @@ def test_a_call_may_outlast_django_q2s_task_timeout(tmp_path: Path):
     assert_succeeded_once_per_attempt(["past-timeout-0"], attempts=1)
     log = cluster.log()
     assert "exceeded maximum timeout" not in log and "after timeout" not in log, log
+
+
+def test_a_recycled_worker_drains_its_calls_in_flight_before_it_exits(tmp_path: Path):
+    release = tmp_path / "release"
+    # django-q2 recycles the worker process after each task: its loop returns at once, with the
+    # call the task handed to the pool still in flight.
+    env = engine_env(Q_WORKERS="1", Q_RECYCLE="1")
+    run_ids = held_runs("recycled", 2, release)
+    cluster = worker(env)
+    with running(cluster, poller(env)):
+        wait_until(lambda: started(run_ids) >= 1, 60, message=cluster.log())
+        held = WorkflowRun.objects.get(status=RunStatus.RUNNING, pk__in=run_ids)
+        # The exiting process keeps the run's lease past several lengths while it waits.
+        later = held.lease_expires_at + dt.timedelta(seconds=2 * LEASE_SECONDS)
+        wait_until(lambda: timezone.now() > later, 60)
+        assert WorkflowRun.objects.get(pk=held.pk).lease_owner == held.lease_owner
+        release.touch()
+        wait_until(all_finished(run_ids), 120, message=cluster.log())
+    # Each call's answer was recorded by the process that made it: one attempt each.
+    assert_succeeded_once_per_attempt(run_ids, attempts=1)

@@ -4,7 +4,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
-from durable import engine, replaycheck, run_reports, testing
+from durable import dispatch, engine, replaycheck, run_reports, testing
 from durable.errors import RunNotFound
 
 
@@ -45,7 +45,14 @@ class Command(BaseCommand):
                     options["status"], options["workflow"], options["limit"],
                     overdue=options["overdue"],
                 )  # fmt: skip
-                output = run_reports.format_run_list(runs, engine.database_now())
+                now = engine.database_now()
+                output = (
+                    run_reports.format_run_list(runs, now)
+                    + "\n"
+                    + run_reports.format_backlog(
+                        dispatch.queue_depth(), run_reports.calls_in_flight(now)
+                    )
+                )
             elif options["action"] == "show":
                 output = run_reports.format_run_detail(run_reports.run_detail(options["run_id"]))
             elif options["action"] == "replay-check":
