@@ -16,7 +16,7 @@ class DurableConfig(AppConfig):
         # Workflows must be registered in every process that may replay them (web and workers).
         for module in getattr(settings, "DURABLE", {}).get("WORKFLOW_MODULES", []):
             import_module(module)
-        from durable import djangoq
         from durable.tasks import before_engine_task, on_worker_start
+        from durable.transport import djangoq
 
         djangoq.connect_signals(before_engine_task, on_worker_start)

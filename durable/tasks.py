@@ -10,8 +10,14 @@ from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, Error, connections
 
-from durable import djangoq, step_pool
-from durable.backoff import HEALTH_CHECK_SECONDS, Backoff, connection_lost, current_connection
+from durable.persistence.backoff import (
+    HEALTH_CHECK_SECONDS,
+    Backoff,
+    connection_lost,
+    current_connection,
+)
+from durable.runtime import step_pool
+from durable.transport import djangoq
 
 logger = logging.getLogger("durable.tasks")
 
@@ -56,7 +62,7 @@ def before_engine_task(sender: Any, func: Any, task: dict[str, Any], **kwargs: A
 def on_worker_start(sender: Any = None, **kwargs: Any) -> None:
     """django-q2's post_spawn signal, in each new worker process: turn its step pool on (plain
     steps' calls then run beside its tasks, not inside them), then resume what it can replay."""
-    from durable.blocking import on_worker_start as resume_blocked_runs
+    from durable.runtime.blocking import on_worker_start as resume_blocked_runs
 
     if multiprocessing.parent_process() is not None:  # not django-q2's loop run in place (tests)
         step_pool.enable()
@@ -89,7 +95,7 @@ def _reconnecting(work: Callable[[Any], Any]) -> Any:
 
 def advance_task(run_id: str) -> str:
     """The django-q2 task: advance one run. Returns what happened, for the task log."""
-    from durable.executor import advance
+    from durable.runtime.executor import advance
 
     acknowledge = djangoq.acknowledge_in_transaction()
     with step_pool.task():
@@ -101,7 +107,7 @@ def advance_task(run_id: str) -> str:
 def advance_batch_task(run_ids: list[str]) -> dict[str, int]:
     """The django-q2 task for runs woken together: advance each, committing them in groups; one
     failing does not stop the rest (the poller finds it again). Returns how many ended each way."""
-    from durable.executor import advance_many
+    from durable.runtime.executor import advance_many
 
     acknowledge = djangoq.acknowledge_in_transaction()
 

@@ -1,6 +1,6 @@
-"""Many plain steps in flight per worker process (durable.step_pool), with real worker processes
-and the poller: the limit, the leases kept together, a SIGKILL with many calls in flight, and
-django-q2's task timeout, which no longer caps a call."""
+"""Many plain steps in flight per worker process (durable.runtime.step_pool), with real worker
+processes and the poller: the limit, the leases kept together, a SIGKILL with many calls in
+flight, and django-q2's task timeout, which no longer caps a call."""
 
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ from django.utils import timezone
 
 import durable
 import tests.durable.step_workflows  # noqa: F401 - registers the workflows
-from durable import run_reports
 from durable.models import RunStatus, StepCheckpoint, WorkflowRun
+from durable.ops import run_reports
 from tests.durable.example_workflows import effect_count
 from tests.durable.test_long_steps import LEASE_SECONDS, engine_env, keeper_backend
 from tests.support.processes import poller, running, wait_until, worker

@@ -4,8 +4,10 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
-from durable import dispatch, engine, replaycheck, run_reports, testing
+from durable import engine, testing
 from durable.errors import RunNotFound
+from durable.ops import replaycheck, run_reports
+from durable.transport import dispatch
 
 
 class Command(BaseCommand):

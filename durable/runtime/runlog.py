@@ -1,0 +1,36 @@
+"""One structured log line per run transition: `run_transition run=... workflow=... status=...`.
+
+key=value pairs, values quoted only when they hold spaces or quotes, so that a log search or a
+line-oriented parser can follow a run from start to end."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from durable.runtime import metrics
+
+logger = logging.getLogger("durable.runs")
+
+
+def transition(run_id: str, workflow: str, status: str, **fields: Any) -> None:
+    """Log that run `run_id` of `workflow` is now `status`, with `fields` (None values left
+    out). A failed or blocked run logs at ERROR, every other transition at INFO. Counted in the
+    metrics."""
+    metrics.run_transition(workflow, str(status))
+    level = logging.ERROR if status in {"failed", "blocked"} else logging.INFO
+    if not logger.isEnabledFor(level):
+        return
+    pairs = {"run": run_id, "workflow": workflow, "status": status, **fields}
+    text = " ".join(f"{key}={_value(value)}" for key, value in pairs.items() if value is not None)
+    logger.log(level, "run_transition %s", text)
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.1f}"
+    text = str(value)
+    if not text or any(c.isspace() or c in "\"'=" for c in text):
+        return json.dumps(text)
+    return text

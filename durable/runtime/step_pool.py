@@ -1,0 +1,284 @@
+"""Many plain steps in flight in one worker process.
+
+A django-q2 worker process runs one task at a time. With the step pool on (in every worker
+process, `enable`), a task that reaches a plain step records the attempt, commits, and hands the
+call to one of this process's step threads instead of waiting for it: the task ends and the
+worker takes its next one. When the call answers, the process's completer thread records the
+answer and advances the run on, in a transaction of its own, under the lease the task took.
+
+- At most DURABLE["STEPS_IN_FLIGHT"] calls are in flight per process: a slot each, from before
+  the attempt is recorded until its answer is. A task that finds every slot taken waits for one,
+  for at most DURABLE["STEP_SLOT_WAIT_SECONDS"] in all, then hands its run back to the queue.
+- One renewer thread renews the leases of all the runs the process has in flight together: one
+  statement per third of the lease, on its own connection (reopened after a failure).
+- A waiting call holds no database connection (a step thread closes what its function opened);
+  the process holds three at most for the pool's sake: its task's, the completer's, the renewer's.
+- Before the process exits (django-q2 recycles it, its task timed out, the cluster stops) it
+  drains: no new call starts (a run that reaches one is handed back), and the calls in flight
+  are waited for and recorded. A process killed outright loses nothing either: each attempt was
+  recorded before its call, and its runs' leases lapse and are taken over.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import connection, connections
+
+from durable import conf
+from durable.persistence import store
+from durable.persistence.transient import forget_broken_connection, is_transient
+from durable.runtime import metrics
+from durable.transport import djangoq
+
+logger = logging.getLogger("durable.runtime.step_pool")
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What a call came back with: its value (JSON, as recorded) or its exception."""
+
+    attempt: int
+    seconds: float
+    value: Any = None
+    error: Exception | None = None
+
+
+@dataclass(slots=True)
+class InFlightCall:
+    """A plain step's call handed to the pool, with what its run's advance needs afterwards."""
+
+    run_id: str
+    owner: str
+    ttl: dt.timedelta
+    leased: store.LeasedRun
+    position: int
+    attempt: int
+    started: float = field(default_factory=time.monotonic)
+    renewed_at: float = field(default_factory=time.monotonic)
+    lost: bool = False
+
+    def lease_left(self) -> float:
+        """Seconds the lease is known to last (from its last renewal)."""
+        return self.ttl.total_seconds() - (time.monotonic() - self.renewed_at)
+
+
+# The completer's pause after a transient error while recording an answer, doubling to the most.
+RECORD_PAUSE_SECONDS = 0.05
+RECORD_PAUSE_MAX_SECONDS = 1.0
+
+_pool: StepPool | None = None
+_thread = threading.local()  # .answer: (run_id, position, Answer) being recorded; .slot: held
+
+
+class StepPool:
+    """This process's step threads, completer and renewer (see the module's docstring)."""
+
+    def __init__(self, limit: int, ttl: dt.timedelta, slot_wait: float) -> None:
+        self.limit = limit
+        self.ttl = ttl
+        self.slot_wait = slot_wait
+        metrics.STEP_SLOTS.set(limit)
+        self._state = threading.Condition()
+        self._slots_taken = 0
+        self._calls: dict[str, InFlightCall] = {}  # by lease owner
+        self._stopping = False
+        self._answers: queue.SimpleQueue[tuple[InFlightCall, Answer] | None] = queue.SimpleQueue()
+        self._callers = ThreadPoolExecutor(max_workers=limit, thread_name_prefix="durable step")
+        self._renewal_stop = threading.Event()
+        self._completer = threading.Thread(target=self._complete, name="durable completer")
+        self._renewer = threading.Thread(target=self._renew, name="durable renewer", daemon=True)
+        self._completer.daemon = True
+        self._completer.start()
+        self._renewer.start()
+        # Runs before the interpreter joins its threads at exit, and before ThreadPoolExecutor's
+        # own exit hook (registered earlier, called later).
+        threading._register_atexit(self.drain)  # type: ignore[attr-defined]
+
+    # --- slots ----------------------------------------------------------------------------------
+
+    def reserve(self, *, wait: bool = False) -> bool:
+        """Take a slot for a call: the one the completer holds for the call it just recorded,
+        else a free one, waiting for one (`wait`) until the current task's slot-wait budget is
+        spent. False when none came (or the process is draining)."""
+        if getattr(_thread, "slot", False):
+            _thread.slot = False
+            return True
+        deadline = getattr(_thread, "slot_deadline", None)
+        with self._state:
+            while True:
+                if self._stopping:
+                    return False
+                if self._slots_taken < self.limit:
+                    self._slots_taken += 1
+                    metrics.STEP_SLOTS_TAKEN.inc()
+                    return True
+                left = (deadline or 0.0) - time.monotonic()
+                if not wait or left <= 0:
+                    return False
+                self._state.wait(left)
+
+    def release(self) -> None:
+        """Give a slot back."""
+        with self._state:
+            self._slots_taken -= 1
+            metrics.STEP_SLOTS_TAKEN.dec()
+            self._state.notify_all()
+
+    def in_flight(self) -> int:
+        """Calls running or waiting for their answer to be recorded."""
+        with self._state:
+            return self._slots_taken
+
+    # --- calls ----------------------------------------------------------------------------------
+
+    def submit(self, call: InFlightCall, fn: Callable[[], Any]) -> None:
+        """Run `fn` (the step's call) on a step thread, its run's lease renewed meanwhile; its
+        answer is recorded by the completer. The caller holds a slot for it."""
+        with self._state:
+            self._calls[call.owner] = call
+        self._callers.submit(self._call, call, fn)
+
+    def _call(self, call: InFlightCall, fn: Callable[[], Any]) -> None:
+        try:
+            answer = Answer(call.attempt, time.monotonic() - call.started, value=fn())
+        except Exception as exc:
+            answer = Answer(call.attempt, time.monotonic() - call.started, error=exc)
+        finally:
+            connections.close_all()  # whatever the function opened, in this thread
+        self._answers.put((call, answer))
+
+    def _complete(self) -> None:
+        while (item := self._answers.get()) is not None:
+            call, answer = item
+            _thread.slot = True  # the call's slot, for a next plain step of the same run
+            try:
+                self._record(call, answer)
+            except Exception:
+                logger.exception(
+                    "run %s: the answer of its step could not be recorded", call.run_id
+                )
+            finally:
+                with self._state:
+                    self._calls.pop(call.owner, None)
+                if _thread.slot:
+                    _thread.slot = False
+                    self.release()
+        connection.close()
+
+    def _record(self, call: InFlightCall, answer: Answer) -> None:
+        """Record the answer and advance the run on; a transient database error is tried again
+        in place, with the answer kept, for as long as the lease is known ours (running the
+        call again would repeat its effect and count an attempt)."""
+        from durable.runtime.executor import advance_after_call
+
+        pause = RECORD_PAUSE_SECONDS
+        while True:
+            _thread.answer = (call.run_id, call.position, answer)
+            try:
+                advance_after_call(call)
+                return
+            except Exception as exc:
+                if not is_transient(exc) or call.lost or call.lease_left() < pause * 2:
+                    raise
+                forget_broken_connection()
+                logger.warning(
+                    "run %s: recording its step's answer met a transient error, trying again: %s",
+                    call.run_id, exc,
+                )  # fmt: skip
+            finally:
+                _thread.answer = None
+            time.sleep(pause)
+            pause = min(pause * 2, RECORD_PAUSE_MAX_SECONDS)
+
+    # --- leases ---------------------------------------------------------------------------------
+
+    def _renew(self) -> None:
+        interval = self.ttl.total_seconds() / 3
+        while not self._renewal_stop.wait(interval):
+            with self._state:
+                calls = list(self._calls.values())
+            if not calls:
+                continue
+            try:
+                renewed = store.renew_leases([call.owner for call in calls], self.ttl)
+            except Exception:
+                logger.exception("renewing %d leases failed; trying again", len(calls))
+                # This thread's connection skips Django's per-request health checks: a dropped
+                # one would fail every renewal from then on.
+                connection.close()
+                continue
+            now = time.monotonic()
+            for call in calls:
+                if call.owner in renewed:
+                    call.renewed_at = now
+                elif not call.lost:
+                    call.lost = True
+                    logger.warning(
+                        "run %s: lease lost while its step ran; its answer will be dropped",
+                        call.run_id,
+                    )
+        connection.close()
+
+    # --- exit -----------------------------------------------------------------------------------
+
+    def drain(self) -> None:
+        """Stop taking calls, wait for those in flight to be recorded, stop the threads."""
+        with self._state:
+            self._stopping = True
+            while self._slots_taken:
+                logger.info("draining: %d step(s) in flight", self._slots_taken)
+                self._state.wait(10.0)
+        self._answers.put(None)
+        self._completer.join()
+        self._renewal_stop.set()
+        self._renewer.join()
+        self._callers.shutdown()
+
+
+def enable() -> StepPool:
+    """Turn the pool on in this process (a django-q2 worker process), once."""
+    global _pool
+    if _pool is None:
+        slot_wait = conf.get("STEP_SLOT_WAIT_SECONDS")
+        timeout = djangoq.task_timeout()
+        if timeout is not None:
+            # A task's own work is a few statements per run: waiting for slots is what could
+            # take long, and django-q2 stops a task (and its process) at its timeout.
+            slot_wait = min(slot_wait, timeout / 4)
+        _pool = StepPool(int(conf.get("STEPS_IN_FLIGHT")), conf.seconds("LEASE_SECONDS"), slot_wait)
+    return _pool
+
+
+def current() -> StepPool | None:
+    """The pool, where a plain step met in this thread may be handed to it: a worker process's
+    task or its completer; None elsewhere (the step is then called in place)."""
+    return _pool
+
+
+@contextlib.contextmanager
+def task() -> Iterator[None]:
+    """One engine task: the slot-wait budget of its runs, shared, starts now."""
+    _thread.slot_deadline = time.monotonic() + (_pool.slot_wait if _pool else 0.0)
+    try:
+        yield
+    finally:
+        _thread.slot_deadline = None
+
+
+def take_answer(run_id: str, position: int) -> Answer | None:
+    """The answer the completer is recording for the step at `position` of `run_id`, once."""
+    pending = getattr(_thread, "answer", None)
+    if pending is None or pending[:2] != (run_id, position):
+        return None
+    _thread.answer = None
+    return pending[2]
