@@ -201,12 +201,12 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         "M11",
-        "tasks queued by the previous release (old task paths) are not recognised as the engine's",
-        "durable/tasks.py",
+        "batch tasks (runs woken together) are not recognised as the engine's",
+        "durable/transport/dispatch.py",
         (
             (
-                "ENGINE_TASK_PATHS = frozenset((TASK_PATH, BATCH_TASK_PATH, *LEGACY_TASK_PATHS))",
                 "ENGINE_TASK_PATHS = frozenset((TASK_PATH, BATCH_TASK_PATH))",
+                "ENGINE_TASK_PATHS = frozenset((TASK_PATH,))",
             ),
         ),
         ("tests/durable/test_tasks.py",),

@@ -25,7 +25,7 @@ from durable.models import (
     WorkflowRun,
     WorkflowSignal,
 )
-from durable.persistence import store
+from durable.persistence import heartbeats, store
 from durable.transport import dispatch
 
 # `--status` accepts a run status or one of these groups.
@@ -152,8 +152,8 @@ def engine_status() -> EngineStatus:
     by_status = {row["status"]: row["n"] for row in counts}
     overdue = overdue_runs(active, now).aggregate(n=Count("id"), oldest=Min("wake_at"))
     return EngineStatus(
-        pollers=_heartbeats("poller", now),
-        workers=_heartbeats("worker", now),
+        pollers=_heartbeats(heartbeats.POLLER, now),
+        workers=_heartbeats(heartbeats.WORKER, now),
         runs_by_status={status: by_status.get(status, 0) for status in ACTIVE_STATUSES},
         runs_leased=sum(row["leased"] for row in counts),
         overdue=overdue["n"],

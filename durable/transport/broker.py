@@ -26,9 +26,9 @@ from durable.persistence.backoff import (
     connection_lost,
     current_connection,
 )
-from durable.tasks import ENGINE_TASK_PATHS
 from durable.transport import djangoq
 from durable.transport.broker_waits import TaskWait, insert_announced
+from durable.transport.dispatch import ENGINE_TASK_PATHS
 
 logger = logging.getLogger("durable.transport.broker")
 

@@ -12,10 +12,20 @@ import logging
 
 from django.db import transaction
 
-from durable.tasks import BATCH_TASK_PATH, TASK_PATH
 from durable.transport import djangoq
 
 logger = logging.getLogger("durable.transport.dispatch")
+
+# The functions of the engine's django-q2 tasks, by the paths django-q2 stores in each queued task
+# (durable/tasks.py keeps them importable under these paths for good).
+TASK_PATH = "durable.tasks.advance_task"
+BATCH_TASK_PATH = "durable.tasks.advance_batch_task"
+PROBE_TASK_PATH = "durable.tasks.worker_probe"
+PRUNE_TASK_PATH = "durable.tasks.prune_workflows"  # for a daily django-q2 schedule
+# The tasks that advance runs: the engine's broker and worker shortcuts apply to these only.
+ENGINE_TASK_PATHS = frozenset((TASK_PATH, BATCH_TASK_PATH))
+# Every function path the engine's tasks and schedules name.
+ALL_TASK_PATHS = frozenset((*ENGINE_TASK_PATHS, PROBE_TASK_PATH, PRUNE_TASK_PATH))
 
 # Runs woken together travel in tasks of up to this many, sparing the broker a round trip per run
 # while still spreading them over the workers.

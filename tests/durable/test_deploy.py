@@ -17,12 +17,11 @@ from django.urls import reverse
 from django.utils import timezone
 
 import durable
-from durable import engine
 from durable.core import registry
 from durable.models import CheckpointStatus, EngineHeartbeat, RunStatus, StepCheckpoint, WorkflowRun
-from durable.ops import health
-from durable.runtime import blocking
+from durable.ops import health, recovery
 from durable.runtime.executor import Advanced, advance
+from durable.transport.poller import poll_once
 from tests.durable import deploy_workflows as flows
 
 pytestmark = pytest.mark.django_db
@@ -81,12 +80,12 @@ def test_a_divergence_blocks_the_run_with_its_state_logs_once_and_a_rollback_fin
         assert marks("div-1") == [], "nothing ran"
         # Redeliveries and the poller leave it alone; a resume on the same code blocks it again.
         assert advance("div-1") is Advanced.BUSY
-        assert engine.poll_once() == []
-        assert blocking.resume_blocked(["div-1"]) == ["div-1"]
+        assert poll_once() == []
+        assert recovery.resume_blocked(["div-1"]) == ["div-1"]
         assert advance("div-1") is Advanced.BLOCKED
     assert len(blocked_lines(caplog, "div-1")) == 1, "logged once per run, not per attempt"
     code(flows.deploy_flow)  # the rollback
-    assert blocking.resume_blocked() == ["div-1"]
+    assert recovery.resume_blocked() == ["div-1"]
     assert advance("div-1") is Advanced.FINISHED
     run = WorkflowRun.objects.get(pk="div-1")
     assert run.status == RunStatus.SUCCEEDED and run.result["go"] is True
@@ -132,11 +131,11 @@ def test_a_version_no_live_worker_has_blocks_and_one_a_live_worker_has_is_left_t
     EngineHeartbeat.objects.create(
         kind="worker", host="other", pid=1, last_seen=timezone.now(), workflows=["deploy_flow@2"]
     )
-    blocking.resume_blocked(["ver-1"])
+    recovery.resume_blocked(["ver-1"])
     assert advance("ver-1") is Advanced.DEFERRED
     run = WorkflowRun.objects.get(pk="ver-1")
     assert run.status == RunStatus.PENDING and run.wake_at > timezone.now(), "given back, not spun"
-    assert engine.poll_once() == [], "not before its wake-up time"
+    assert poll_once() == [], "not before its wake-up time"
     assert StepCheckpoint.objects.filter(run_id="ver-1").count() == 0
 
 
@@ -176,7 +175,7 @@ def test_a_worker_starting_records_its_versions_and_resumes_the_blocked_runs_it_
     WorkflowRun.objects.filter(pk="start-2").update(
         workflow_version=7, status=RunStatus.BLOCKED, blocked_reason="no worker has deploy_flow v7"
     )
-    blocking.on_worker_start()
+    recovery.on_worker_start()
     assert WorkflowRun.objects.get(pk="start-1").status == RunStatus.PENDING
     assert WorkflowRun.objects.get(pk="start-2").status == RunStatus.BLOCKED, "not a version it has"
     beat = EngineHeartbeat.objects.get(kind="worker")
@@ -243,7 +242,7 @@ def test_a_blocked_runs_wait_deadline_does_not_move(code):
     wake_now("deadline-1")
     advance("deadline-1")
     code(flows.deploy_flow)
-    blocking.resume_blocked()
+    recovery.resume_blocked()
     assert advance("deadline-1") is Advanced.SUSPENDED
     assert StepCheckpoint.objects.get(run_id="deadline-1").deadline == deadline
     assert WorkflowRun.objects.get(pk="deadline-1").wake_at == deadline

@@ -267,7 +267,7 @@ def test_the_engine_is_connected_to_pre_execute_and_post_spawn():
         post_spawn.disconnect(dispatch_uid="durable.on_worker_start"),
         "durable's post_spawn receiver is connected",
     )
-    from durable.runtime.blocking import on_worker_start
+    from durable.ops.recovery import on_worker_start
     from durable.tasks import before_engine_task
 
     djangoq.connect_signals(before_engine_task, on_worker_start)

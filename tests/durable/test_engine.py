@@ -15,6 +15,7 @@ import durable
 from durable.models import CheckpointStatus, RunStatus, StepCheckpoint, WorkflowRun, WorkflowSignal
 from durable.persistence import store
 from durable.runtime.executor import Advanced, advance
+from durable.transport.poller import poll_once
 from tests.durable.example_workflows import FLAKY_CALLS, effect_count
 from tests.support.inline import finish
 from tests.support.threads import in_threads
@@ -309,10 +310,10 @@ def test_operator_cancel_stops_a_run_and_fences_its_executor():
 def test_poll_once_enqueues_due_runs_once_per_redelivery_interval():
     durable.start("poll-1", "sleeper", 0.5)
     advance("poll-1")
-    assert durable.engine.poll_once() == [], "not due yet"
+    assert poll_once() == [], "not due yet"
     time.sleep(0.6)
-    assert durable.engine.poll_once() == ["poll-1"]
-    assert durable.engine.poll_once() == [], "claimed: not enqueued twice"
+    assert poll_once() == ["poll-1"]
+    assert poll_once() == [], "claimed: not enqueued twice"
 
 
 def test_resume_stuck_workflows_lists_and_advances_inline(capsys):
@@ -358,7 +359,7 @@ def test_runs_woken_together_travel_in_few_tasks_and_all_advance():
         advance(run_id)
     time.sleep(0.05)
     OrmQ.objects.all().delete()
-    assert sorted(durable.engine.poll_once()) == sorted(run_ids)
+    assert sorted(poll_once()) == sorted(run_ids)
     assert OrmQ.objects.count() == 3, "9 due runs spread over 3 tasks of 3"
     outcome = tasks.advance_batch_task(run_ids)
     assert outcome == {"finished": 9}
@@ -590,7 +591,7 @@ def test_an_eager_start_that_stopped_after_its_first_checkpoints_is_due_at_once(
 ):
     settings.DURABLE = {**settings.DURABLE, "EAGER_GRACE_SECONDS": 3600}
     durable.start("eager-due", "many_steps", 1, 0, 0, eager=True)
-    assert durable.engine.poll_once() == ["eager-due"], "no grace: it has checkpoints"
+    assert poll_once() == ["eager-due"], "no grace: it has checkpoints"
     finish(["eager-due"])
     assert (effect_count("effect:eager-due:"), effect_count("observed:eager-due:")) == (1, 1)
 
@@ -603,9 +604,9 @@ def test_an_eager_start_whose_process_died_is_taken_by_the_poller_after_the_grac
     # A plain step first: nothing runs in the caller's transaction, all after its commit.
     durable.start("eager-2", "flaky", 0, 1, eager=True)
     assert not StepCheckpoint.objects.filter(run_id="eager-2").exists()
-    assert durable.engine.poll_once() == [], "within the grace the starter may still advance it"
+    assert poll_once() == [], "within the grace the starter may still advance it"
     time.sleep(0.25)
-    assert durable.engine.poll_once() == ["eager-2"]
+    assert poll_once() == ["eager-2"]
     finish(["eager-2"])
     assert FLAKY_CALLS["eager-2"] == 1
     assert WorkflowRun.objects.get(pk="eager-2").result == {"outcome": "ok"}

@@ -7,7 +7,7 @@ import pytest
 
 from durable.core import registry
 from durable.models import RunStatus, WorkflowRun
-from durable.runtime import blocking
+from durable.ops import recovery
 from durable.runtime.executor import Advanced, advance
 from purchases import services
 from purchases.models import Order
@@ -65,7 +65,7 @@ def test_a_blocked_purchase_is_pending_and_delayed_and_a_cancel_in_its_window_wi
     cancelled = api.post("/api/cancel/k1")
     assert cancelled.status_code == 200 and cancelled.json()["cancelled"] is True
     rollback()
-    assert len(blocking.resume_blocked()) == 2
+    assert len(recovery.resume_blocked()) == 2
     WorkflowRun.objects.filter(pk=run_id_for(alice.pk, "k2")).update(wake_at=None)
     runs = finish([run_id_for(alice.pk, "k1")])
     assert runs[run_id_for(alice.pk, "k1")].result["state"] == "PURCHASE_CANCELLED"
