@@ -18,6 +18,6 @@ class DurableConfig(AppConfig):
             import_module(module)
         from durable.ops.recovery import on_worker_start
         from durable.tasks import before_engine_task
-        from durable.transport import djangoq
+        from durable.transport import taskqueue
 
-        djangoq.connect_signals(before_engine_task, on_worker_start)
+        taskqueue.connect_signals(before_engine_task, on_worker_start)

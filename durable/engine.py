@@ -17,7 +17,12 @@ from durable.errors import RunConflict
 from durable.models import RunStatus, WorkflowRun, WorkflowSignal
 from durable.persistence import store
 from durable.runtime import runlog
-from durable.runtime.executor import Advanced, advance, advance_in_creating_transaction, to_json
+from durable.runtime.executor import (
+    AdvanceOutcome,
+    advance,
+    advance_in_creating_transaction,
+    to_json,
+)
 from durable.transport import dispatch
 
 logger = logging.getLogger("durable.engine")
@@ -101,7 +106,7 @@ def start(
                 eager=eager,
             )  # fmt: skip
         if created and eager:
-            if advance_in_creating_transaction(run) is Advanced.AFTER_COMMIT:
+            if advance_in_creating_transaction(run) is AdvanceOutcome.AFTER_COMMIT:
                 transaction.on_commit(lambda: _advance_eagerly(run_id))
             run.refresh_from_db()
         elif created:

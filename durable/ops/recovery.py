@@ -1,7 +1,7 @@
 """Recovery: find the runs that are not progressing, and make them progress again (re-enqueue
 them, advance them here, or resume blocked runs once code that can replay them is back).
 
-A blocked run (durable/runtime/blocking.py) keeps its checkpoints, workflow signals and
+A blocked run (durable/runtime/blocked_runs.py) keeps its checkpoints, workflow signals and
 deadlines; nothing re-enqueues it until `resume_blocked` does: when a worker that has its version
 starts, when the poller sees such a worker alive, through `resume_stuck_workflows`, or from the
 admin. A run that still cannot be replayed is blocked again (and logged only if its reason is
@@ -23,8 +23,8 @@ from django.utils import timezone
 from durable.core import registry
 from durable.models import ACTIVE_STATUSES, RunStatus, WorkflowRun
 from durable.persistence import heartbeats, store
-from durable.runtime.blocking import MISSING
-from durable.runtime.executor import Advanced, advance
+from durable.runtime.blocked_runs import MISSING
+from durable.runtime.executor import AdvanceOutcome, advance
 from durable.transport import dispatch
 
 logger = logging.getLogger("durable.ops.recovery")
@@ -90,13 +90,13 @@ def resume(run_ids: Iterable[str], *, inline: bool = False) -> dict[str, str]:
     return outcome
 
 
-def drain(run_id: str, max_rounds: int = 100) -> Advanced:
+def drain(run_id: str, max_rounds: int = 100) -> AdvanceOutcome:
     """Advance one run in this process until it finishes or must wait for the clock or a signal."""
-    result = Advanced.BUSY
+    result = AdvanceOutcome.BUSY
     for _ in range(max_rounds):
         result = advance(run_id)
         run = store.get_run(run_id)
-        if run.is_finished or result is not Advanced.SUSPENDED:
+        if run.is_finished or result is not AdvanceOutcome.SUSPENDED:
             return result
         if run.wake_at is None or run.wake_at > store.db_now():
             return result

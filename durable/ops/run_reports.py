@@ -1,7 +1,8 @@
-"""Read-side views of the engine for operators: run lists, one run's timeline, engine status.
+"""Operators' views of the engine (run lists, one run's timeline, engine status) and their
+cancel of a run.
 
-Used by the `workflows` management command and the health endpoints. Only reads, except
-`cancel_run`, which goes through `durable.engine.cancel` like every other cancel.
+Used by the `workflows` management command and the health endpoints. `cancel_run` goes through
+`durable.engine.cancel` like every other cancel; everything else only reads.
 """
 
 from __future__ import annotations

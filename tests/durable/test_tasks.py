@@ -14,7 +14,7 @@ import durable
 from durable import tasks
 from durable.models import RunStatus, WorkflowRun
 from durable.persistence import store
-from durable.transport import dispatch, djangoq
+from durable.transport import dispatch, taskqueue
 from durable.transport.broker import PromptORMBroker
 from tests.durable.example_workflows import effect_count
 from tests.support.cluster_loops import through_the_cluster, use_orm_broker
@@ -100,7 +100,7 @@ def test_every_task_path_finds_its_function_in_durable_tasks():
         assert path.rsplit(".", 1)[0] == "durable.tasks" and callable(pydoc.locate(path)), path
     durable.start("paths-1", "send_with_undo", "hello", 0)
     [queued] = OrmQ.objects.all()
-    assert djangoq.payload_func(queued.payload) == dispatch.TASK_PATH
+    assert taskqueue.payload_func(queued.payload) == dispatch.TASK_PATH
 
 
 @pytest.mark.parametrize("path", [dispatch.TASK_PATH, dispatch.BATCH_TASK_PATH])

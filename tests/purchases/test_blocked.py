@@ -8,7 +8,7 @@ import pytest
 from durable.core import registry
 from durable.models import RunStatus, WorkflowRun
 from durable.ops import recovery
-from durable.runtime.executor import Advanced, advance
+from durable.runtime.executor import AdvanceOutcome, advance
 from purchases import services
 from purchases.models import Order
 from purchases.selectors import DELAYED_MESSAGE
@@ -40,12 +40,12 @@ def incompatible_deploy(monkeypatch):
 
 def park(run_id: str) -> None:
     if WorkflowRun.objects.get(pk=run_id).status == RunStatus.PENDING:
-        assert advance(run_id, fresh=True) is Advanced.SUSPENDED
+        assert advance(run_id, fresh=True) is AdvanceOutcome.SUSPENDED
 
 
 def block(run_id: str) -> None:
     WorkflowRun.objects.filter(pk=run_id).update(status=RunStatus.PENDING, wake_at=None)
-    assert advance(run_id) is Advanced.BLOCKED
+    assert advance(run_id) is AdvanceOutcome.BLOCKED
 
 
 def test_a_blocked_purchase_is_pending_and_delayed_and_a_cancel_in_its_window_wins(
