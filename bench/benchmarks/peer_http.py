@@ -34,6 +34,7 @@ from bench.lib.context import BenchContext
 from bench.lib.httpload import Client, Request, run_load
 from bench.lib.results import BenchResult, Table
 from bench.lib.stats import fmt, median
+from devtools.ports import BENCH_SERVERS, free_port
 
 WINDOW = 5.0
 OURS, DBOS, FLOOR, RESONATE = "ours", "DBOS+FastAPI", "floor (DRF, one insert)", "Resonate (Node)"
@@ -65,11 +66,13 @@ def _servers(ctx: BenchContext) -> Iterator[list[Server]]:
     ):
         started: list[processes.Process] = []
         try:
-            port = processes.free_port()  # each server is answering before the next port is taken
+            port = free_port(
+                BENCH_SERVERS
+            )  # each server is answering before the next port is taken
             proc, token = peers.dbos_api(dbos_dbs, ctx.log_dir, port, WINDOW)
             started.append(proc)
             servers.append(Server(DBOS, port, f"Token {token}"))
-            port = processes.free_port()
+            port = free_port(BENCH_SERVERS)
             proc, token = peers.floor(floor_dbs, ctx.log_dir, port)
             started.append(proc)
             servers.append(Server(FLOOR, port, f"Token {token}"))
@@ -77,7 +80,7 @@ def _servers(ctx: BenchContext) -> Iterator[list[Server]]:
             if missing:
                 ctx.result.note(f"{RESONATE} not measured: {missing}")
             else:
-                port = processes.free_port()
+                port = free_port(BENCH_SERVERS)
                 started.append(peers.resonate(ctx.log_dir, port, WINDOW))
                 servers.append(Server(RESONATE, port, "Token none"))
             yield servers

@@ -18,6 +18,7 @@ from bench.lib import processes
 from bench.lib.database import BenchDatabase
 from bench.lib.machine import ROOT
 from bench.lib.results import BenchResult
+from devtools.ports import BENCH_SERVERS, free_port
 
 BENCH_PASSWORD = "bench-password-not-secret"
 BENCH_ITEM = "bench-item-001"
@@ -70,7 +71,7 @@ class BenchContext:
         return proc
 
     def start_web(self, **overrides: str) -> tuple[processes.Process, int]:
-        port = processes.free_port()
+        port = free_port(BENCH_SERVERS)
         proc = processes.web({**self.env, **overrides}, self.log_dir, port)
         self._started.append(proc)
         return proc, port

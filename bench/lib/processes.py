@@ -10,7 +10,6 @@ import os
 import re
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,7 +20,6 @@ from pathlib import Path
 
 from bench.lib.machine import ROOT
 
-PORT_RANGE = range(8900, 9000)
 READY_TIMEOUT = 90.0
 
 
@@ -47,22 +45,6 @@ def child_env(database_url: str, cluster_name: str, **overrides: str) -> dict[st
     )
     env.update(overrides)
     return env
-
-
-def free_port() -> int:
-    """A port in 8900-8999 that nothing listens on (starting at an offset by pid, so that two
-    benchmark runs rarely try the same one)."""
-    offset = os.getpid() % len(PORT_RANGE)
-    for i in range(len(PORT_RANGE)):
-        port = PORT_RANGE[(offset + i) % len(PORT_RANGE)]
-        with socket.socket() as sock:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                sock.bind(("0.0.0.0", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port in 8900-8999")
 
 
 @dataclass

@@ -23,7 +23,6 @@ import datetime as dt
 import http.client
 import json
 import random
-import socket
 import threading
 import time
 import uuid
@@ -36,6 +35,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.db.models import Count
 
+from devtools.ports import CHAOS_SERVERS, free_port
 from durable.models import ACTIVE_STATUSES, RunStatus, StepCheckpoint, WorkflowRun, WorkflowSignal
 from purchases.models import Order, Product, Purchase
 from purchases.services import run_id_for
@@ -52,7 +52,6 @@ from tests.support.processes import (
 
 PLENTY = "chaos-widget"
 SCARCE = "chaos-scarce"
-PORTS = range(8800, 8900)
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,19 +303,6 @@ class Cluster:
         )
 
 
-def pick_port(preferred: int | None) -> int:
-    candidates = [preferred] if preferred else random.sample(list(PORTS), len(PORTS))
-    for port in candidates:
-        with socket.socket() as sock:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                sock.bind(("0.0.0.0", port))  # where bin/web's gunicorn binds
-            except OSError:
-                continue
-            return port
-    raise RuntimeError(f"no free port among {candidates[:5]}...")
-
-
 # --- the run ------------------------------------------------------------------------------------
 
 
@@ -393,7 +379,7 @@ def run_chaos(config: ChaosConfig) -> ChaosReport:
     )
     initial_stock = dict(Product.objects.values_list("item_id", "stock"))
     plans = make_plan(config, rng, run_tag)
-    port = pick_port(config.port)
+    port = free_port(range(config.port, config.port + 1) if config.port else CHAOS_SERVERS)
     env = process_env(
         ONECLICK_CANCEL_WINDOW_SECONDS=str(config.window_seconds),
         # A few customers buy at machine speed, and purchases stay pending while processes are

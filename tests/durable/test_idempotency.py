@@ -10,13 +10,13 @@ from django.contrib.auth.models import Group
 
 import durable
 import tests.durable.step_workflows  # noqa: F401 - registers the workflows
+from devtools.ports import free_port
 from durable.models import RunStatus, WorkflowRun
 from tests.durable.step_workflows import KEYS_SEEN
 from tests.support import fake_psp
 from tests.support.inline import finish
 from tests.support.processes import (
     ManagedProcess,
-    free_port,
     poller,
     process_env,
     running,

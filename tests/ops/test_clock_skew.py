@@ -14,9 +14,10 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 from rest_framework.authtoken.models import Token
 
+from devtools.ports import TEST_SERVERS, free_port
 from durable.models import RunStatus, WorkflowRun
 from purchases.models import Order, Product, Purchase
-from tests.ops.servers import free_port, venv_path
+from tests.ops.servers import venv_path
 from tests.ops.test_multi_machine import call
 from tests.support.processes import (
     ManagedProcess,
@@ -115,7 +116,7 @@ def test_skewed_worker_and_poller_clocks_neither_advance_nor_delay_a_confirmatio
         # Long enough that a run enqueued too early is not simply sent again within the test.
         DURABLE_REDELIVER_AFTER_SECONDS="30",
     )
-    port = free_port()
+    port = free_port(TEST_SERVERS)
     url = f"http://127.0.0.1:{port}"
     _sql(_PROBE)
     figures: dict[str, list[float]] = {}

@@ -18,7 +18,8 @@ import pytest
 from django.db import connection
 
 from devtools.pgcluster import ReturnWatch, delay_after_return
-from tests.ops.servers import free_port, venv_path
+from devtools.ports import TEST_SERVERS, free_port
+from tests.ops.servers import venv_path
 from tests.ops.test_multi_machine import call
 from tests.support import postgres
 from tests.support.processes import (
@@ -89,7 +90,7 @@ def test_every_process_reconnects_and_overdue_runs_finish_within_2s_of_a_restart
         DURABLE_REDELIVER_AFTER_SECONDS="60",
     )
     token = postgres.manage_py("shell", "-c", SETUP, env=env).split()[-1]
-    port = free_port()
+    port = free_port(TEST_SERVERS)
     site = f"http://127.0.0.1:{port}"
     processes = (
         web(env, port, name="ops-restart-web"),

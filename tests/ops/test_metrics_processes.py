@@ -10,9 +10,10 @@ import pytest
 from django.contrib.auth import get_user_model
 from rest_framework.authtoken.models import Token
 
+from devtools.ports import TEST_SERVERS, free_port
 from durable.models import ACTIVE_STATUSES, WorkflowRun
 from purchases.models import Order, Product
-from tests.ops.servers import free_port, venv_path
+from tests.ops.servers import venv_path
 from tests.ops.test_metrics import samples, value
 from tests.ops.test_multi_machine import call
 from tests.support.processes import poller, process_env, running, wait_for_http, wait_until, web
@@ -43,7 +44,7 @@ def test_one_scrape_of_the_web_process_adds_up_every_process(tmp_path):
         WEB_CONCURRENCY="2",
         ONECLICK_CANCEL_WINDOW_SECONDS="1",
     )
-    port = free_port()
+    port = free_port(TEST_SERVERS)
     processes = (web(env, port), cluster(env), poller(env))
     with running(*processes):
         wait_for_http(f"http://127.0.0.1:{port}/healthz", timeout=90)

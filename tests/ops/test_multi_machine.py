@@ -23,9 +23,10 @@ import pytest
 from django.contrib.auth import get_user_model
 from rest_framework.authtoken.models import Token
 
+from devtools.ports import TEST_SERVERS, free_port
 from durable.models import ACTIVE_STATUSES, RunStatus, WorkflowRun
 from purchases.models import Order, Product, Purchase
-from tests.ops.servers import free_port, venv_path
+from tests.ops.servers import venv_path
 from tests.support.processes import (
     ManagedProcess,
     poller,
@@ -49,7 +50,7 @@ class Machine:
     """One machine's processes: web, django-q2 cluster, poller."""
 
     def __init__(self, label: str, env: dict[str, str]) -> None:
-        self.port = free_port()
+        self.port = free_port(TEST_SERVERS)
         self.web = web(env, self.port, name=f"ops-mm-web-{label}")
         self.cluster = worker(env, name=f"ops-mm-worker-{label}")
         self.poller = poller(env, name=f"ops-mm-poller-{label}")

@@ -11,7 +11,8 @@ import pytest
 from django.core.management import call_command
 from django.db import connection
 
-from tests.support.processes import free_port, process_env, running, wait_for_http, web
+from devtools.ports import free_port
+from tests.support.processes import process_env, running, wait_for_http, web
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import psycopg
 
-from tests.support.processes import ManagedProcess, free_port
+from devtools.ports import free_port
+from tests.support.processes import ManagedProcess
 from tests.support.services import require_program
 
 
