@@ -29,11 +29,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from bench.benchmarks.http_api import load_phase
-from bench.lib import peers, processes
+from bench.lib import peers
 from bench.lib.context import BenchContext
 from bench.lib.httpload import Client, Request, run_load
 from bench.lib.results import BenchResult, Table
 from bench.lib.stats import fmt, median
+from devtools import processes
 from devtools.ports import BENCH_SERVERS, free_port
 
 WINDOW = 5.0
@@ -66,9 +67,7 @@ def _servers(ctx: BenchContext) -> Iterator[list[Server]]:
     ):
         started: list[processes.Process] = []
         try:
-            port = free_port(
-                BENCH_SERVERS
-            )  # each server is answering before the next port is taken
+            port = free_port(BENCH_SERVERS)
             proc, token = peers.dbos_api(dbos_dbs, ctx.log_dir, port, WINDOW)
             started.append(proc)
             servers.append(Server(DBOS, port, f"Token {token}"))

@@ -17,7 +17,8 @@ from typing import IO, Any
 
 from bench.lib.database import PG_HOST, PG_PORT, PG_USER, _pg_admin
 from bench.lib.machine import ROOT
-from bench.lib.processes import Process, wait_answering
+from devtools.environments import child_env
+from devtools.processes import Process, answering_on
 
 RESONATE_DIR = ROOT / "bench" / "peers" / "resonate"
 
@@ -132,13 +133,6 @@ class DbosDriver:
         return json.loads(line)
 
 
-def _env(**values: str) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(PATH=f"{Path(sys.executable).parent}:{env.get('PATH', '')}", PYTHONUNBUFFERED="1")
-    env.update(values)
-    return env
-
-
 def _prepare(argv: list[str], env: dict[str, str], log: Path) -> str:
     """Run a peer's preparation command; returns the API token it prints as {"token": ...}."""
     with log.open("ab") as sink:
@@ -158,7 +152,7 @@ def dbos_api(
 ) -> tuple[Process, str]:
     """The FastAPI + DBOS peer (bench/peers/dbos_http.py) on uvicorn with as many worker
     processes as the app's gunicorn, answering; returns it and its API token."""
-    env = _env(
+    env = child_env(
         DBOS_BENCH_APP_DB=databases.app_url,
         DBOS_BENCH_SYS_DB=databases.sys_url,
         DBOS_BENCH_WINDOW=str(window),
@@ -175,13 +169,13 @@ def dbos_api(
         sys.executable, "-m", "uvicorn", "bench.peers.dbos_http:app", "--host", "0.0.0.0",
         "--port", str(port), "--workers", workers,
     ]  # fmt: skip
-    return wait_answering(Process("dbos-api", argv, env, log).start(), port), token
+    return Process("dbos-api", argv, env, log, readiness=answering_on(port)).start_ready(), token
 
 
 def floor(databases: PeerDatabases, log_dir: Path, port: int) -> tuple[Process, str]:
     """The framework floor (bench/peers/floor) migrated, under gunicorn with the app's web
     settings (bin/web's flags), answering; returns it and its API token."""
-    env = _env(
+    env = child_env(
         DATABASE_URL=databases.django_url, DJANGO_SETTINGS_MODULE="bench.peers.floor.settings"
     )
     log = log_dir / "floor.log"
@@ -192,7 +186,7 @@ def floor(databases: PeerDatabases, log_dir: Path, port: int) -> tuple[Process, 
         "--bind", f"0.0.0.0:{port}", "--workers", workers, "--threads", threads,
         "--access-logfile", "-", "--graceful-timeout", "10", "--no-control-socket",
     ]  # fmt: skip
-    return wait_answering(Process("floor", argv, env, log).start(), port), token
+    return Process("floor", argv, env, log, readiness=answering_on(port)).start_ready(), token
 
 
 def resonate_missing() -> str:
@@ -206,6 +200,7 @@ def resonate_missing() -> str:
 
 def resonate(log_dir: Path, port: int, window: float) -> Process:
     """The reference's stack (bench/peers/resonate/server.js on Node), answering."""
-    env = _env(PORT=str(port), CANCEL_WINDOW_MS=str(int(window * 1000)))
+    env = child_env(PORT=str(port), CANCEL_WINDOW_MS=str(int(window * 1000)))
     argv = [str(shutil.which("node")), str(RESONATE_DIR / "server.js")]
-    return wait_answering(Process("resonate", argv, env, log_dir / "resonate.log").start(), port)
+    log = log_dir / "resonate.log"
+    return Process("resonate", argv, env, log, readiness=answering_on(port)).start_ready()

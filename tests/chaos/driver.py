@@ -36,19 +36,13 @@ from django.contrib.auth import get_user_model
 from django.db.models import Count
 
 from devtools.ports import CHAOS_SERVERS, free_port
+from devtools.processes import Process, poller, wait_for_http, web, worker
 from durable.models import ACTIVE_STATUSES, RunStatus, StepCheckpoint, WorkflowRun, WorkflowSignal
 from purchases.models import Order, Product, Purchase
 from purchases.services import run_id_for
 from purchases.states import CANCEL_SIGNAL, CANCELLED, CONFIRMED, FAILED
 from tests.chaos.hashers import FastPBKDF2PasswordHasher
-from tests.support.processes import (
-    ManagedProcess,
-    poller,
-    process_env,
-    wait_for_http,
-    web,
-    worker,
-)
+from tests.support.environment import process_env
 
 PLENTY = "chaos-widget"
 SCARCE = "chaos-scarce"
@@ -265,7 +259,7 @@ class Cluster:
 
     def __init__(self, env: dict[str, str], port: int) -> None:
         self.port = port
-        self.processes: dict[str, ManagedProcess] = {
+        self.processes: dict[str, Process] = {
             "web": web(env, port, name="chaos-web"),
             "worker": worker(env, name="chaos-worker"),
             "poller": poller(env, name="chaos-poller"),

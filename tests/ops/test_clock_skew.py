@@ -15,18 +15,11 @@ from django.db import connection
 from rest_framework.authtoken.models import Token
 
 from devtools.ports import TEST_SERVERS, free_port
+from devtools.processes import Process, running, wait_for_http, wait_until, web
 from durable.models import RunStatus, WorkflowRun
 from purchases.models import Order, Product, Purchase
-from tests.ops.servers import venv_path
 from tests.ops.test_multi_machine import call
-from tests.support.processes import (
-    ManagedProcess,
-    process_env,
-    running,
-    wait_for_http,
-    wait_until,
-    web,
-)
+from tests.support.environment import process_env
 from tests.support.services import require_program
 
 pytestmark = [
@@ -70,12 +63,12 @@ def _sql(statements: str) -> None:
         cursor.execute(statements.format(runs=WorkflowRun._meta.db_table))
 
 
-def skewed(name: str, offset: str | None, command: str, env: dict[str, str]) -> ManagedProcess:
+def skewed(name: str, offset: str | None, command: str, env: dict[str, str]) -> Process:
     """`manage.py command`, its clock (and its children's) `offset` off under faketime."""
     argv = [sys.executable, "manage.py", command]
     if offset is not None:
         argv = [require_program("faketime", "faketime"), "-f", offset, *argv]
-    return ManagedProcess(name, argv, env)
+    return Process(name, argv, env)
 
 
 def lateness(keys: list[str]) -> list[float]:
@@ -107,7 +100,6 @@ def test_skewed_worker_and_poller_clocks_neither_advance_nor_delay_a_confirmatio
     token = Token.objects.create(user=user).key
     Product.objects.create(item_id="gizmo-skew", name="Gizmo", price="4.50", stock=100)
     env = process_env(
-        PATH=venv_path(),
         Q_CLUSTER_NAME="ops-skew",
         REDIS_URL="",
         Q_WORKERS="2",

@@ -19,19 +19,10 @@ from django.db import connection
 
 from devtools.pgcluster import ReturnWatch, delay_after_return
 from devtools.ports import TEST_SERVERS, free_port
-from tests.ops.servers import venv_path
+from devtools.processes import Process, poller, running, wait_for_http, wait_until, web, worker
 from tests.ops.test_multi_machine import call
 from tests.support import postgres
-from tests.support.processes import (
-    ManagedProcess,
-    poller,
-    process_env,
-    running,
-    wait_for_http,
-    wait_until,
-    web,
-    worker,
-)
+from tests.support.environment import process_env
 
 pytestmark = [
     pytest.mark.crash,
@@ -76,10 +67,9 @@ def cluster():
 
 
 def test_every_process_reconnects_and_overdue_runs_finish_within_2s_of_a_restart(cluster):
-    base = process_env(PATH=venv_path())
+    base = process_env()
     url = postgres.fresh_database("oneclick_restart_test", base)
     env = process_env(
-        PATH=venv_path(),
         DATABASE_URL=url,
         Q_CLUSTER_NAME="ops-restart",
         REDIS_URL="",
@@ -165,5 +155,5 @@ def test_every_process_reconnects_and_overdue_runs_finish_within_2s_of_a_restart
     print("seconds from max(deadline, return) to confirmation:", sorted(late.items()))
 
 
-def logs(processes: tuple[ManagedProcess, ...]) -> str:
+def logs(processes: tuple[Process, ...]) -> str:
     return "\n".join(process.log()[-3000:] for process in processes)

@@ -24,19 +24,10 @@ from django.contrib.auth import get_user_model
 from rest_framework.authtoken.models import Token
 
 from devtools.ports import TEST_SERVERS, free_port
+from devtools.processes import Process, poller, running, wait_for_http, wait_until, web, worker
 from durable.models import ACTIVE_STATUSES, RunStatus, WorkflowRun
 from purchases.models import Order, Product, Purchase
-from tests.ops.servers import venv_path
-from tests.support.processes import (
-    ManagedProcess,
-    poller,
-    process_env,
-    running,
-    wait_for_http,
-    wait_until,
-    web,
-    worker,
-)
+from tests.support.environment import process_env
 from tests.support.services import require_redis
 
 pytestmark = [pytest.mark.crash, pytest.mark.django_db(transaction=True)]
@@ -56,7 +47,7 @@ class Machine:
         self.poller = poller(env, name=f"ops-mm-poller-{label}")
 
     @property
-    def processes(self) -> tuple[ManagedProcess, ...]:
+    def processes(self) -> tuple[Process, ...]:
         return self.web, self.cluster, self.poller
 
     def url(self, path: str) -> str:
@@ -110,7 +101,6 @@ def test_one_machine_is_killed_and_the_other_finishes_every_purchase(broker):
     Product.objects.create(item_id="gizmo-mm", name="Gizmo", price="4.50", stock=STOCK)
     cluster_name = f"ops-mm-{uuid.uuid4().hex[:8]}"
     env = process_env(
-        PATH=venv_path(),
         Q_CLUSTER_NAME=cluster_name,
         REDIS_URL=REDIS_URL if broker == "redis" else "",
         Q_WORKERS="2",

@@ -12,7 +12,8 @@ from django.core.management import call_command
 from django.db import connection
 
 from devtools.ports import free_port
-from tests.support.processes import process_env, running, wait_for_http, web
+from devtools.processes import running, wait_for_http, web
+from tests.support.environment import process_env
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 from devtools.pgcluster import PrivateCluster
-from tests.support.processes import ROOT
+from devtools.processes import ROOT
 from tests.support.services import require_program, require_root
 
 CLUSTER = PrivateCluster("oneclick_restart", 5499)
