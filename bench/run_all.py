@@ -80,10 +80,10 @@ def _parse() -> argparse.Namespace:
 
 
 def _postgres_reachable() -> bool:
-    from bench.lib.database import _pg_admin
+    from bench.lib.database import pg_admin
 
     try:
-        with _pg_admin():
+        with pg_admin():
             return True
     except Exception as exc:  # any failure to connect means: skip PostgreSQL
         print(f"PostgreSQL is not reachable ({exc}); its benchmarks are skipped", flush=True)
@@ -180,9 +180,9 @@ def main() -> int:
     log = OUT / f"run-{stamp}.log"
     info = machine.describe()
     if "postgres" in dbs:
-        from bench.lib.database import _pg_admin
+        from bench.lib.database import pg_admin
 
-        rtt = machine.pg_round_trip_ms(_pg_admin)
+        rtt = machine.pg_round_trip_ms(pg_admin)
         info["speed today: PostgreSQL SELECT 1 round trip, p50"] = f"{rtt:.3f} ms"
     command = shlex.join([".venv/bin/python", "bench/run_all.py", *sys.argv[1:]])
     print(f"{command}\nmachine: {info}\nlog: {log}", flush=True)

@@ -8,15 +8,15 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from bench.lib.database import PG_HOST, PG_PORT, PG_USER, _pg_admin
+from bench.lib.database import SERVER_URL
 from bench.lib.machine import ROOT
+from devtools import databases
 from devtools.environments import child_env
 from devtools.processes import Process, answering_on
 
@@ -38,30 +38,19 @@ class PeerDatabases:
 
 @contextlib.contextmanager
 def peer_databases(vendor: str, name: str) -> Iterator[PeerDatabases]:
-    """Two empty databases for peer `name`: SQLite files in a temporary folder, or
-    oneclick_bench_<name>_app and oneclick_bench_<name>_sys on the PostgreSQL server; deleted
-    or dropped on exit."""
-    if vendor == "sqlite":
-        folder = Path(tempfile.mkdtemp(prefix=f"oneclick_bench_{name}_"))
-        try:
-            yield PeerDatabases(
-                f"sqlite:///{folder}/app.sqlite3", f"sqlite:///{folder}/sys.sqlite3"
-            )
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
-        return
-    names = [f"oneclick_bench_{name}_app", f"oneclick_bench_{name}_sys"]
-    with _pg_admin() as conn:
-        for db in names:
-            conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
-            conn.execute(f'CREATE DATABASE "{db}"')
-    base = f"postgresql+psycopg://{PG_USER}@{PG_HOST}:{PG_PORT}"
-    try:
-        yield PeerDatabases(f"{base}/{names[0]}", f"{base}/{names[1]}")
-    finally:
-        with _pg_admin() as conn:
-            for db in names:
-                conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+    """Two empty databases for peer `name` (devtools/databases.py): SQLite files in temporary
+    folders, or oneclick_bench_<name>_app and oneclick_bench_<name>_sys on the benchmarks'
+    PostgreSQL server; deleted or dropped on exit."""
+    prefix = f"oneclick_bench_{name}"
+    with (
+        databases.fresh_database(vendor, f"{prefix}_app", SERVER_URL) as app,
+        databases.fresh_database(vendor, f"{prefix}_sys", SERVER_URL) as sys_,
+    ):
+        yield PeerDatabases(_sqlalchemy(app), _sqlalchemy(sys_))
+
+
+def _sqlalchemy(url: str) -> str:
+    return url.replace("postgres://", "postgresql+psycopg://", 1)
 
 
 @dataclass

@@ -15,7 +15,7 @@ from devtools.environments import production_env
 PGBOUNCER_PORT = "ONECLICK_TEST_PGBOUNCER_PORT"
 
 
-def test_database_url() -> str:
+def current_database_url() -> str:
     """A DATABASE_URL for the database the current test uses (the test database)."""
     settings_dict = connection.settings_dict
     if connection.vendor == "sqlite":
@@ -34,7 +34,7 @@ def process_env(**overrides: str) -> dict[str, str]:
     """Environment for a child process: the test database, production-like settings, fast
     timers (through PgBouncer while one runs), then `overrides`."""
     env = production_env(
-        test_database_url(),
+        current_database_url(),
         DURABLE_LEASE_SECONDS="3",
         DURABLE_POLL_INTERVAL_SECONDS="0.05",
         DURABLE_REDELIVER_AFTER_SECONDS="5",

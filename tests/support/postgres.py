@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+from devtools import databases
 from devtools.pgcluster import PrivateCluster
 from devtools.processes import ROOT
 from tests.support.services import require_program, require_root
@@ -24,7 +25,7 @@ def restartable_cluster() -> str:
 def fresh_database(name: str, env: dict[str, str]) -> str:
     """An empty database `name` on the private cluster, migrated; returns its URL."""
     url = CLUSTER.create_database(name)
-    manage_py("migrate", "--noinput", env={**env, "DATABASE_URL": url})
+    databases.migrate(url, env)
     return url
 
 
