@@ -17,6 +17,14 @@ NO_RATE_LIMITS = {
     "ONECLICK_MAX_PENDING_PURCHASES": "0",
 }
 
+# Timers short enough that a test or a chaos run sees a lease expire or a run redelivered in
+# seconds (production's are minutes).
+FAST_TIMERS = {
+    "DURABLE_LEASE_SECONDS": "3",
+    "DURABLE_POLL_INTERVAL_SECONDS": "0.05",
+    "DURABLE_REDELIVER_AFTER_SECONDS": "5",
+}
+
 
 def venv_path() -> str:
     """PATH with the running interpreter's bin directory first, so that `bin/web` finds this

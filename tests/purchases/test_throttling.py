@@ -10,7 +10,7 @@ import pytest
 from django.test import Client
 from rest_framework.throttling import SimpleRateThrottle
 
-from tests.chaos.hashers import FastPBKDF2PasswordHasher
+from devtools.chaos.hashers import FastPBKDF2PasswordHasher
 from tests.project.test_project import run_manage
 
 pytestmark = pytest.mark.django_db

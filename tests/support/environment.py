@@ -8,7 +8,7 @@ from pathlib import Path
 
 from django.db import connection
 
-from devtools.environments import production_env
+from devtools.environments import FAST_TIMERS, production_env
 
 # Set (to its port) while a PgBouncer stands between the child processes and PostgreSQL
 # (ONECLICK_TEST_PGBOUNCER=1, see tests/support/pgbouncer.py).
@@ -33,12 +33,7 @@ def current_database_url() -> str:
 def process_env(**overrides: str) -> dict[str, str]:
     """Environment for a child process: the test database, production-like settings, fast
     timers (through PgBouncer while one runs), then `overrides`."""
-    env = production_env(
-        current_database_url(),
-        DURABLE_LEASE_SECONDS="3",
-        DURABLE_POLL_INTERVAL_SECONDS="0.05",
-        DURABLE_REDELIVER_AFTER_SECONDS="5",
-    )
+    env = production_env(current_database_url(), **FAST_TIMERS)
     if os.environ.get(PGBOUNCER_PORT) and connection.vendor == "postgresql":
         env["DATABASE_POOLER"] = "pgbouncer"
     env.update(overrides)
