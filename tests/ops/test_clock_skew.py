@@ -18,7 +18,7 @@ from devtools.ports import TEST_SERVERS, free_port
 from devtools.processes import Process, running, wait_for_http, wait_until, web
 from durable.models import RunStatus, WorkflowRun
 from purchases.models import Order, Product, Purchase
-from tests.ops.test_multi_machine import call
+from tests.ops.json_http import call
 from tests.support.environment import process_env
 from tests.support.services import require_program
 

@@ -20,9 +20,10 @@ from django.db import connection
 from devtools.pgcluster import ReturnWatch, delay_after_return
 from devtools.ports import TEST_SERVERS, free_port
 from devtools.processes import Process, poller, running, wait_for_http, wait_until, web, worker
-from tests.ops.test_multi_machine import call
+from tests.ops.json_http import call
 from tests.support import postgres
 from tests.support.environment import process_env
+from tests.support.manage import manage_py
 
 pytestmark = [
     pytest.mark.crash,
@@ -79,7 +80,7 @@ def test_every_process_reconnects_and_overdue_runs_finish_within_2s_of_a_restart
         # Redelivery would hide a process that failed to take its work back by itself.
         DURABLE_REDELIVER_AFTER_SECONDS="60",
     )
-    token = postgres.manage_py("shell", "-c", SETUP, env=env).split()[-1]
+    token = manage_py("shell", "-c", SETUP, env=env).split()[-1]
     port = free_port(TEST_SERVERS)
     site = f"http://127.0.0.1:{port}"
     processes = (

@@ -15,8 +15,8 @@ from devtools.processes import poller, running, wait_for_http, wait_until, web
 from devtools.processes import worker as cluster
 from durable.models import ACTIVE_STATUSES, WorkflowRun
 from purchases.models import Order, Product
-from tests.ops.test_metrics import samples, value
-from tests.ops.test_multi_machine import call
+from tests.ops.json_http import call
+from tests.ops.prometheus import samples, value
 from tests.support.environment import process_env
 
 pytestmark = [pytest.mark.crash, pytest.mark.django_db(transaction=True)]

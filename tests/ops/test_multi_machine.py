@@ -11,10 +11,7 @@ process groups of this one, as they would be in production with SQLite and Redis
 from __future__ import annotations
 
 import contextlib
-import json
 import signal
-import urllib.error
-import urllib.request
 import uuid
 from decimal import Decimal
 from typing import Any
@@ -27,6 +24,7 @@ from devtools.ports import TEST_SERVERS, free_port
 from devtools.processes import Process, poller, running, wait_for_http, wait_until, web, worker
 from durable.models import ACTIVE_STATUSES, RunStatus, WorkflowRun
 from purchases.models import Order, Product, Purchase
+from tests.ops.json_http import call
 from tests.support.environment import process_env
 from tests.support.services import require_redis
 
@@ -55,19 +53,6 @@ class Machine:
 
     def logs(self) -> str:
         return "\n".join(process.log()[-4000:] for process in self.processes)
-
-
-def call(url: str, token: str | None = None, body: dict[str, Any] | None = None) -> tuple[int, Any]:
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, method="POST" if body is not None else "GET")
-    request.add_header("Content-Type", "application/json")
-    if token:
-        request.add_header("Authorization", f"Token {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
 
 
 def wait_for(predicate: Any, timeout: float, *machines: Machine) -> None:

@@ -17,7 +17,7 @@ from django.db import connection
 from devtools.processes import ROOT
 from tests.support import pgbouncer
 from tests.support.environment import process_env
-from tests.support.postgres import manage_py
+from tests.support.manage import manage_py
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),

@@ -10,8 +10,8 @@ from django.test import RequestFactory
 
 from devtools.ports import free_port
 from devtools.processes import running, wait_for_http, web
-from tests.project.test_project import run_manage
 from tests.support.environment import process_env
+from tests.support.manage import run_manage
 
 PRINT_HEADER = "from django.conf import settings; print(repr(settings.SECURE_PROXY_SSL_HEADER))"
 PRODUCTION = {"DJANGO_DEBUG": "false", "DJANGO_SECRET_KEY": "k" * 60}

@@ -3,12 +3,8 @@ restart (the shared one on 5432 is never touched), and databases on it for real 
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 from devtools import databases
 from devtools.pgcluster import PrivateCluster
-from devtools.processes import ROOT
 from tests.support.services import require_program, require_root
 
 CLUSTER = PrivateCluster("oneclick_restart", 5499)
@@ -27,12 +23,3 @@ def fresh_database(name: str, env: dict[str, str]) -> str:
     url = CLUSTER.create_database(name)
     databases.migrate(url, env)
     return url
-
-
-def manage_py(*args: str, env: dict[str, str]) -> str:
-    """Run a management command to its end; returns its output (fails with it on error)."""
-    done = subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    return done.stdout
