@@ -21,7 +21,7 @@ from django.db import connection
 
 import durable
 from devtools.processes import wait_until
-from durable import store
+from durable.persistence import store
 from purchases import services
 from purchases.services import CancelResult
 from tests.support.inline import finish

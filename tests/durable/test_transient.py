@@ -13,10 +13,10 @@ import durable
 import tests.durable.step_workflows  # noqa: F401 - registers the workflows
 from devtools.ports import free_port
 from devtools.processes import poller, running, wait_until, worker
-from durable import executor
-from durable.executor import Advanced, advance
 from durable.models import CheckpointStatus, RunStatus, StepCheckpoint, WorkflowRun
-from durable.transient import is_transient
+from durable.persistence.transient import is_transient
+from durable.runtime import executor
+from durable.runtime.executor import Advanced, advance
 from tests.durable.example_workflows import effect_count
 from tests.durable.step_workflows import CALLS
 from tests.support.environment import process_env

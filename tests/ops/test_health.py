@@ -15,8 +15,9 @@ from django.utils import timezone
 
 from devtools.ports import TEST_SERVERS, free_port
 from devtools.processes import running, wait_for_http, web
-from durable import dispatch, health
 from durable.models import EngineHeartbeat, RunStatus, WorkflowRun
+from durable.ops import health
+from durable.transport import dispatch
 from tests.ops.runs import waiting_run
 from tests.support.environment import process_env
 

@@ -12,9 +12,9 @@ from django.test import Client
 from django.utils import timezone
 
 import durable
-from durable import health
-from durable.executor import advance
 from durable.models import WorkflowRun
+from durable.ops import health
+from durable.runtime.executor import advance
 from purchases import services
 from tests.durable import example_workflows  # noqa: F401 - registers the example workflows
 from tests.ops.prometheus import samples, value
