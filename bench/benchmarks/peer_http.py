@@ -17,7 +17,7 @@ The window is 5 s everywhere. Phases interleave the servers: for each round and 
 every server's buy phase, then every server's status phase; so a disturbance of the shared
 machine falls on all of them. After its buy phase, each server's last purchase is awaited (GET
 /api/status until done) before the next server's phase, so that no server's confirmations fall
-in another's phase (in the run of 2026-11-29 they did: see RESULTS.md). Ratios are taken per
+in another's phase (in a run of 2026-11-29 they did). Ratios are taken per
 round and their median is judged. The load generator runs on the same 2 cores as the servers.
 """
 
