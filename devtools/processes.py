@@ -199,16 +199,23 @@ def wait_for_http(url: str, timeout: float = 30.0, process: Process | None = Non
             time.sleep(0.1)
 
 
-def wait_until(
-    predicate: Callable[[], object], timeout: float, interval: float = 0.05, message: str = ""
-) -> None:
-    """Return once `predicate()` is true, polling every `interval` seconds; raises
-    AssertionError with `message` after `timeout` seconds."""
+def poll_until(predicate: Callable[[], object], timeout: float, interval: float = 0.05) -> bool:
+    """Call `predicate` every `interval` seconds until it is true (returns True) or `timeout`
+    seconds have passed (returns False, after one last call)."""
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
-            raise AssertionError(message or f"condition not met within {timeout}s")
+            return False
         time.sleep(interval)
+    return True
+
+
+def wait_until(
+    predicate: Callable[[], object], timeout: float, interval: float = 0.05, message: str = ""
+) -> None:
+    """As `poll_until`, but raises AssertionError with `message` when the time is up."""
+    if not poll_until(predicate, timeout, interval):
+        raise AssertionError(message or f"condition not met within {timeout}s")
 
 
 @contextlib.contextmanager

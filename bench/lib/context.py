@@ -9,7 +9,6 @@ import logging
 import os
 import secrets
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -126,17 +125,6 @@ def seed() -> Seed:
     token = Token.objects.create(user=user)
     Product.objects.create(item_id=BENCH_ITEM, name="Bench item", price="1.00", stock=1_000_000_000)
     return Seed(user, token.key, BENCH_ITEM)
-
-
-def wait_for(predicate: Any, timeout: float, interval: float = 0.05) -> bool:
-    """Poll `predicate` until it is true or `timeout` seconds passed; returns the last answer."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if predicate():
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(interval)
 
 
 @contextlib.contextmanager

@@ -13,7 +13,7 @@ import pytest
 
 from devtools.environments import child_env, production_env
 from devtools.ports import free_port
-from devtools.processes import Process, answering_on, wait_until
+from devtools.processes import Process, answering_on, poll_until, wait_until
 
 # Prints its pid, starts a grandchild that ignores SIGTERM and prints that one's pid, then waits.
 STUBBORN = """
@@ -101,3 +101,11 @@ def test_production_env_puts_this_virtualenv_first_and_lets_the_caller_override(
     assert env["DATABASE_URL"] == "sqlite:///x.sqlite3"
     assert env["DJANGO_DEBUG"] == "true"
     assert env["DJANGO_SECURE_SSL_REDIRECT"] == "false"
+
+
+def test_polling_answers_whether_the_condition_came_true_in_time():
+    calls = iter(range(100))
+    assert poll_until(lambda: next(calls) == 3, timeout=30, interval=0.001)
+    assert not poll_until(lambda: False, timeout=0.05, interval=0.01)
+    with pytest.raises(AssertionError, match="never"):
+        wait_until(lambda: False, timeout=0.05, interval=0.01, message="never")
