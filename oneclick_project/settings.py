@@ -309,6 +309,12 @@ REST_FRAMEWORK = {
         "purchases.throttling.ThrottledBasicAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # Every body is read within a size and a nesting depth (a deeper one is a 400, not a 500).
+    "DEFAULT_PARSER_CLASSES": [
+        "purchases.parsers.LimitedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "purchases.parsers.LimitedMultiPartParser",
+    ],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 20,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
