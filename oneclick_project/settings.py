@@ -235,6 +235,8 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
 SECURE_HSTS_PRELOAD = not DEBUG
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+# A failed CSRF check answers JSON under /api/ and the shop's "please try again" page elsewhere.
+CSRF_FAILURE_VIEW = "purchases.errors_views.csrf_failure"
 # Bodies of the JSON API are tiny; anything large is refused before it is parsed.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 64 * 1024
 
