@@ -79,7 +79,8 @@ CSRF_TRUSTED_ORIGINS = [
 ]
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # django.contrib.admin, its sign-in behind the lockout of every sign-in (purchases/signin.py).
+    "oneclick_project.apps.OneclickAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -187,6 +188,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "NAME": os.environ.get("ONECLICK_TEST_SQLITE_PATH", str(BASE_DIR / "test_db.sqlite3")),
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Every sign-in with a password (the shop's page, the admin's, HTTP Basic) goes through this
+# backend: failures count per address, and a locked-out address is refused before any hashing.
+AUTHENTICATION_BACKENDS = ["purchases.signin.LockoutBackend"]
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
