@@ -94,6 +94,9 @@ INSTALLED_APPS = [
     "django_q",
     "durable",
     "purchases",
+    # After django.contrib.admin and django_q: unregisters django-q2's admin pages, and lets
+    # only the engine's functions be enqueued as tasks (oneclick_project/task_allowlist.py).
+    "oneclick_project.apps.ProjectConfig",
 ]
 
 MIDDLEWARE = [
@@ -401,6 +404,11 @@ Q_CLUSTER: dict[str, object] = {
     "poll": env_float("Q_POLL_SECONDS", 0.05),
     "label": "Task queue",
 }
+# Function paths a django-q2 task may name besides the engine's own (any other is refused at
+# enqueue: oneclick_project/task_allowlist.py). Set by whoever deploys, never typed by staff.
+Q_TASK_ALLOWLIST = [
+    path.strip() for path in os.environ.get("Q_TASK_ALLOWLIST", "").split(",") if path.strip()
+]
 # Without Redis the queue is a table of the database. Its broker: "prompt", the engine's
 # (durable.broker: woken by each enqueue), or "stock", django-q2's own (polls every Q_POLL_SECONDS,
 # and the engine then relies on none of django-q2's internals).
