@@ -31,7 +31,7 @@ def dotted_path(func: Callable[..., Any] | str) -> str:
 
 def retention_task_path() -> str:
     """The engine's retention, the one task the engine's schedules run (engine_schedules)."""
-    from durable import retention
+    from durable.ops import retention
 
     return dotted_path(retention.prune)
 
@@ -39,7 +39,8 @@ def retention_task_path() -> str:
 def allowed_task_paths() -> frozenset[str]:
     """Every function path a task may name: the engine's tasks (advancing runs, the workers'
     heartbeat probe, retention), this module's refusal, and Q_TASK_ALLOWLIST."""
-    from durable import health, tasks
+    from durable import tasks
+    from durable.ops import health
 
     return frozenset(
         {

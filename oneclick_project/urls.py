@@ -4,7 +4,7 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.decorators.csrf import csrf_exempt
 
-from durable import health
+from durable.ops import health
 from oneclick_project.metrics_view import metrics
 
 # The probes and the scrape answer GET and HEAD only, and change nothing: exempt from the CSRF
