@@ -273,27 +273,36 @@ THROTTLE_RATES = {
 ONECLICK_MAX_PENDING_PURCHASES = int(env_float("ONECLICK_MAX_PENDING_PURCHASES", 10))
 
 
+# Past this many entries the file and database caches sweep their expired entries (never a
+# live one: oneclick_project/limits_cache.py).
+CACHE_SWEEP_ABOVE_ENTRIES = int(env_float("DJANGO_CACHE_SWEEP_ABOVE", 10000))
+
+
 def cache_from_url(url: str) -> dict[str, object]:
     """A CACHES entry from a URL: redis://..., file:///dir, db://table or locmem://."""
     scheme, _, rest = url.partition("://")
     if scheme in {"redis", "rediss", "unix"}:
         return {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": url}
+    sweep = {"OPTIONS": {"MAX_ENTRIES": CACHE_SWEEP_ABOVE_ENTRIES}}
     if scheme == "file":
-        return {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache", "LOCATION": rest}
+        backend = "oneclick_project.limits_cache.FileCacheKeepingLiveEntries"
+        return {"BACKEND": backend, "LOCATION": rest, **sweep}
     if scheme == "db":
-        return {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": rest}
+        backend = "oneclick_project.limits_cache.DatabaseCacheKeepingLiveEntries"
+        return {"BACKEND": backend, "LOCATION": rest, **sweep}
     if scheme == "locmem":
         return {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
     raise ImproperlyConfigured(f"DJANGO_CACHE_URL: unknown scheme in {url!r}")
 
 
 # Throttles count in the default cache. It must be shared by the processes that serve requests
-# (Django's default, local memory, would give each gunicorn process a limit of its own): files
-# on this machine by default, which needs no server; DJANGO_CACHE_URL=redis://... for one count
-# across machines.
+# (Django's default, local memory, would give each gunicorn process a limit of its own), and
+# keep every live count (bench/RESULTS.md, "Where the limits count"): Redis when one is
+# configured (one count across machines), else files on this machine, which need no server.
 CACHES = {
     "default": cache_from_url(
         os.environ.get("DJANGO_CACHE_URL", "").strip()
+        or os.environ.get("REDIS_URL", "").strip()
         or f"file://{writable_dir('DJANGO_CACHE_URL', str(BASE_DIR / 'var' / 'cache'))}"
     )
 }
