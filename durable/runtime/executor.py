@@ -44,9 +44,10 @@ from durable.errors import LeaseLost, WorkflowArgumentsMismatch, WorkflowNotRegi
 from durable.models import RunStatus, WorkflowRun
 from durable.persistence import store
 from durable.persistence.transient import forget_broken_connection, is_transient
-from durable.runtime import blocking, handlers, runlog, step_pool
+from durable.runtime import blocked_runs, handlers, runlog
 from durable.runtime.group import GroupTransaction
 from durable.runtime.handlers.live import to_json
+from durable.runtime.in_flight import InFlightCall
 from durable.runtime.run_transaction import CallerTransaction, RunTransaction
 
 logger = logging.getLogger("durable.runtime.executor")
@@ -59,7 +60,7 @@ TRANSIENT_BACKOFF_SECONDS = 0.05
 _HOST = socket.gethostname()
 
 
-class Advanced(enum.Enum):
+class AdvanceOutcome(enum.Enum):
     """What one call of `advance` did."""
 
     BUSY = "busy"  # another executor holds the lease, or the run is not due yet
@@ -85,7 +86,7 @@ def new_owner() -> str:
 
 def advance(
     run_id: str, *, fresh: bool = False, last_write: Callable[[], None] | None = None
-) -> Advanced:
+) -> AdvanceOutcome:
     """Advance the run as far as it can go now (`fresh`: a run just started eagerly, which may
     be taken before the poller's grace time).
 
@@ -113,10 +114,10 @@ def advance(
             if retry < retries:
                 time.sleep(random.uniform(0, TRANSIENT_BACKOFF_SECONDS * 2**retry))
     _defer(run_id, last_write)
-    return Advanced.DEFERRED
+    return AdvanceOutcome.DEFERRED
 
 
-def advance_in_creating_transaction(run: WorkflowRun) -> Advanced:
+def advance_in_creating_transaction(run: WorkflowRun) -> AdvanceOutcome:
     """Advance `run`, created in the caller's still open transaction, as far as it can go
     without a commit: its waits, timers, transactional steps and its end are written in that
     transaction and commit (or roll back) with the caller's own writes, in one commit.
@@ -187,7 +188,7 @@ def _task_group(last_write: Callable[[], None] | None) -> Iterator[GroupTransact
     group.commit()
 
 
-def _advance(run_id: str, group: GroupTransaction, *, fresh: bool = False) -> Advanced:
+def _advance(run_id: str, group: GroupTransaction, *, fresh: bool = False) -> AdvanceOutcome:
     """Advance one run inside `group` (opened if closed, left open for its owner to commit)."""
     owner = new_owner()
     tx = RunTransaction(run_id, owner, conf.seconds("LEASE_SECONDS"), group)
@@ -196,12 +197,12 @@ def _advance(run_id: str, group: GroupTransaction, *, fresh: bool = False) -> Ad
         leased = tx.acquire(fresh=fresh)
         if leased is None:
             tx.rollback()
-            return Advanced.BUSY
+            return AdvanceOutcome.BUSY
         outcome = _advance_leased(tx, leased, started)
     except LeaseLost:
         tx.rollback()
         logger.warning("run %s lease lost; leaving it to its new owner", run_id)
-        return Advanced.LEASE_LOST
+        return AdvanceOutcome.LEASE_LOST
     except BaseException:
         tx.rollback()
         # Unexpected (database down, worker timeout): give the run back at once rather than
@@ -213,7 +214,7 @@ def _advance(run_id: str, group: GroupTransaction, *, fresh: bool = False) -> Ad
     return outcome
 
 
-def advance_after_call(call: step_pool.InFlightCall) -> Advanced:
+def advance_after_call(call: InFlightCall) -> AdvanceOutcome:
     """In the step pool's completer: record the answer of the run's plain step (handed to the
     pool by an advance that leased the run as `call.owner`) and advance the run on, in a
     transaction of its own, as that advance would have. LEASE_LOST, writing nothing, if the
@@ -227,7 +228,7 @@ def advance_after_call(call: step_pool.InFlightCall) -> Advanced:
     except LeaseLost:
         tx.rollback()
         logger.warning("run %s lease lost while its step ran; its answer is dropped", call.run_id)
-        return Advanced.LEASE_LOST
+        return AdvanceOutcome.LEASE_LOST
     except BaseException as exc:
         tx.rollback()
         if not is_transient(exc):
@@ -246,7 +247,7 @@ def _advance_leased(
     history: dict[int, Recorded] | None = None,
     *,
     resumed: bool = False,
-) -> Advanced:
+) -> AdvanceOutcome:
     """Replay the leased run (its `history` read now unless given) and run what follows live
     (`resumed`: by the step pool's completer, for a run already logged as running)."""
     run_id = tx.run_id
@@ -254,13 +255,13 @@ def _advance_leased(
         generator = instantiate(leased.workflow, run_id, list(leased.args), leased.version)
     except WorkflowNotRegistered:
         tx.begin()
-        if blocking.not_registered_here(run_id, tx.owner, leased.workflow, leased.version):
-            return Advanced.DEFERRED
-        return Advanced.BLOCKED
+        if blocked_runs.not_registered_here(run_id, tx.owner, leased.workflow, leased.version):
+            return AdvanceOutcome.DEFERRED
+        return AdvanceOutcome.BLOCKED
     except WorkflowArgumentsMismatch as exc:
         tx.begin()
-        blocking.block(run_id, tx.owner, leased.workflow, str(exc))
-        return Advanced.BLOCKED
+        blocked_runs.block(run_id, tx.owner, leased.workflow, str(exc))
+        return AdvanceOutcome.BLOCKED
     if tx.may_commit and not resumed:  # leased (a run advanced in its creating tx never is)
         runlog.transition(run_id, leased.workflow, RunStatus.RUNNING, owner=tx.owner)
     if history is None:
@@ -283,19 +284,19 @@ def _advance_leased(
         if reached >= 0:
             # Its first checkpoints commit with the caller: it is due from then on.
             store.make_due(run_id)
-        return Advanced.AFTER_COMMIT
+        return AdvanceOutcome.AFTER_COMMIT
     if isinstance(outcome, Diverged):
         # Nothing ran live before a divergence: replay stops at the first recorded mismatch.
         tx.begin()
-        blocking.block(run_id, tx.owner, leased.workflow, str(outcome.error))
-        return Advanced.BLOCKED
+        blocked_runs.block(run_id, tx.owner, leased.workflow, str(outcome.error))
+        return AdvanceOutcome.BLOCKED
     if not isinstance(outcome, Suspended):
         status, result, error = _ending(outcome)
         tx.begin()
         store.finish_run(run_id, tx.owner, status, result, error)
     elapsed_ms = (time.monotonic() - started) * 1000
     if tx.handed_off:
-        return Advanced.IN_FLIGHT
+        return AdvanceOutcome.IN_FLIGHT
     if isinstance(outcome, Suspended):
         wake_at = outcome.suspend.wake_at
         runlog.transition(
@@ -303,12 +304,12 @@ def _advance_leased(
             reason=outcome.suspend.reason, wake_at=wake_at.isoformat() if wake_at else None,
             duration_ms=elapsed_ms,
         )  # fmt: skip
-        return Advanced.SUSPENDED
+        return AdvanceOutcome.SUSPENDED
     runlog.transition(
         run_id, leased.workflow, status, steps=reached + 1, duration_ms=elapsed_ms,
         error=error or None,
     )  # fmt: skip
-    return Advanced.FINISHED
+    return AdvanceOutcome.FINISHED
 
 
 def _ending(outcome: Completed | Crashed) -> tuple[str, Any, str]:

@@ -19,7 +19,7 @@ logger = logging.getLogger("durable.runtime.lease_keeper")
 class LeaseKeeper:
     """While the block runs, a thread with its own database connection renews the run's lease
     every third of `ttl`, with the owner check of `store.fence`, and closes that connection
-    when the block ends. Renewal stops for good once the lease is found lost (`lost`): the step's
+    when the block ends. Renewal stops for good once the lease is found lost: the step's
     result is then refused at write time by the executor's fence, like any stale executor's.
 
     A renewal that fails for another reason (the database away, the connection dropped) closes
@@ -31,7 +31,6 @@ class LeaseKeeper:
         self.run_id = run_id
         self.owner = owner
         self.ttl = ttl
-        self.renewals = 0
         self.lost = False
         self.renewed_at = time.monotonic()
         self._stop = threading.Event()
@@ -71,7 +70,6 @@ class LeaseKeeper:
                     # dropped one would fail every renewal until the step ends.
                     connection.close()
                     continue
-                self.renewals += 1
                 self.renewed_at = time.monotonic()
         finally:
             connection.close()  # this thread's own connection

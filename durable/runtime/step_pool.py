@@ -29,7 +29,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import connection, connections
@@ -38,38 +37,9 @@ from durable import conf
 from durable.persistence import store
 from durable.persistence.transient import forget_broken_connection, is_transient
 from durable.runtime import metrics
-from durable.transport import djangoq
+from durable.runtime.in_flight import Answer, InFlightCall
 
 logger = logging.getLogger("durable.runtime.step_pool")
-
-
-@dataclass(frozen=True, slots=True)
-class Answer:
-    """What a call came back with: its value (JSON, as recorded) or its exception."""
-
-    attempt: int
-    seconds: float
-    value: Any = None
-    error: Exception | None = None
-
-
-@dataclass(slots=True)
-class InFlightCall:
-    """A plain step's call handed to the pool, with what its run's advance needs afterwards."""
-
-    run_id: str
-    owner: str
-    ttl: dt.timedelta
-    leased: store.LeasedRun
-    position: int
-    attempt: int
-    started: float = field(default_factory=time.monotonic)
-    renewed_at: float = field(default_factory=time.monotonic)
-    lost: bool = False
-
-    def lease_left(self) -> float:
-        """Seconds the lease is known to last (from its last renewal)."""
-        return self.ttl.total_seconds() - (time.monotonic() - self.renewed_at)
 
 
 # The completer's pause after a transient error while recording an answer, doubling to the most.
@@ -83,8 +53,15 @@ _thread = threading.local()  # .answer: (run_id, position, Answer) being recorde
 class StepPool:
     """This process's step threads, completer and renewer (see the module's docstring)."""
 
-    def __init__(self, limit: int, ttl: dt.timedelta, slot_wait: float) -> None:
+    def __init__(
+        self,
+        limit: int,
+        ttl: dt.timedelta,
+        slot_wait: float,
+        record: Callable[[InFlightCall], object],
+    ) -> None:
         self.limit = limit
+        self._record_answer = record
         self.ttl = ttl
         self.slot_wait = slot_wait
         metrics.STEP_SLOTS.set(limit)
@@ -179,13 +156,11 @@ class StepPool:
         """Record the answer and advance the run on; a transient database error is tried again
         in place, with the answer kept, for as long as the lease is known ours (running the
         call again would repeat its effect and count an attempt)."""
-        from durable.runtime.executor import advance_after_call
-
         pause = RECORD_PAUSE_SECONDS
         while True:
             _thread.answer = (call.run_id, call.position, answer)
             try:
-                advance_after_call(call)
+                self._record_answer(call)
                 return
             except Exception as exc:
                 if not is_transient(exc) or call.lost or call.lease_left() < pause * 2:
@@ -245,17 +220,19 @@ class StepPool:
         self._callers.shutdown()
 
 
-def enable() -> StepPool:
-    """Turn the pool on in this process (a django-q2 worker process), once."""
+def enable(record: Callable[[InFlightCall], object], task_timeout: float | None) -> StepPool:
+    """Turn the pool on in this process (a django-q2 worker process whose tasks may last
+    `task_timeout` seconds), once. `record(call)` records a call's answer (found with
+    `take_answer`) and advances its run on: `executor.advance_after_call`."""
     global _pool
     if _pool is None:
         slot_wait = conf.get("STEP_SLOT_WAIT_SECONDS")
-        timeout = djangoq.task_timeout()
-        if timeout is not None:
+        if task_timeout is not None:
             # A task's own work is a few statements per run: waiting for slots is what could
             # take long, and django-q2 stops a task (and its process) at its timeout.
-            slot_wait = min(slot_wait, timeout / 4)
-        _pool = StepPool(int(conf.get("STEPS_IN_FLIGHT")), conf.seconds("LEASE_SECONDS"), slot_wait)
+            slot_wait = min(slot_wait, task_timeout / 4)
+        limit = int(conf.get("STEPS_IN_FLIGHT"))
+        _pool = StepPool(limit, conf.seconds("LEASE_SECONDS"), slot_wait, record)
     return _pool
 
 

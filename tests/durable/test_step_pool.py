@@ -18,11 +18,11 @@ from django.utils import timezone
 
 import durable
 import tests.durable.step_workflows  # noqa: F401 - registers the workflows
+from devtools.processes import poller, running, wait_until, worker
 from durable.models import RunStatus, StepCheckpoint, WorkflowRun
 from durable.ops import run_reports
 from tests.durable.example_workflows import effect_count
 from tests.durable.test_long_steps import LEASE_SECONDS, engine_env, keeper_backend
-from tests.support.processes import poller, running, wait_until, worker
 
 pytestmark = [pytest.mark.crash, pytest.mark.django_db(transaction=True)]
 

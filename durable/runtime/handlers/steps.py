@@ -21,6 +21,7 @@ from durable.persistence import store
 from durable.persistence.transient import forget_broken_connection, is_transient
 from durable.runtime import metrics, step_pool
 from durable.runtime.handlers.live import LiveCommand, to_json
+from durable.runtime.in_flight import Answer, InFlightCall
 from durable.runtime.lease_keeper import LeaseKeeper
 from durable.runtime.timeouts import call_with_timeout
 
@@ -86,7 +87,7 @@ def _hand_to_pool(
     try:
         _record_attempt(live, attempt)
         tx.commit()
-        call = step_pool.InFlightCall(tx.run_id, tx.owner, tx.ttl, leased, live.position, attempt)
+        call = InFlightCall(tx.run_id, tx.owner, tx.ttl, leased, live.position, attempt)
         pool.submit(call, lambda: to_json(_call(live, attempt)))
     except BaseException:
         pool.release()
@@ -95,9 +96,7 @@ def _hand_to_pool(
     return Suspend(None, "its step is in flight")
 
 
-def _record_answer(
-    live: LiveCommand[Step], answer: step_pool.Answer
-) -> Resolved | Raised | Suspend:
+def _record_answer(live: LiveCommand[Step], answer: Answer) -> Resolved | Raised | Suspend:
     """The answer a pooled call came back with, recorded as an attempt done in place would be
     (inside the run's transaction, which the completer commits or tries again)."""
     if answer.error is not None:
