@@ -214,15 +214,16 @@ def _advance(run_id: str, group: GroupTransaction, *, fresh: bool = False) -> Ad
     return outcome
 
 
-def advance_after_call(call: InFlightCall) -> AdvanceOutcome:
+def advance_after_call(call: InFlightCall, group: GroupTransaction) -> AdvanceOutcome:
     """In the step pool's completer: record the answer of the run's plain step (handed to the
-    pool by an advance that leased the run as `call.owner`) and advance the run on, in a
-    transaction of its own, as that advance would have. LEASE_LOST, writing nothing, if the
-    lease was lost meanwhile. Anything raised has rolled the transaction back (the caller may
+    pool by an advance that leased the run as `call.owner`) and advance the run on, as that
+    advance would have, inside `group` (opened if closed, left open for the caller to commit:
+    the answers that came back together share one commit). LEASE_LOST, writing nothing, if the
+    lease was lost meanwhile. Anything raised has taken back this run's writes (the caller may
     try again, the answer kept); a non-transient error also gives the lease back."""
-    group = GroupTransaction()
     tx = RunTransaction(call.run_id, call.owner, call.ttl, group)
     tx.leased = call.leased
+    tx.join()
     try:
         outcome = _advance_leased(tx, call.leased, call.started, resumed=True)
     except LeaseLost:
@@ -236,7 +237,6 @@ def advance_after_call(call: InFlightCall) -> AdvanceOutcome:
                 store.release_lease(call.run_id, call.owner)
         raise
     tx.release()
-    group.commit()
     return outcome
 
 

@@ -37,6 +37,7 @@ from durable import conf
 from durable.persistence import store
 from durable.persistence.transient import forget_broken_connection, is_transient
 from durable.runtime import metrics
+from durable.runtime.group import GroupTransaction
 from durable.runtime.in_flight import Answer, InFlightCall
 
 logger = logging.getLogger("durable.runtime.step_pool")
@@ -45,6 +46,8 @@ logger = logging.getLogger("durable.runtime.step_pool")
 # The completer's pause after a transient error while recording an answer, doubling to the most.
 RECORD_PAUSE_SECONDS = 0.05
 RECORD_PAUSE_MAX_SECONDS = 1.0
+# Answers that came back together are recorded in one group transaction, up to this many.
+RECORD_BATCH = 25
 
 _pool: StepPool | None = None
 _thread = threading.local()  # .answer: (run_id, position, Answer) being recorded; .slot: held
@@ -58,7 +61,7 @@ class StepPool:
         limit: int,
         ttl: dt.timedelta,
         slot_wait: float,
-        record: Callable[[InFlightCall], object],
+        record: Callable[[InFlightCall, GroupTransaction], object],
     ) -> None:
         self.limit = limit
         self._record_answer = record
@@ -87,14 +90,14 @@ class StepPool:
         """Take a slot for a call: the one the completer holds for the call it just recorded,
         else a free one, waiting for one (`wait`) until the current task's slot-wait budget is
         spent. False when none came (or the process is draining)."""
-        if getattr(_thread, "slot", False):
-            _thread.slot = False
-            return True
         deadline = getattr(_thread, "slot_deadline", None)
         with self._state:
             while True:
                 if self._stopping:
                     return False
+                if getattr(_thread, "slot", False):
+                    _thread.slot = False
+                    return True
                 if self._slots_taken < self.limit:
                     self._slots_taken += 1
                     metrics.STEP_SLOTS_TAKEN.inc()
@@ -136,44 +139,85 @@ class StepPool:
 
     def _complete(self) -> None:
         while (item := self._answers.get()) is not None:
-            call, answer = item
-            _thread.slot = True  # the call's slot, for a next plain step of the same run
+            batch = [item]
+            while len(batch) < RECORD_BATCH:
+                try:
+                    more = self._answers.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    self._answers.put(None)  # the stop marker, for the next turn
+                    break
+                batch.append(more)
             try:
-                self._record(call, answer)
+                self._record(batch)
             except Exception:
-                logger.exception(
-                    "run %s: the answer of its step could not be recorded", call.run_id
-                )
+                logger.exception("answers of %d step(s) could not be recorded", len(batch))
             finally:
                 with self._state:
-                    self._calls.pop(call.owner, None)
-                if _thread.slot:
-                    _thread.slot = False
-                    self.release()
+                    for call, _ in batch:
+                        self._calls.pop(call.owner, None)
         connection.close()
 
-    def _record(self, call: InFlightCall, answer: Answer) -> None:
-        """Record the answer and advance the run on; a transient database error is tried again
-        in place, with the answer kept, for as long as the lease is known ours (running the
-        call again would repeat its effect and count an attempt)."""
+    def _record(self, batch: list[tuple[InFlightCall, Answer]]) -> None:
+        """Record the answers and advance their runs on, sharing commits (one per
+        DURABLE["GROUP_COMMIT_SECONDS"]). A transient database error rolls back what was not
+        committed yet, which is tried again in place, the answers kept, for as long as each
+        run's lease is known ours (running a call again would repeat its effect and count an
+        attempt). Each call's slot passes to its run's next plain step, or is given back."""
+        holding = {call.owner for call, _ in batch}  # calls whose slot is still theirs
+        try:
+            self._record_committing(batch, holding)
+        finally:
+            for _ in holding:
+                self.release()
+
+    def _record_committing(
+        self, batch: list[tuple[InFlightCall, Answer]], holding: set[str]
+    ) -> None:
         pause = RECORD_PAUSE_SECONDS
-        while True:
-            _thread.answer = (call.run_id, call.position, answer)
+        left = list(batch)
+        while left:
+            group = GroupTransaction()
+            done = 0  # how many of `left` have their writes committed
             try:
-                self._record_answer(call)
+                for n, (call, answer) in enumerate(left):
+                    self._record_one(call, answer, group, holding)
+                    if not group.is_open or group.age() > conf.get("GROUP_COMMIT_SECONDS"):
+                        group.commit()  # (a hand-off to the pool committed it already)
+                        done = n + 1
+                group.commit()
                 return
             except Exception as exc:
-                if not is_transient(exc) or call.lost or call.lease_left() < pause * 2:
+                group.rollback()
+                left = left[done:]
+                if not is_transient(exc):
                     raise
                 forget_broken_connection()
                 logger.warning(
-                    "run %s: recording its step's answer met a transient error, trying again: %s",
-                    call.run_id, exc,
+                    "recording %d step answer(s) met a transient error, trying again: %s",
+                    len(left), exc,
                 )  # fmt: skip
-            finally:
-                _thread.answer = None
+            for call, _ in left:
+                if call.lost or call.lease_left() < pause * 2:
+                    logger.warning("run %s: its step's answer is dropped", call.run_id)
+            left = [(c, a) for c, a in left if not c.lost and c.lease_left() >= pause * 2]
             time.sleep(pause)
             pause = min(pause * 2, RECORD_PAUSE_MAX_SECONDS)
+
+    def _record_one(
+        self, call: InFlightCall, answer: Answer, group: GroupTransaction, holding: set[str]
+    ) -> None:
+        _thread.answer = (call.run_id, call.position, answer)
+        # The call's slot, for a next plain step of the same run (`reserve` takes it).
+        _thread.slot = call.owner in holding
+        try:
+            self._record_answer(call, group)
+        finally:
+            _thread.answer = None
+            if not _thread.slot:
+                holding.discard(call.owner)
+            _thread.slot = False
 
     # --- leases ---------------------------------------------------------------------------------
 
@@ -220,10 +264,12 @@ class StepPool:
         self._callers.shutdown()
 
 
-def enable(record: Callable[[InFlightCall], object], task_timeout: float | None) -> StepPool:
+def enable(
+    record: Callable[[InFlightCall, GroupTransaction], object], task_timeout: float | None
+) -> StepPool:
     """Turn the pool on in this process (a django-q2 worker process whose tasks may last
-    `task_timeout` seconds), once. `record(call)` records a call's answer (found with
-    `take_answer`) and advances its run on: `executor.advance_after_call`."""
+    `task_timeout` seconds), once. `record(call, group)` records a call's answer (found with
+    `take_answer`) and advances its run on inside `group`: `executor.advance_after_call`."""
     global _pool
     if _pool is None:
         slot_wait = conf.get("STEP_SLOT_WAIT_SECONDS")
