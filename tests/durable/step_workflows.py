@@ -16,7 +16,11 @@ from django.db import connection
 import durable
 from durable import StepFailed, WorkflowContext, workflow
 from tests.support import fake_psp
-from tests.support.transient_errors import break_the_next_write, provoke_transient_error
+from tests.support.transient_errors import (
+    break_the_next_write,
+    lock_the_run_for_a_moment,
+    provoke_transient_error,
+)
 
 CALLS: dict[str, int] = {}
 
@@ -237,4 +241,19 @@ def held_step(ctx: WorkflowContext, release_path: str) -> Generator[Any, Any, An
     """One plain step held until the test releases it, then a transactional one."""
     outcome = yield ctx.step(held_call, ctx.run_id, release_path)
     yield ctx.transaction(record_payment, ctx.run_id, outcome)
+    return {"outcome": outcome}
+
+
+def write_then_lock_the_run(run_id: str) -> str:
+    """Writes its effect and returns, the run locked for a moment by another connection: the
+    recording of its answer meets a lock it gives up waiting for (a transient error)."""
+    Group.objects.create(name=f"effect:{run_id}:{_count_call(run_id)}")
+    lock_the_run_for_a_moment(run_id)
+    return "done"
+
+
+@workflow("step_then_run_locked")
+def step_then_run_locked(ctx: WorkflowContext) -> Generator[Any, Any, Any]:
+    """A plain step of one attempt whose answer meets a transient error while being recorded."""
+    outcome = yield ctx.step(write_then_lock_the_run, ctx.run_id, max_attempts=1)
     return {"outcome": outcome}

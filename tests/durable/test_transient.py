@@ -13,10 +13,11 @@ import durable
 import tests.durable.step_workflows  # noqa: F401 - registers the workflows
 from devtools.ports import free_port
 from devtools.processes import poller, running, wait_until, worker
+from durable import conf
 from durable.models import CheckpointStatus, RunStatus, StepCheckpoint, WorkflowRun
 from durable.persistence.transient import is_transient
-from durable.runtime import executor
-from durable.runtime.executor import AdvanceOutcome, advance
+from durable.runtime import executor, step_pool
+from durable.runtime.executor import AdvanceOutcome, advance, advance_after_call
 from tests.durable.example_workflows import effect_count
 from tests.durable.step_workflows import CALLS
 from tests.support.environment import process_env
@@ -26,6 +27,7 @@ from tests.support.transient_errors import (
     provoke_deadlock,
     provoke_lock_timeout,
     provoke_sqlite_locked,
+    short_lock_waits_for_new_connections,
     sqlite_write_lock_held_elsewhere,
 )
 
@@ -199,6 +201,26 @@ def test_a_transient_error_while_recording_a_steps_result_does_not_count_the_att
     assert run.result == {"outcome": "done"}
     assert StepCheckpoint.objects.get(run_id="bookkeeping-error").attempts == 1
     assert effect_count("effect:bookkeeping-error:") == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_in_the_step_pool_a_transient_error_recording_an_answer_does_not_count_it(monkeypatch):
+    # As in a worker process: the call runs on the pool's thread, its answer is recorded by the
+    # pool's completer, on a connection of its own that gives up waiting for the run's lock.
+    pool = step_pool.StepPool(2, conf.seconds("LEASE_SECONDS"), 1.0, advance_after_call)
+    monkeypatch.setattr(step_pool, "_pool", pool)
+    try:
+        with short_lock_waits_for_new_connections():
+            durable.start("pool-bookkeeping", "step_then_run_locked")
+            with step_pool.task():
+                assert advance("pool-bookkeeping") is AdvanceOutcome.IN_FLIGHT
+            wait_until(lambda: WorkflowRun.objects.get(pk="pool-bookkeeping").is_finished, 30)
+    finally:
+        pool.drain()
+    run = WorkflowRun.objects.get(pk="pool-bookkeeping")
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert StepCheckpoint.objects.get(run_id="pool-bookkeeping").attempts == 1
+    assert effect_count("effect:pool-bookkeeping:") == 1
 
 
 def test_a_real_bug_in_a_transactional_step_fails_after_its_attempts():

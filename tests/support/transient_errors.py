@@ -91,6 +91,56 @@ def break_the_next_write(seconds: float = 0.5) -> None:
     threading.Thread(target=release, name="write lock holder", daemon=True).start()
 
 
+@contextlib.contextmanager
+def short_lock_waits_for_new_connections() -> Iterator[None]:
+    """For the block, a connection opened from now on gives up waiting for a lock after 50 ms
+    (PostgreSQL's lock_timeout; SQLite's busy timeout), with a transient error."""
+    if connection.vendor == "postgresql":
+        name = connection.ops.quote_name(connection.settings_dict["NAME"])
+        with psycopg.connect(postgres_conninfo(), autocommit=True) as admin:
+            admin.execute(f"ALTER DATABASE {name} SET lock_timeout = '50ms'")
+            try:
+                yield
+            finally:
+                admin.execute(f"ALTER DATABASE {name} RESET lock_timeout")
+        return
+    options = connection.settings_dict.setdefault("OPTIONS", {})
+    before = options.get("timeout")
+    options["timeout"] = 0.05
+    try:
+        yield
+    finally:
+        if before is None:
+            options.pop("timeout")
+        else:
+            options["timeout"] = before
+
+
+def lock_the_run_for_a_moment(run_id: str, seconds: float = 0.5) -> None:
+    """Another connection holds the run's row lock (PostgreSQL) or the database's write lock
+    (SQLite) for `seconds`, from before this returns."""
+    from durable.models import WorkflowRun
+
+    held = threading.Event()
+
+    def hold() -> None:
+        if connection.vendor == "postgresql":
+            with psycopg.connect(postgres_conninfo()) as other:
+                other.execute(
+                    f"SELECT 1 FROM {WorkflowRun._meta.db_table} WHERE id = %s FOR UPDATE",
+                    [run_id],
+                )
+                held.set()
+                time.sleep(seconds)
+            return
+        with sqlite_write_lock_held_elsewhere(connection.settings_dict["NAME"]):
+            held.set()
+            time.sleep(seconds)
+
+    threading.Thread(target=hold, name="run lock holder", daemon=True).start()
+    held.wait(10)
+
+
 def provoke_transient_error() -> None:
     """A real transient error from the database the test runs on."""
     if connection.vendor == "postgresql":
