@@ -18,19 +18,9 @@ from durable.models import RunStatus, StepCheckpoint, WorkflowRun
 from durable.persistence import store
 from durable.runtime.executor import AdvanceOutcome, advance
 from tests.durable.example_workflows import effect_count
-from tests.support.environment import process_env
+from tests.durable.step_processes import engine_env, keeper_backend
 
 pytestmark = [pytest.mark.crash, pytest.mark.django_db(transaction=True)]
-
-LEASE_SECONDS = 2
-
-
-def engine_env(**overrides: str) -> dict[str, str]:
-    return process_env(
-        DURABLE_WORKFLOW_MODULES="tests.durable.step_workflows",
-        DURABLE_LEASE_SECONDS=str(LEASE_SECONDS),
-        **{"Q_WORKERS": "2", **overrides},
-    )
 
 
 def finished(run_id: str):
@@ -158,19 +148,6 @@ def test_a_worker_killed_inside_a_step_uses_an_attempt_and_the_last_one_fails_th
     assert effect_count("started:killed-inside:") == 2
     checkpoint = StepCheckpoint.objects.get(run_id="killed-inside")
     assert checkpoint.status == "error" and checkpoint.attempts == 2
-
-
-def keeper_backend() -> int | None:
-    """The server process of the connection that last renewed a lease on its own (autocommit:
-    its last statement is the renewal itself; the executor's is a COMMIT or the step's query)."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
-            "AND pid <> pg_backend_pid() AND query LIKE %s",
-            ["UPDATE %lease_expires_at%"],
-        )
-        pids = [row[0] for row in cursor.fetchall()]
-    return pids[0] if len(pids) == 1 else None
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="pg_terminate_backend")

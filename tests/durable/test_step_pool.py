@@ -22,7 +22,7 @@ from devtools.processes import poller, running, wait_until, worker
 from durable.models import RunStatus, StepCheckpoint, WorkflowRun
 from durable.ops import run_reports
 from tests.durable.example_workflows import effect_count
-from tests.durable.test_long_steps import LEASE_SECONDS, engine_env, keeper_backend
+from tests.durable.step_processes import LEASE_SECONDS, engine_env, keeper_backend
 
 pytestmark = [pytest.mark.crash, pytest.mark.django_db(transaction=True)]
 
