@@ -1,6 +1,7 @@
 """8. Slow outside calls: N runs, each of one plain step that waits 0, 50 or 200 ms (the way a
-payment provider's answer does: `time.sleep`, so the GIL is free), all started at once, in one
-transaction of this process, and run by the real django-q2 cluster (Q_WORKERS=2, the default
+payment provider's answer does: `time.sleep`, so the GIL is free), all started at once (one
+after another from one thread of this process, each `durable.start` in its own transaction, as
+DBOS's are below), and run by the real django-q2 cluster (Q_WORKERS=2, the default
 DURABLE_STEPS_IN_FLIGHT) with the poller beside it. DBOS Transact 3.4 runs the same workflow
 (an `@DBOS.step` sleeping as long) in a process of its own (bench/peers/dbos_driver.py), started
 with `DBOS.start_workflow` one after another as fast as it takes them, in the same run: for each
@@ -44,16 +45,14 @@ def _label(seconds: float) -> str:
 
 
 def _ours(ctx: BenchContext, prefix: str, count: int, seconds: float) -> dict[str, Any]:
-    from django.db import transaction
 
     import durable
     from durable.models import WorkflowRun
 
     run_ids = [f"{prefix}-{i}" for i in range(count)]
     began = time.time()
-    with transaction.atomic():
-        for run_id in run_ids:
-            durable.start(run_id, "bench_slow_step", seconds)
+    for run_id in run_ids:  # each in its own transaction, as DBOS.start_workflow does
+        durable.start(run_id, "bench_slow_step", seconds)
     left = workload.wait_finished(run_ids, ROUND_TIME_LIMIT, interval=0.05)
     rows = WorkflowRun.objects.filter(pk__in=run_ids).values_list("status", "finished_at")
     ended = [finished.timestamp() for status, finished in rows if status == "succeeded"]

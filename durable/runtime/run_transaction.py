@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from collections.abc import Callable
 
 from django.utils import timezone
 
@@ -95,9 +96,15 @@ class RunTransaction:
         if self._savepoint is not None:
             self._savepoint.release()
 
+    def after_commit(self, on_commit: Callable[[], None], on_rollback: Callable[[], None]) -> None:
+        """Call `on_commit` once this run's writes so far have committed, `on_rollback` if they
+        are taken back instead (the group's or this run's rollback)."""
+        self._group.after_commit(self, on_commit, on_rollback)
+
     def rollback(self) -> None:
         """Take back this run's uncommitted writes, and only those (without a savepoint, the
         group holds nothing else)."""
+        self._group.forget(self)
         if self._savepoint is not None:
             self._savepoint.rollback()
         else:

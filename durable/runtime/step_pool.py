@@ -149,32 +149,33 @@ class StepPool:
                     self._answers.put(None)  # the stop marker, for the next turn
                     break
                 batch.append(more)
+            holding = {call.owner for call, _ in batch}  # calls whose slot is still theirs
             try:
-                self._record(batch)
+                self._record(batch, holding)
             except Exception:
                 logger.exception("answers of %d step(s) could not be recorded", len(batch))
             finally:
-                with self._state:
-                    for call, _ in batch:
-                        self._calls.pop(call.owner, None)
+                self._settle([call for call, _ in batch], holding)
         connection.close()
 
-    def _record(self, batch: list[tuple[InFlightCall, Answer]]) -> None:
+    def _settle(self, calls: list[InFlightCall], holding: set[str]) -> None:
+        """These calls' answers are recorded (or given up): their leases are no longer the
+        renewer's to keep, and the slots they still hold are free."""
+        with self._state:
+            for call in calls:
+                self._calls.pop(call.owner, None)
+        for call in calls:
+            if call.owner in holding:
+                holding.discard(call.owner)
+                self.release()
+
+    def _record(self, batch: list[tuple[InFlightCall, Answer]], holding: set[str]) -> None:
         """Record the answers and advance their runs on, sharing commits (one per
         DURABLE["GROUP_COMMIT_SECONDS"]). A transient database error rolls back what was not
         committed yet, which is tried again in place, the answers kept, for as long as each
         run's lease is known ours (running a call again would repeat its effect and count an
-        attempt). Each call's slot passes to its run's next plain step, or is given back."""
-        holding = {call.owner for call, _ in batch}  # calls whose slot is still theirs
-        try:
-            self._record_committing(batch, holding)
-        finally:
-            for _ in holding:
-                self.release()
-
-    def _record_committing(
-        self, batch: list[tuple[InFlightCall, Answer]], holding: set[str]
-    ) -> None:
+        attempt). Each call's slot passes to its run's next plain step, or is given back as
+        soon as its answer is committed."""
         pause = RECORD_PAUSE_SECONDS
         left = list(batch)
         while left:
@@ -184,7 +185,8 @@ class StepPool:
                 for n, (call, answer) in enumerate(left):
                     self._record_one(call, answer, group, holding)
                     if not group.is_open or group.age() > conf.get("GROUP_COMMIT_SECONDS"):
-                        group.commit()  # (a hand-off to the pool committed it already)
+                        group.commit()
+                        self._settle([c for c, _ in left[done : n + 1]], holding)
                         done = n + 1
                 group.commit()
                 return

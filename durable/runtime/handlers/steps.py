@@ -86,12 +86,13 @@ def _hand_to_pool(
             return Suspend(wake_at, "every step slot of the worker was taken")
     try:
         _record_attempt(live, attempt)
-        tx.commit()
-        call = InFlightCall(tx.run_id, tx.owner, tx.ttl, leased, live.position, attempt)
-        pool.submit(call, lambda: to_json(_call(live, attempt)))
     except BaseException:
         pool.release()
         raise
+    # The call starts once the attempt has committed (with the task's acknowledgement, or the
+    # other answers recorded with this one): never before, and not at all if it rolls back.
+    call = InFlightCall(tx.run_id, tx.owner, tx.ttl, leased, live.position, attempt)
+    tx.after_commit(lambda: pool.submit(call, lambda: to_json(_call(live, attempt))), pool.release)
     tx.handed_off = True
     return Suspend(None, "its step is in flight")
 
