@@ -160,3 +160,21 @@ def test_a_recycled_worker_drains_its_calls_in_flight_before_it_exits(tmp_path: 
         wait_until(all_finished(run_ids), 120, message=cluster.log())
     # Each call's answer was recorded by the process that made it: one attempt each.
     assert_succeeded_once_per_attempt(run_ids, attempts=1)
+
+
+def test_a_run_that_finds_no_free_slot_in_time_goes_back_to_the_queue_without_an_attempt(
+    tmp_path: Path,
+):
+    release = tmp_path / "release"
+    # One slot, and a task waits for one a quarter of its 2 s timeout before handing back.
+    env = engine_env(Q_WORKERS="1", DURABLE_STEPS_IN_FLIGHT="1", Q_TIMEOUT_SECONDS="2")
+    run_ids = held_runs("handed-back", 3, release)
+    cluster = worker(env)
+    with running(cluster, poller(env)):
+        wait_until(lambda: started(run_ids) == 1, 60, message=cluster.log())
+        wait_until(lambda: "every step slot of the worker was taken" in cluster.log(), 60)
+        assert started(run_ids) == 1
+        release.touch()
+        wait_until(all_finished(run_ids), 120, message=cluster.log())
+    # Handed back before its attempt was recorded: each call made once, each attempt one.
+    assert_succeeded_once_per_attempt(run_ids, attempts=1)
