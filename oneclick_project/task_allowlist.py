@@ -19,6 +19,8 @@ from typing import Any
 
 from django.conf import settings
 
+from durable.transport import dispatch
+
 logger = logging.getLogger("oneclick.tasks")
 
 
@@ -30,23 +32,17 @@ def dotted_path(func: Callable[..., Any] | str) -> str:
 
 
 def retention_task_path() -> str:
-    """The engine's retention, the one task the engine's schedules run (engine_schedules)."""
-    from durable.ops import retention
-
-    return dotted_path(retention.prune)
+    """The engine's retention, the one task the engine's schedules run (engine_schedules):
+    its permanent path in durable/tasks.py."""
+    return dispatch.PRUNE_TASK_PATH
 
 
 def allowed_task_paths() -> frozenset[str]:
     """Every function path a task may name: the engine's tasks (advancing runs, the workers'
     heartbeat probe, retention), this module's refusal, and Q_TASK_ALLOWLIST."""
-    from durable import tasks
-    from durable.ops import health
-
     return frozenset(
         {
-            *tasks.ENGINE_TASK_PATHS,
-            health.PROBE_TASK,
-            retention_task_path(),
+            *dispatch.ALL_TASK_PATHS,
             REFUSED_TASK_PATH,
             *getattr(settings, "Q_TASK_ALLOWLIST", ()),
         }

@@ -108,7 +108,7 @@ def test_engine_schedules_creates_the_retention_schedule_that_runs(monkeypatch) 
     call_command("engine_schedules", stdout=out, stderr=err)
     call_command("engine_schedules", stdout=out, stderr=err)  # again: updated, not doubled
     schedule = Schedule.objects.get(name="durable retention")
-    assert schedule.func == retention_task_path() == "durable.ops.retention.prune"
+    assert schedule.func == retention_task_path() == "durable.tasks.prune_workflows"
     assert schedule.schedule_type == Schedule.DAILY
     assert "created" in out.getvalue() and "updated" in out.getvalue()
     assert "'os.system', not one of the engine's tasks" in err.getvalue()
