@@ -297,12 +297,12 @@ def cache_from_url(url: str) -> dict[str, object]:
 
 # Throttles count in the default cache. It must be shared by the processes that serve requests
 # (Django's default, local memory, would give each gunicorn process a limit of its own), and
-# keep every live count (bench/RESULTS.md, "Where the limits count"): Redis when one is
-# configured (one count across machines), else files on this machine, which need no server.
+# keep every live count (README, "Where the limits count"): Redis when DJANGO_CACHE_URL names
+# one (one count across machines), else files on this machine, which need no server. Never the
+# broker's REDIS_URL by default: clearing the cache would flush the task queue with it.
 CACHES = {
     "default": cache_from_url(
         os.environ.get("DJANGO_CACHE_URL", "").strip()
-        or os.environ.get("REDIS_URL", "").strip()
         or f"file://{writable_dir('DJANGO_CACHE_URL', str(BASE_DIR / 'var' / 'cache'))}"
     )
 }

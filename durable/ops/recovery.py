@@ -22,10 +22,9 @@ from django.db.models import Q
 from django.utils import timezone
 
 from durable.core import registry
-from durable.models import ACTIVE_STATUSES, RunStatus, WorkflowRun
+from durable.models import ACTIVE_STATUSES, BlockedKind, RunStatus, WorkflowRun
 from durable.persistence import heartbeats, store
 from durable.runtime import step_pool
-from durable.runtime.blocked_runs import MISSING
 from durable.runtime.executor import AdvanceOutcome, advance, advance_after_call
 from durable.transport import dispatch, taskqueue
 
@@ -149,7 +148,9 @@ def resume_versions_now_live() -> list[str]:
     """For the poller: resume the runs blocked because no live worker had their workflow version,
     once a live worker lists it (a worker can look stale while idle between probes)."""
     missing = (
-        WorkflowRun.objects.filter(status=RunStatus.BLOCKED, blocked_reason__startswith=MISSING)
+        WorkflowRun.objects.filter(
+            status=RunStatus.BLOCKED, blocked_kind=BlockedKind.VERSION_MISSING
+        )
         .values_list("workflow", "workflow_version")
         .distinct()
     )

@@ -41,7 +41,7 @@ from durable.core.replay import (
     drive,
 )
 from durable.errors import LeaseLost, WorkflowArgumentsMismatch, WorkflowNotRegistered
-from durable.models import RunStatus, WorkflowRun
+from durable.models import BlockedKind, RunStatus, WorkflowRun
 from durable.persistence import store
 from durable.persistence.transient import forget_broken_connection, is_transient
 from durable.runtime import blocked_runs, handlers, runlog
@@ -260,7 +260,7 @@ def _advance_leased(
         return AdvanceOutcome.BLOCKED
     except WorkflowArgumentsMismatch as exc:
         tx.begin()
-        blocked_runs.block(run_id, tx.owner, leased.workflow, str(exc))
+        blocked_runs.block(run_id, tx.owner, leased.workflow, BlockedKind.CANNOT_REPLAY, str(exc))
         return AdvanceOutcome.BLOCKED
     if tx.may_commit and not resumed:  # leased (a run advanced in its creating tx never is)
         runlog.transition(run_id, leased.workflow, RunStatus.RUNNING, owner=tx.owner)
@@ -288,7 +288,9 @@ def _advance_leased(
     if isinstance(outcome, Diverged):
         # Nothing ran live before a divergence: replay stops at the first recorded mismatch.
         tx.begin()
-        blocked_runs.block(run_id, tx.owner, leased.workflow, str(outcome.error))
+        blocked_runs.block(
+            run_id, tx.owner, leased.workflow, BlockedKind.CANNOT_REPLAY, str(outcome.error)
+        )
         return AdvanceOutcome.BLOCKED
     if not isinstance(outcome, Suspended):
         status, result, error = _ending(outcome)
