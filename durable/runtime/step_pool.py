@@ -195,6 +195,7 @@ class StepPool:
                         self._settle([c for c, _ in left[done : n + 1]], holding)
                         done = n + 1
                 group.commit()
+                self._settle([c for c, _ in left[done:]], holding)
                 return
             except Exception as exc:
                 group.rollback()
@@ -265,6 +266,9 @@ class StepPool:
                 connection.close()
                 continue
             now = time.monotonic()
+            with self._state:
+                # A call recorded meanwhile is no longer running: not lost.
+                calls = [call for call in calls if call.owner in self._calls]
             for call in calls:
                 if call.owner in renewed:
                     call.renewed_at = now
