@@ -71,7 +71,9 @@ class StepPool:
         metrics.STEP_SLOTS.set(limit)
         self._state = threading.Condition()
         self._slots_taken = 0
-        self._calls: dict[str, InFlightCall] = {}  # by lease owner
+        # By the call's identity: a run's next call, handed off by the completer while the
+        # previous one is being settled, has the same lease owner.
+        self._calls: dict[int, InFlightCall] = {}
         self._stopping = False
         self._answers: queue.SimpleQueue[tuple[InFlightCall, Answer] | None] = queue.SimpleQueue()
         self._callers = ThreadPoolExecutor(max_workers=limit, thread_name_prefix="durable step")
@@ -126,14 +128,17 @@ class StepPool:
         """Run `fn` (the step's call) on a step thread, its run's lease renewed meanwhile; its
         answer is recorded by the completer. The caller holds a slot for it."""
         with self._state:
-            self._calls[call.owner] = call
+            self._calls[id(call)] = call
         self._callers.submit(self._call, call, fn)
 
     def _call(self, call: InFlightCall, fn: Callable[[], Any]) -> None:
         try:
             answer = Answer(call.attempt, time.monotonic() - call.started, value=fn())
-        except Exception as exc:
-            answer = Answer(call.attempt, time.monotonic() - call.started, error=exc)
+        except BaseException as exc:  # even SystemExit: the slot and the lease must come back
+            error = (
+                exc if isinstance(exc, Exception) else RuntimeError(f"{type(exc).__name__}: {exc}")
+            )
+            answer = Answer(call.attempt, time.monotonic() - call.started, error=error)
         finally:
             connections.close_all()  # whatever the function opened, in this thread
         self._answers.put((call, answer))
@@ -164,7 +169,7 @@ class StepPool:
         renewer's to keep, and the slots they still hold are free."""
         with self._state:
             for call in calls:
-                self._calls.pop(call.owner, None)
+                self._calls.pop(id(call), None)
         for call in calls:
             if call.owner in holding:
                 holding.discard(call.owner)
@@ -268,7 +273,7 @@ class StepPool:
             now = time.monotonic()
             with self._state:
                 # A call recorded meanwhile is no longer running: not lost.
-                calls = [call for call in calls if call.owner in self._calls]
+                calls = [call for call in calls if id(call) in self._calls]
             for call in calls:
                 if call.owner in renewed:
                     call.renewed_at = now
