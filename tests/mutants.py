@@ -226,6 +226,38 @@ MUTANTS: tuple[Mutant, ...] = (
         ),
         ("tests/durable/test_tasks.py",),
     ),
+    Mutant(
+        "M13",
+        "a worker's step pool starts calls beyond its limit",
+        "durable/runtime/step_pool.py",
+        (("                if self._slots_taken < self.limit:", "                if True:"),),
+        (
+            "tests/durable/test_step_pool.py::test_a_worker_never_has_more_calls_in_flight_than_its_limit",
+        ),
+    ),
+    Mutant(
+        "M14",
+        "the step pool keeps its calls by lease owner (a run's next call loses its renewal)",
+        "durable/runtime/step_pool.py",
+        (
+            (
+                "            self._calls[id(call)] = call",
+                "            self._calls[call.owner] = call",
+            ),
+            (
+                "                self._calls.pop(id(call), None)",
+                "                self._calls.pop(call.owner, None)",
+            ),
+            (
+                "                calls = [call for call in calls if id(call) in self._calls]",
+                "                calls = [call for call in calls if call.owner in self._calls]",
+            ),
+        ),
+        (
+            "tests/durable/test_step_pool.py::"
+            "test_a_runs_next_call_keeps_its_lease_past_several_lease_lengths",
+        ),
+    ),
 )
 
 
