@@ -1,11 +1,12 @@
 """8. Slow outside calls: N runs, each of one plain step that waits 0, 50 or 200 ms (the way a
-payment provider's answer does: `time.sleep`, so the GIL is free), all started at once (one
-after another from one thread of this process, each `durable.start` in its own transaction, as
-DBOS's are below), and run by the real django-q2 cluster (Q_WORKERS=2, the default
-DURABLE_STEPS_IN_FLIGHT) with the poller beside it. DBOS Transact 3.4 runs the same workflow
-(an `@DBOS.step` sleeping as long) in a process of its own (bench/peers/dbos_driver.py), started
-with `DBOS.start_workflow` one after another as fast as it takes them, in the same run: for each
-latency, our round then DBOS's.
+payment provider's answer does: `time.sleep`, so the GIL is free), all started at once, as fast
+as one thread of this process starts them (each `durable.start` in its own transaction), and
+run by the real django-q2 cluster (Q_WORKERS=2, the default DURABLE_STEPS_IN_FLIGHT) with the
+poller beside it. DBOS Transact 3.4 runs the same workflow (an `@DBOS.step` sleeping as long)
+in a process of its own (bench/peers/dbos_driver.py), started with `DBOS.start_workflow` as fast
+as one thread of it starts them, in the same run: for each latency, our round then DBOS's.
+(Eight starting threads on each side, tried on 2026-12-07, measured the starters' contention
+for the interpreter more than either engine: our 200 ms rate fell from 198 to 72-93 runs/s.)
 
 Per round: runs/s = N / (last run's end - the start of the batch); end-to-end latency of each
 run = its end - the start of the batch (so it counts the batch's start, on both sides; our end
@@ -25,6 +26,7 @@ same workload; peak RSS per worker process <= 150 MiB at the default limit.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -36,6 +38,7 @@ from bench.lib.results import Table
 from bench.lib.stats import fmt, median, summary
 
 LATENCIES = (0.0, 0.05, 0.2)
+STARTERS = 1
 ROUND_TIME_LIMIT = 600.0
 WORKER_RSS_GOAL_MIB = 150.0
 
@@ -51,14 +54,35 @@ def _ours(ctx: BenchContext, prefix: str, count: int, seconds: float) -> dict[st
 
     run_ids = [f"{prefix}-{i}" for i in range(count)]
     began = time.time()
-    for run_id in run_ids:  # each in its own transaction, as DBOS.start_workflow does
-        durable.start(run_id, "bench_slow_step", seconds)
+    _in_threads(run_ids, lambda run_id: durable.start(run_id, "bench_slow_step", seconds))
+    ctx.result.add(f"ours, {_label(seconds)}: starting all", "s", time.time() - began)
     left = workload.wait_finished(run_ids, ROUND_TIME_LIMIT, interval=0.05)
     rows = WorkflowRun.objects.filter(pk__in=run_ids).values_list("status", "finished_at")
     ended = [finished.timestamp() for status, finished in rows if status == "succeeded"]
     if left or len(ended) < count:
         ctx.result.note(f"ours {prefix}: {len(ended)}/{count} succeeded, {len(left)} unfinished")
     return {"began": began, "ended": ended}
+
+
+def _in_threads(keys: list[str], start: Any) -> None:
+    """`start(key)` for every key, from STARTERS threads (each its own connection)."""
+    from django.db import connection
+
+    def starter(share: list[str]) -> None:
+        try:
+            for key in share:
+                start(key)
+        finally:
+            connection.close()
+
+    threads = [
+        threading.Thread(target=starter, args=(keys[n::STARTERS],), name=f"starter-{n}")
+        for n in range(STARTERS)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
 
 
 def _figures(ctx: BenchContext, side: str, seconds: float, answer: dict[str, Any]) -> float:
@@ -168,7 +192,8 @@ def run(ctx: BenchContext) -> None:
                 rates.setdefault(("ours", seconds), []).append(
                     _figures(ctx, "ours", seconds, answer)
                 )
-                dbos = driver.ask("slowsteps", f"dbos-{prefix}", count, seconds)
+                dbos = driver.ask("slowsteps", f"dbos-{prefix}", count, seconds, STARTERS)
+                res.add(f"DBOS, {_label(seconds)}: starting all", "s", dbos["start_seconds"])
                 connections_peak["DBOS"] = max(
                     connections_peak["DBOS"], _dbos_connections(ctx, databases, driver.pid)
                 )

@@ -9,8 +9,9 @@ reads commands on stdin, one per line, and answers each with one JSON line on st
                                         # starting one and waiting for its result
     waiting PREFIX COUNT WINDOW         # start COUNT workflows with a WINDOW-second window,
                                         # sample threads and memory while they wait, wait for all
-    slowsteps PREFIX COUNT SECONDS      # start COUNT workflows of one SECONDS-long step at once,
-                                        # wait for all; sample threads and memory meanwhile
+    slowsteps PREFIX COUNT SECONDS STARTERS  # start COUNT workflows of one SECONDS-long step
+                                        # at once from STARTERS threads, wait for all; sample
+                                        # threads and memory meanwhile
     quit
 
 With --prepare it only creates the tables (DBOS's and the application's), prints the API
@@ -120,7 +121,7 @@ def _waiting(prefix: str, count: int, window: float) -> dict[str, Any]:
     }
 
 
-def _slow_steps(prefix: str, count: int, seconds: float) -> dict[str, Any]:
+def _slow_steps(prefix: str, count: int, seconds: float, starters: int) -> dict[str, Any]:
     threads_before, rss_before = _threads_and_memory()
     peak = {"threads": threads_before, "rss": rss_before}
     done = threading.Event()
@@ -132,8 +133,21 @@ def _slow_steps(prefix: str, count: int, seconds: float) -> dict[str, Any]:
 
     sampler = threading.Thread(target=sample, name="sampler", daemon=True)
     sampler.start()
+    keys = [f"{prefix}-{i}" for i in range(count)]
+    handles: list[Any] = []
+
+    def start(share: list[str]) -> None:
+        mine = [dbos_oneclick.start_slow_step(key, seconds) for key in share]
+        with lock:
+            handles.extend(mine)
+
+    lock = threading.Lock()
+    threads = [threading.Thread(target=start, args=(keys[n::starters],)) for n in range(starters)]
     began = time.time()
-    handles = [dbos_oneclick.start_slow_step(f"{prefix}-{i}", seconds) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
     started = time.time()
     ended, failures = [], []
     for handle in handles:
@@ -180,7 +194,7 @@ def main() -> int:
         if command == "throughput":
             answer = _throughput(rest[0], int(rest[1]), int(rest[2]))
         elif command == "slowsteps":
-            answer = _slow_steps(rest[0], int(rest[1]), float(rest[2]))
+            answer = _slow_steps(rest[0], int(rest[1]), float(rest[2]), int(rest[3]))
         elif command == "waiting":
             answer = _waiting(rest[0], int(rest[1]), float(rest[2]))
         else:

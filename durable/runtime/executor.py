@@ -218,24 +218,12 @@ def advance_after_call(call: InFlightCall, group: GroupTransaction) -> AdvanceOu
     """In the step pool's completer: record the answer of the run's plain step (handed to the
     pool by an advance that leased the run as `call.owner`) and advance the run on, as that
     advance would have, inside `group` (opened if closed, left open for the caller to commit:
-    the answers that came back together share one commit). LEASE_LOST, writing nothing, if the
-    lease was lost meanwhile. Anything raised has taken back this run's writes (the caller may
-    try again, the answer kept); a non-transient error also gives the lease back."""
+    the answers that came back together share one commit, and no savepoint each). Anything
+    raised, LeaseLost included (the lease was lost meanwhile: the answer is to be dropped),
+    leaves the group for the caller to roll back."""
     tx = RunTransaction(call.run_id, call.owner, call.ttl, group)
     tx.leased = call.leased
-    tx.join()
-    try:
-        outcome = _advance_leased(tx, call.leased, call.started, resumed=True)
-    except LeaseLost:
-        tx.rollback()
-        logger.warning("run %s lease lost while its step ran; its answer is dropped", call.run_id)
-        return AdvanceOutcome.LEASE_LOST
-    except BaseException as exc:
-        tx.rollback()
-        if not is_transient(exc):
-            with contextlib.suppress(Exception):
-                store.release_lease(call.run_id, call.owner)
-        raise
+    outcome = _advance_leased(tx, call.leased, call.started, resumed=True)
     tx.release()
     return outcome
 

@@ -68,8 +68,14 @@ class GroupTransaction:
                 for _, _, on_rollback in waiting:
                     on_rollback()
                 raise
+            failures = []
             for _, on_commit, _ in waiting:
-                on_commit()
+                try:
+                    on_commit()
+                except Exception as exc:  # the others still run; the first is raised after
+                    failures.append(exc)
+            if failures:
+                raise failures[0]
 
     def rollback(self) -> None:
         """Roll it back, if open (what waited for its commit is undone)."""

@@ -34,6 +34,7 @@ from typing import Any
 from django.db import connection, connections
 
 from durable import conf
+from durable.errors import LeaseLost
 from durable.persistence import store
 from durable.persistence.transient import forget_broken_connection, is_transient
 from durable.runtime import metrics
@@ -70,7 +71,9 @@ class StepPool:
         metrics.STEP_SLOTS.set(limit)
         self._state = threading.Condition()
         self._slots_taken = 0
-        self._calls: dict[str, InFlightCall] = {}  # by lease owner
+        # By the call's identity: a run's next call, handed off by the completer while the
+        # previous one is being settled, has the same lease owner.
+        self._calls: dict[int, InFlightCall] = {}
         self._stopping = False
         self._answers: queue.SimpleQueue[tuple[InFlightCall, Answer] | None] = queue.SimpleQueue()
         self._callers = ThreadPoolExecutor(max_workers=limit, thread_name_prefix="durable step")
@@ -125,14 +128,17 @@ class StepPool:
         """Run `fn` (the step's call) on a step thread, its run's lease renewed meanwhile; its
         answer is recorded by the completer. The caller holds a slot for it."""
         with self._state:
-            self._calls[call.owner] = call
+            self._calls[id(call)] = call
         self._callers.submit(self._call, call, fn)
 
     def _call(self, call: InFlightCall, fn: Callable[[], Any]) -> None:
         try:
             answer = Answer(call.attempt, time.monotonic() - call.started, value=fn())
-        except Exception as exc:
-            answer = Answer(call.attempt, time.monotonic() - call.started, error=exc)
+        except BaseException as exc:  # even SystemExit: the slot and the lease must come back
+            error = (
+                exc if isinstance(exc, Exception) else RuntimeError(f"{type(exc).__name__}: {exc}")
+            )
+            answer = Answer(call.attempt, time.monotonic() - call.started, error=error)
         finally:
             connections.close_all()  # whatever the function opened, in this thread
         self._answers.put((call, answer))
@@ -163,36 +169,46 @@ class StepPool:
         renewer's to keep, and the slots they still hold are free."""
         with self._state:
             for call in calls:
-                self._calls.pop(call.owner, None)
+                self._calls.pop(id(call), None)
         for call in calls:
             if call.owner in holding:
                 holding.discard(call.owner)
                 self.release()
 
     def _record(self, batch: list[tuple[InFlightCall, Answer]], holding: set[str]) -> None:
-        """Record the answers and advance their runs on, sharing commits (one per
-        DURABLE["GROUP_COMMIT_SECONDS"]). A transient database error rolls back what was not
-        committed yet, which is tried again in place, the answers kept, for as long as each
-        run's lease is known ours (running a call again would repeat its effect and count an
-        attempt). Each call's slot passes to its run's next plain step, or is given back as
-        soon as its answer is committed."""
+        """Record the answers and advance their runs on, in one group transaction (a commit per
+        DURABLE["GROUP_COMMIT_SECONDS"]), without a savepoint per run: should one fail, the
+        group is rolled back and the others are recorded again without it (its lease lost: its
+        answer is dropped; another error: logged, and its run given back to the poller). A
+        transient database error rolls back what was not committed yet, which is tried again in
+        place, the answers kept, for as long as each run's lease is known ours (running a call
+        again would repeat its effect and count an attempt). Each call's slot passes to its
+        run's next plain step, or is given back as soon as its answer is committed."""
         pause = RECORD_PAUSE_SECONDS
         left = list(batch)
         while left:
             group = GroupTransaction()
             done = 0  # how many of `left` have their writes committed
+            current: InFlightCall | None = None  # the call being recorded
             try:
                 for n, (call, answer) in enumerate(left):
+                    current = call
                     self._record_one(call, answer, group, holding)
+                    current = None
                     if not group.is_open or group.age() > conf.get("GROUP_COMMIT_SECONDS"):
                         group.commit()
                         self._settle([c for c, _ in left[done : n + 1]], holding)
                         done = n + 1
                 group.commit()
+                self._settle([c for c, _ in left[done:]], holding)
                 return
             except Exception as exc:
                 group.rollback()
                 left = left[done:]
+                if current is not None and not is_transient(exc):
+                    self._give_up(current, exc, holding)
+                    left = [(c, a) for c, a in left if c is not current]
+                    continue
                 if not is_transient(exc):
                     raise
                 forget_broken_connection()
@@ -200,12 +216,28 @@ class StepPool:
                     "recording %d step answer(s) met a transient error, trying again: %s",
                     len(left), exc,
                 )  # fmt: skip
-            for call, _ in left:
-                if call.lost or call.lease_left() < pause * 2:
-                    logger.warning("run %s: its step's answer is dropped", call.run_id)
-            left = [(c, a) for c, a in left if not c.lost and c.lease_left() >= pause * 2]
+            expiring = [c for c, _ in left if c.lost or c.lease_left() < pause * 2]
+            for call in expiring:
+                logger.warning("run %s: its step's answer is dropped", call.run_id)
+            self._settle(expiring, holding)
+            left = [(c, a) for c, a in left if c not in expiring]
             time.sleep(pause)
             pause = min(pause * 2, RECORD_PAUSE_MAX_SECONDS)
+
+    def _give_up(self, call: InFlightCall, exc: Exception, holding: set[str]) -> None:
+        """The answer of `call` cannot be recorded (its writes were rolled back)."""
+        if isinstance(exc, LeaseLost):
+            logger.warning(
+                "run %s lease lost while its step ran; its answer is dropped", call.run_id
+            )
+        else:
+            logger.error(
+                "run %s: its step's answer could not be recorded", call.run_id, exc_info=exc
+            )
+            # Given back at once rather than when the lease lapses; if even that fails, it lapses.
+            with contextlib.suppress(Exception):
+                store.release_lease(call.run_id, call.owner)
+        self._settle([call], holding)
 
     def _record_one(
         self, call: InFlightCall, answer: Answer, group: GroupTransaction, holding: set[str]
@@ -239,6 +271,9 @@ class StepPool:
                 connection.close()
                 continue
             now = time.monotonic()
+            with self._state:
+                # A call recorded meanwhile is no longer running: not lost.
+                calls = [call for call in calls if id(call) in self._calls]
             for call in calls:
                 if call.owner in renewed:
                     call.renewed_at = now

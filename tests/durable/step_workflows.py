@@ -257,3 +257,11 @@ def step_then_run_locked(ctx: WorkflowContext) -> Generator[Any, Any, Any]:
     """A plain step of one attempt whose answer meets a transient error while being recorded."""
     outcome = yield ctx.step(write_then_lock_the_run, ctx.run_id, max_attempts=1)
     return {"outcome": outcome}
+
+
+@workflow("two_held_steps")
+def two_held_steps(ctx: WorkflowContext, first: str, second: str) -> Generator[Any, Any, Any]:
+    """Two plain steps, each held until the test creates its file."""
+    yield ctx.step(held_call, f"{ctx.run_id}-first", first)
+    outcome = yield ctx.step(held_call, f"{ctx.run_id}-second", second)
+    return {"outcome": outcome}

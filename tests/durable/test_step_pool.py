@@ -178,3 +178,26 @@ def test_a_run_that_finds_no_free_slot_in_time_goes_back_to_the_queue_without_an
         wait_until(all_finished(run_ids), 120, message=cluster.log())
     # Handed back before its attempt was recorded: each call made once, each attempt one.
     assert_succeeded_once_per_attempt(run_ids, attempts=1)
+
+
+def test_a_runs_next_call_keeps_its_lease_past_several_lease_lengths(tmp_path: Path):
+    # The completer records the first call's answer and hands the second call to the pool, under
+    # the same lease owner: the renewer keeps that one too.
+    first, second = tmp_path / "first", tmp_path / "second"
+    env = engine_env(Q_WORKERS="1")
+    durable.start("two-calls", "two_held_steps", str(first), str(second))
+    cluster = worker(env)
+    with running(cluster, poller(env)):
+        wait_until(lambda: started(["two-calls-first"]) == 1, 60, message=cluster.log())
+        first.touch()
+        wait_until(lambda: started(["two-calls-second"]) == 1, 60, message=cluster.log())
+        held = WorkflowRun.objects.get(pk="two-calls")
+        later = held.lease_expires_at + dt.timedelta(seconds=3 * LEASE_SECONDS)
+        wait_until(lambda: timezone.now() > later, 60)
+        assert WorkflowRun.objects.get(pk="two-calls").lease_owner == held.lease_owner
+        assert started(["two-calls-second"]) == 1, "a second copy of the call started"
+        second.touch()
+        wait_until(all_finished(["two-calls"]), 60, message=cluster.log())
+    run = WorkflowRun.objects.get(pk="two-calls")
+    assert run.status == RunStatus.SUCCEEDED and run.result == {"outcome": "released"}
+    assert [cp.attempts for cp in StepCheckpoint.objects.filter(run_id="two-calls")] == [1, 1]

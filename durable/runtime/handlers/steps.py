@@ -92,7 +92,15 @@ def _hand_to_pool(
     # The call starts once the attempt has committed (with the task's acknowledgement, or the
     # other answers recorded with this one): never before, and not at all if it rolls back.
     call = InFlightCall(tx.run_id, tx.owner, tx.ttl, leased, live.position, attempt)
-    tx.after_commit(lambda: pool.submit(call, lambda: to_json(_call(live, attempt))), pool.release)
+
+    def start() -> None:
+        try:
+            pool.submit(call, lambda: to_json(_call(live, attempt)))
+        except BaseException:
+            pool.release()  # the lease lapses and the attempt counts, as after a crash
+            raise
+
+    tx.after_commit(start, pool.release)
     tx.handed_off = True
     return Suspend(None, "its step is in flight")
 
