@@ -14,6 +14,7 @@ from durable.commands import TIMED_OUT, WorkflowContext
 from durable.errors import (
     DurableError,
     LeaseLost,
+    OutcomeUnknown,
     ReplayDivergence,
     RunConflict,
     RunNotFound,
@@ -30,6 +31,7 @@ __all__ = [
     "TIMED_OUT",
     "DurableError",
     "LeaseLost",
+    "OutcomeUnknown",
     "ReplayDivergence",
     "RunConflict",
     "RunHandle",

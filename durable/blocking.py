@@ -1,12 +1,13 @@
-"""Runs the deployed code cannot replay: blocked (never failed), and resumed when code that can
-replay them is back.
+"""Runs that cannot go on by themselves: blocked (never failed), and resumed when code that can
+replay them is back, or by an operator.
 
 A run is blocked when replay diverges from its history, when its workflow version is registered
-by no live worker, or when its stored arguments no longer fit the workflow's signature. It keeps
-its checkpoints, workflow signals and deadlines; nothing re-enqueues it until `resume_blocked`
-does: when a worker that has its version starts, through `resume_stuck_workflows`, or from the
-admin. A run that still cannot be replayed is blocked again (and logged only if its reason is
-new).
+by no live worker, when its stored arguments no longer fit the workflow's signature, or when a
+plain step's outcome stayed unknown past its `unknown_for` (OUTCOME_UNKNOWN). It keeps its
+checkpoints, workflow signals and deadlines; nothing re-enqueues it until `resume_blocked` does:
+when a worker that has its version starts (not for an unknown outcome: only an operator decides
+that one), through `resume_stuck_workflows` or `workflows resume`, or from the admin. A run that
+still cannot be replayed is blocked again (and logged only if its reason is new).
 """
 
 from __future__ import annotations
@@ -25,7 +26,11 @@ from durable.models import EngineHeartbeat, RunStatus, WorkflowRun
 
 logger = logging.getLogger("durable.blocking")
 
+# The kinds of block, as the start of the reason: a workflow version no live worker has, and a
+# step whose outcome stayed unknown past its `unknown_for` (only an operator resumes that one).
+# Any other reason is code that cannot replay the run (divergence, arguments that do not fit).
 MISSING = "no worker has"
+OUTCOME_UNKNOWN = "outcome unknown"
 # A worker lacking a run's version gives it back for this long, for a worker that has it.
 UNKNOWN_VERSION_RETRY_SECONDS = 2.0
 
@@ -70,10 +75,16 @@ def resume_blocked(
 ) -> list[str]:
     """Make blocked runs runnable again and (unless not `enqueue`) enqueue them, atomically:
     those in `run_ids` (all when None) whose workflow version is in `versions` ("name@version";
-    any when None). Returns the ids resumed."""
+    any when None). Returns the ids resumed.
+
+    Runs named in `run_ids` are an operator's choice: a step whose outcome was unknown starts a
+    new `unknown_for` horizon. Without `run_ids` (new code is live), runs blocked for an unknown
+    outcome are left for an operator."""
     runs = Q()
     if run_ids is not None:
         runs &= Q(pk__in=list(run_ids))
+    else:
+        runs &= ~Q(blocked_reason__startswith=OUTCOME_UNKNOWN)
     if versions is not None:
         of_versions = Q(pk__in=[])
         for entry in versions:
@@ -82,6 +93,8 @@ def resume_blocked(
         runs &= of_versions
     with transaction.atomic():
         ids = store.unblock_runs(runs, timezone.now())
+        if ids and run_ids is not None:
+            store.restart_unknown_horizons(ids)
         if ids and enqueue:
             dispatch.enqueue_many(ids)
     if ids:

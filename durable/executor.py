@@ -261,6 +261,11 @@ def _advance_leased(
         tx.begin()
         blocking.block(run_id, tx.owner, leased.workflow, str(outcome.error))
         return Advanced.BLOCKED
+    if isinstance(outcome, Suspended) and outcome.suspend.blocks:
+        # A step whose outcome stayed unknown past its horizon: an operator decides.
+        tx.begin()
+        blocking.block(run_id, tx.owner, leased.workflow, outcome.suspend.reason)
+        return Advanced.BLOCKED
     if not isinstance(outcome, Suspended):
         status, result, error = _ending(outcome)
         tx.begin()

@@ -151,6 +151,7 @@ def readyz(request: HttpRequest) -> JsonResponse:
             "overdue": status.overdue,
             "oldest_overdue_seconds": status.oldest_overdue_seconds,
             "blocked": status.blocked,
+            "blocked_outcome_unknown": status.blocked_outcome_unknown,
         },
     }
     return JsonResponse(body, status=503 if problems else 200)
@@ -170,8 +171,14 @@ def _problems(status: run_reports.EngineStatus) -> list[str]:
             f"{status.overdue} run(s) overdue by more than {conf.get('OVERDUE_SECONDS'):g}s "
             f"(oldest {status.oldest_overdue_seconds:.1f}s past its wake-up time)"
         )
-    if status.blocked:
+    unreplayable = status.blocked - status.blocked_outcome_unknown
+    if unreplayable:
         problems.append(
-            f"{status.blocked} workflow run(s) blocked: the deployed code cannot replay them"
+            f"{unreplayable} workflow run(s) blocked: the deployed code cannot replay them"
+        )
+    if status.blocked_outcome_unknown:
+        problems.append(
+            f"{status.blocked_outcome_unknown} workflow run(s) blocked: a step's outcome stayed "
+            "unknown past its unknown_for (an operator must resume them)"
         )
     return problems

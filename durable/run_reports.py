@@ -1,7 +1,8 @@
 """Read-side views of the engine for operators: run lists, one run's timeline, engine status.
 
 Used by the `workflows` management command and the health endpoints. Only reads, except
-`cancel_run`, which goes through `durable.engine.cancel` like every other cancel.
+`cancel_run` and `resume_run`, which go through `durable.engine` like every other cancel and
+resume.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 from django.db.models import Count, Max, Min, Q, QuerySet
 
 from durable import conf, dispatch, engine, store
+from durable.blocking import OUTCOME_UNKNOWN
 from durable.errors import DurableError
 from durable.models import (
     ACTIVE_STATUSES,
@@ -109,6 +111,18 @@ def cancel_run(run_id: str, reason: str) -> str:
     return f"cancelled run {run_id!r}: {reason}"
 
 
+def resume_run(run_id: str, *, inline: bool = False) -> str:
+    """Resume a run as an operator does, with `durable.engine.resume` (a blocked run is replayed
+    again; a step whose outcome stayed unknown is tried again, under the same key, with a new
+    horizon), and say so. RunNotFound if there is no such run; AlreadyFinished (and nothing
+    changes) if it had finished."""
+    run = store.get_run(run_id)
+    if run.is_finished:
+        raise AlreadyFinished(f"run {run_id!r} had already finished ({run.status}); not resumed")
+    outcome = engine.resume([run_id], inline=inline)[run_id]
+    return f"resumed run {run_id!r}: {outcome}"
+
+
 # --- engine status ------------------------------------------------------------------------------
 
 
@@ -132,6 +146,8 @@ class EngineStatus:
     oldest_overdue_seconds: float | None
     queue_depth: int | None
     blocked: int = 0
+    # Of the blocked runs, those whose step's outcome stayed unknown: an operator resumes them.
+    blocked_outcome_unknown: int = 0
 
 
 def engine_status() -> EngineStatus:
@@ -149,6 +165,10 @@ def engine_status() -> EngineStatus:
     )
     by_status = {row["status"]: row["n"] for row in counts}
     overdue = overdue_runs(active, now).aggregate(n=Count("id"), oldest=Min("wake_at"))
+    blocked = WorkflowRun.objects.filter(status=RunStatus.BLOCKED).aggregate(
+        n=Count("id"),
+        outcome_unknown=Count("id", filter=Q(blocked_reason__startswith=OUTCOME_UNKNOWN)),
+    )
     return EngineStatus(
         pollers=_heartbeats("poller", now),
         workers=_heartbeats("worker", now),
@@ -157,13 +177,9 @@ def engine_status() -> EngineStatus:
         overdue=overdue["n"],
         oldest_overdue_seconds=_age(now, overdue["oldest"]),
         queue_depth=dispatch.queue_depth(),
-        blocked=blocked_count(),
+        blocked=blocked["n"],
+        blocked_outcome_unknown=blocked["outcome_unknown"],
     )
-
-
-def blocked_count() -> int:
-    """How many runs are blocked: the deployed code cannot replay them (a partial index)."""
-    return WorkflowRun.objects.filter(status=RunStatus.BLOCKED).count()
 
 
 def _heartbeats(kind: str, now: dt.datetime) -> HeartbeatSummary:
