@@ -228,7 +228,8 @@ def find_stuck(
 def resume(run_ids: Iterable[str], *, inline: bool = False) -> dict[str, str]:
     """Re-enqueue the runs (or advance them in this process when `inline`). Blocked runs are
     made runnable again first: replayed by code that can, they finish; otherwise they are
-    blocked again."""
+    blocked again. A run that is not due yet (or held by a worker) is left to the poller at its
+    wake-up time, which the extra task never delays."""
     run_ids = list(run_ids)
     unblocked = set(blocking.resume_blocked(run_ids, enqueue=not inline))
     outcome: dict[str, str] = {}
@@ -239,7 +240,7 @@ def resume(run_ids: Iterable[str], *, inline: bool = False) -> dict[str, str]:
             outcome[run_id] = drain(run_id).value
         else:
             with transaction.atomic():
-                WorkflowRun.objects.filter(pk=run_id).update(enqueued_at=store.db_now_expression())
+                store.mark_enqueued_if_due(run_id)
                 dispatch.enqueue(run_id)
             outcome[run_id] = "enqueued"
     return outcome

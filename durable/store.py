@@ -627,6 +627,13 @@ def due_runs_query(redeliver_after: dt.timedelta):
     )
 
 
+def mark_enqueued_if_due(run_id: str) -> None:
+    """Note that a task is being enqueued for the run, only if it is due and free now (by the
+    database's clock). A task for a run that is not due, or is held, finds it busy: noting it
+    would make the poller skip the run for `REDELIVER_AFTER_SECONDS` once it falls due."""
+    due_runs_query(dt.timedelta(0)).filter(pk=run_id).update(enqueued_at=db_now_expression())
+
+
 def claim_due_runs(redeliver_after: dt.timedelta, limit: int) -> list[str]:
     """Mark up to `limit` due runs (by the database's clock) as enqueued and return their ids.
     Several pollers at once claim disjoint sets (SKIP LOCKED on PostgreSQL; SQLite serialises

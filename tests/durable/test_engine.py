@@ -315,6 +315,23 @@ def test_poll_once_enqueues_due_runs_once_per_redelivery_interval():
     assert durable.engine.poll_once() == [], "claimed: not enqueued twice"
 
 
+def wait_until_due(run_id: str) -> None:
+    """Until the run's wake-up time has come by the engine's clock (no timing asserted)."""
+    wake_at = WorkflowRun.objects.get(pk=run_id).wake_at
+    while store.db_now() < wake_at:
+        time.sleep(0.02)
+
+
+def test_resuming_a_run_that_is_not_due_does_not_keep_the_poller_from_it_when_due():
+    durable.start("resume-early", "sleeper", 0.5)
+    assert advance("resume-early") is Advanced.SUSPENDED
+    # "Resume now" before its wake-up time: its task finds it not due yet.
+    assert durable.engine.resume(["resume-early"]) == {"resume-early": "enqueued"}
+    assert advance("resume-early") is Advanced.BUSY
+    wait_until_due("resume-early")
+    assert durable.engine.poll_once() == ["resume-early"], "due: the poller hands it out at once"
+
+
 def test_resume_stuck_workflows_lists_and_advances_inline(capsys):
     durable.start("stuck-1", "send_with_undo", "hello", 0.01)
     WorkflowRun.objects.filter(pk="stuck-1").update(
