@@ -12,9 +12,10 @@ from django.utils import timezone
 
 import durable
 import tests.durable.step_workflows  # noqa: F401 - registers the workflows
-from durable import blocking, registry
-from durable.executor import advance
+from durable.core import registry
 from durable.models import CheckpointStatus, RunStatus, StepCheckpoint, WorkflowRun
+from durable.runtime import blocking
+from durable.runtime.executor import advance
 from tests.durable.paying import charge_through_kills, paid
 from tests.durable.step_workflows import CALLS, GATES, KEYS_SEEN, NEXT_CALLS
 from tests.support.inline import finish

@@ -15,8 +15,7 @@ from typing import Any
 
 from django.db.models import Count, Max, Min, Q, QuerySet
 
-from durable import conf, dispatch, engine, store
-from durable.blocking import OUTCOME_UNKNOWN
+from durable import conf, engine
 from durable.errors import DurableError
 from durable.models import (
     ACTIVE_STATUSES,
@@ -27,6 +26,9 @@ from durable.models import (
     WorkflowRun,
     WorkflowSignal,
 )
+from durable.persistence import store
+from durable.runtime.blocking import OUTCOME_UNKNOWN
+from durable.transport import dispatch
 
 # `--status` accepts a run status or one of these groups.
 STATUS_GROUPS: dict[str, tuple[str, ...]] = {
