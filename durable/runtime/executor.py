@@ -289,6 +289,16 @@ def _advance_leased(
 
 
 def _ending(outcome: Completed | Crashed) -> tuple[str, Any, str]:
-    if isinstance(outcome, Completed):
+    """The run's final status, result and error. A returned value JSON cannot hold is a bug in
+    the workflow: the run fails with an error naming its type (raising here would roll the
+    advance back, and every redelivery would meet it again)."""
+    if isinstance(outcome, Crashed):
+        return RunStatus.FAILED, None, outcome.error
+    try:
         return RunStatus.SUCCEEDED, to_json(outcome.value), ""
-    return RunStatus.FAILED, None, outcome.error
+    except (TypeError, ValueError) as exc:
+        return (
+            RunStatus.FAILED,
+            None,
+            f"TypeError: the workflow returned a value JSON cannot hold: {exc}",
+        )

@@ -315,6 +315,18 @@ def test_poll_once_enqueues_due_runs_once_per_redelivery_interval():
     assert durable.engine.poll_once() == [], "claimed: not enqueued twice"
 
 
+@pytest.mark.parametrize("eager", [False, True], ids=["worker", "eager"])
+def test_a_workflow_returning_a_value_json_cannot_hold_fails_naming_its_type(eager):
+    durable.start("returns-set", "returns_a_set", eager=eager)
+    if not eager:
+        assert advance("returns-set") is Advanced.FINISHED
+    run = WorkflowRun.objects.get(pk="returns-set")
+    assert run.status == RunStatus.FAILED and run.result is None
+    assert run.error.startswith("TypeError: the workflow returned a value JSON cannot hold: ")
+    assert "Object of type set is not JSON serializable" in run.error
+    assert durable.engine.poll_once() == [], "finished: not handed out again"
+
+
 def wait_until_due(run_id: str) -> None:
     """Until the run's wake-up time has come by the engine's clock (no timing asserted)."""
     wake_at = WorkflowRun.objects.get(pk=run_id).wake_at
