@@ -297,8 +297,5 @@ def _ending(outcome: Completed | Crashed) -> tuple[str, Any, str]:
     try:
         return RunStatus.SUCCEEDED, to_json(outcome.value), ""
     except (TypeError, ValueError) as exc:
-        return (
-            RunStatus.FAILED,
-            None,
-            f"TypeError: the workflow returned a value JSON cannot hold: {exc}",
-        )
+        error = f"{type(exc).__name__}: the workflow returned a value JSON cannot hold: {exc}"
+        return RunStatus.FAILED, None, error
