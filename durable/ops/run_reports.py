@@ -1,8 +1,9 @@
-"""Read-side views of the engine for operators: run lists, one run's timeline, engine status.
+"""Operators' views of the engine (run lists, one run's timeline, engine status) and their
+cancel and resume of a run.
 
-Used by the `workflows` management command and the health endpoints. Only reads, except
-`cancel_run` and `resume_run`, which go through `durable.engine` like every other cancel and
-resume.
+Used by the `workflows` management command and the health endpoints. `cancel_run` and
+`resume_run` go through `durable.engine.cancel` and `recovery.resume` like every other cancel and
+resume; everything else only reads.
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ from durable.models import (
     WorkflowRun,
     WorkflowSignal,
 )
-from durable.persistence import store
-from durable.runtime.blocking import OUTCOME_UNKNOWN
+from durable.ops import recovery
+from durable.persistence import heartbeats, store
+from durable.runtime.blocked_runs import OUTCOME_UNKNOWN
 from durable.transport import dispatch
 
 # `--status` accepts a run status or one of these groups.
@@ -114,14 +116,14 @@ def cancel_run(run_id: str, reason: str) -> str:
 
 
 def resume_run(run_id: str, *, inline: bool = False) -> str:
-    """Resume a run as an operator does, with `durable.engine.resume` (a blocked run is replayed
+    """Resume a run as an operator does, with `recovery.resume` (a blocked run is replayed
     again; a step whose outcome stayed unknown is tried again, under the same key, with a new
     horizon), and say so. RunNotFound if there is no such run; AlreadyFinished (and nothing
     changes) if it had finished."""
     run = store.get_run(run_id)
     if run.is_finished:
         raise AlreadyFinished(f"run {run_id!r} had already finished ({run.status}); not resumed")
-    outcome = engine.resume([run_id], inline=inline)[run_id]
+    outcome = recovery.resume([run_id], inline=inline)[run_id]
     return f"resumed run {run_id!r}: {outcome}"
 
 
@@ -172,8 +174,8 @@ def engine_status() -> EngineStatus:
         outcome_unknown=Count("id", filter=Q(blocked_reason__startswith=OUTCOME_UNKNOWN)),
     )
     return EngineStatus(
-        pollers=_heartbeats("poller", now),
-        workers=_heartbeats("worker", now),
+        pollers=_heartbeats(heartbeats.POLLER, now),
+        workers=_heartbeats(heartbeats.WORKER, now),
         runs_by_status={status: by_status.get(status, 0) for status in ACTIVE_STATUSES},
         runs_leased=sum(row["leased"] for row in counts),
         overdue=overdue["n"],

@@ -14,7 +14,8 @@ import durable
 import tests.durable.step_workflows  # noqa: F401 - registers the workflows
 from durable.core import registry
 from durable.models import CheckpointStatus, RunStatus, StepCheckpoint, WorkflowRun
-from durable.runtime import blocking
+from durable.ops import recovery
+from durable.runtime import blocked_runs
 from durable.runtime.executor import advance
 from tests.durable.paying import charge_through_kills, paid
 from tests.durable.step_workflows import CALLS, GATES, KEYS_SEEN, NEXT_CALLS
@@ -67,7 +68,7 @@ def test_past_its_horizon_the_run_is_blocked_for_an_operator_never_failed(short_
     run = advance_until_blocked_or_finished("unknown-2")
     assert run.status == RunStatus.BLOCKED, (run.status, run.error)
     assert run.blocked_reason.startswith(
-        f"{blocking.OUTCOME_UNKNOWN}: step 'answer_once_known' (position 0) for 0.3s"
+        f"{blocked_runs.OUTCOME_UNKNOWN}: step 'answer_once_known' (position 0) for 0.3s"
     )
     assert run.blocked_reason.endswith("OutcomeUnknown: the provider did not answer")
     assert len(KEYS_SEEN["unknown-2"]) >= 3, "retried within the horizon"
@@ -76,8 +77,8 @@ def test_past_its_horizon_the_run_is_blocked_for_an_operator_never_failed(short_
     assert step.status == CheckpointStatus.PENDING
     assert step.unknown_attempts == step.attempts == len(KEYS_SEEN["unknown-2"])
     # Only an operator resumes it: not a worker's start, not the poller.
-    assert blocking.resume_blocked(versions=registry.registered()) == []
-    assert blocking.resume_versions_now_live() == []
+    assert recovery.resume_blocked(versions=registry.registered()) == []
+    assert recovery.resume_versions_now_live() == []
     body = client.get("/readyz").json()
     assert body["runs"]["blocked"] == body["runs"]["blocked_outcome_unknown"] == 1
     assert "1 workflow run(s) blocked: a step's outcome stayed unknown" in body["detail"]

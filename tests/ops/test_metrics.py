@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 import durable
 from durable.models import WorkflowRun
-from durable.ops import health
+from durable.persistence import heartbeats
 from durable.runtime.executor import advance
 from purchases import services
 from tests.durable import example_workflows  # noqa: F401 - registers the example workflows
@@ -84,7 +84,7 @@ def test_a_scrape_has_the_engine_and_http_figures(staff_client, make_user, produ
     WorkflowRun.objects.filter(pk="m-late").update(
         wake_at=timezone.now() - dt.timedelta(seconds=40)
     )
-    health.beat(health.POLLER)
+    heartbeats.beat(heartbeats.POLLER)
     after = scrape(staff_client)
 
     def grew(name: str, **labels: str) -> float:

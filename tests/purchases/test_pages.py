@@ -9,8 +9,8 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from django.urls import reverse
 
-from durable.engine import drain
 from durable.models import WorkflowSignal
+from durable.ops.recovery import drain
 from purchases import services
 from purchases.models import Order, Product, Purchase
 from tests.purchases.conftest import wait_past_the_window

@@ -18,7 +18,7 @@ from durable.errors import LeaseLost, OutcomeUnknown, StepInterrupted, StepTimed
 from durable.models import CheckpointStatus
 from durable.persistence import store
 from durable.persistence.transient import is_transient
-from durable.runtime import blocking, metrics
+from durable.runtime import blocked_runs, metrics
 from durable.runtime.handlers.live import (
     NO_UNKNOWN_OUTCOMES,
     LiveCommand,
@@ -182,7 +182,7 @@ def _blocked(live: LiveCommand[Step], attempt: int, error: str | None) -> Suspen
     """The run must wait for an operator: the step's outcome stayed unknown past its horizon."""
     last = error or f"its worker died or lost the run during attempt {attempt}"
     reason = (
-        f"{blocking.OUTCOME_UNKNOWN}: step {live.command.name!r} (position {live.position}) "
+        f"{blocked_runs.OUTCOME_UNKNOWN}: step {live.command.name!r} (position {live.position}) "
         f"for {live.command.unknown_for:g}s; last error: {last}"
     )
     return Suspend(None, reason, blocks=True)
