@@ -3,8 +3,9 @@ probe of the workers, resuming runs blocked for a version a live worker now has)
 and /readyz views.
 
 A poller writes its own heartbeat and, as often, enqueues a probe task; the django-q2 worker that
-runs the probe (durable.tasks.worker_probe) writes a worker heartbeat. A fresh worker heartbeat
-therefore proves the whole path a run's task takes: broker, cluster, worker, database.
+runs the probe (durable.tasks.worker_probe) writes a worker heartbeat, proving the whole path a
+run's task takes: broker, cluster, worker, database. A probe reaches one worker, so each worker
+process also beats on its own (durable/ops/worker_heartbeat.py).
 """
 
 from __future__ import annotations
