@@ -17,8 +17,7 @@ import time
 import traceback
 from pathlib import Path
 
-from bench.lib import processes
-from bench.lib.context import BenchContext, seed, setup_django
+from bench.lib.context import BenchContext, bench_env, seed, setup_django
 from bench.lib.database import fresh_database
 from bench.lib.results import BenchResult
 
@@ -74,7 +73,7 @@ def main() -> int:
     )
     with fresh_database(args.db, args.bench) as database:
         cluster = f"bench-{args.bench}-{args.db}-{os.getpid()}"
-        env = processes.child_env(database.url, cluster)
+        env = bench_env(database.url, cluster)
         migrate_seconds = database.migrate(env, log_dir / "migrate.log")
         setup_django(env)
         ctx = BenchContext(database, env, seed(), result, log_dir, args.quick, args.rounds)

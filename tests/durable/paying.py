@@ -9,18 +9,11 @@ from typing import Any
 from django.contrib.auth.models import Group
 
 import durable
+from devtools.ports import free_port
+from devtools.processes import Process, poller, running, wait_for_http, wait_until, worker
 from durable.models import WorkflowRun
 from tests.support import fake_psp
-from tests.support.processes import (
-    ManagedProcess,
-    free_port,
-    poller,
-    process_env,
-    running,
-    wait_for_http,
-    wait_until,
-    worker,
-)
+from tests.support.environment import process_env
 
 
 def charge_through_kills(workflow: str, run_ids: list[str], kills: int = 2) -> dict[str, Any]:
@@ -35,7 +28,7 @@ def charge_through_kills(workflow: str, run_ids: list[str], kills: int = 2) -> d
         DURABLE_LEASE_SECONDS="2",
         Q_WORKERS="2",
     )
-    psp = ManagedProcess("psp", [sys.executable, "-m", "tests.support.fake_psp", str(port)], env)
+    psp = Process("psp", [sys.executable, "-m", "tests.support.fake_psp", str(port)], env)
     with running(psp):
         wait_for_http(psp_url)
         cluster = worker(env)

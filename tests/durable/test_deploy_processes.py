@@ -12,11 +12,12 @@ import pytest
 from django.test import Client
 
 import durable
+from devtools.processes import poller, running, wait_until, worker
 from durable.core import registry
 from durable.models import RunStatus, WorkflowRun
 from tests.durable.deploy_workflows import inserted_step
 from tests.durable.example_workflows import effect_count
-from tests.support.processes import poller, process_env, running, wait_until, worker
+from tests.support.environment import process_env
 
 pytestmark = [pytest.mark.crash, pytest.mark.django_db(transaction=True)]
 

@@ -35,6 +35,13 @@ calls: list[Any] = []
 pre_execute_tasks: list[dict[str, Any]] = []
 
 
+@pytest.fixture(autouse=True)
+def _these_tasks_may_be_enqueued(settings: Any) -> None:
+    # Only the engine's functions may be enqueued (oneclick_project/task_allowlist.py): these
+    # tests' own tasks are allowed by name, as Q_TASK_ALLOWLIST would allow them in a deployment.
+    settings.Q_TASK_ALLOWLIST = [f"{PATH}.{name}" for name in ("record", "pop_ack_id", "fail")]
+
+
 def contract(holds: Any, behaviour: str) -> None:
     """Fail, naming the django-q2 behaviour the engine relies on, unless it `holds`."""
     version = ".".join(map(str, django_q.VERSION))

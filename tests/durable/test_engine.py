@@ -117,8 +117,8 @@ def test_a_signal_committed_while_the_lease_waits_for_the_row_is_still_received(
     waiting for the row lock)."""
     from django.db import connection
 
+    from devtools.processes import wait_until
     from durable.runtime.group import GroupTransaction
-    from tests.support.processes import wait_until
     from tests.support.threads import backend_pid, waits_for_a_lock
 
     durable.start("late-commit", "send_with_undo", "hello", 0.05)

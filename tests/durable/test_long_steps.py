@@ -13,11 +13,12 @@ from django.utils import timezone
 
 import durable
 import tests.durable.step_workflows  # noqa: F401 - registers the workflows
+from devtools.processes import poller, running, wait_until, worker
 from durable.models import RunStatus, StepCheckpoint, WorkflowRun
 from durable.persistence import store
 from durable.runtime.executor import AdvanceOutcome, advance
 from tests.durable.example_workflows import effect_count
-from tests.support.processes import poller, process_env, running, wait_until, worker
+from tests.support.environment import process_env
 
 pytestmark = [pytest.mark.crash, pytest.mark.django_db(transaction=True)]
 

@@ -11,14 +11,16 @@ from django.db.utils import OperationalError, ProgrammingError
 
 import durable
 import tests.durable.step_workflows  # noqa: F401 - registers the workflows
+from devtools.ports import free_port
+from devtools.processes import poller, running, wait_until, worker
 from durable.models import CheckpointStatus, RunStatus, StepCheckpoint, WorkflowRun
 from durable.persistence.transient import is_transient
 from durable.runtime import executor
 from durable.runtime.executor import AdvanceOutcome, advance
 from tests.durable.example_workflows import effect_count
 from tests.durable.step_workflows import CALLS
+from tests.support.environment import process_env
 from tests.support.inline import finish
-from tests.support.processes import free_port, poller, process_env, running, wait_until, worker
 from tests.support.transient_errors import (
     postgres_conninfo,
     provoke_deadlock,

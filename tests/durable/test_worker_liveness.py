@@ -9,13 +9,14 @@ import pytest
 
 import durable
 import tests.durable.deploy_workflows  # noqa: F401 - registers deploy_flow v1
+from devtools.processes import poller, running, wait_until, worker
 from durable.core import registry
 from durable.models import EngineHeartbeat, RunStatus, WorkflowRun
 from durable.ops import run_reports
 from durable.ops.worker_heartbeat import WorkerHeartbeat
 from durable.persistence import heartbeats, store
 from tests.durable.deploy_workflows import inserted_step
-from tests.support.processes import poller, process_env, running, wait_until, worker
+from tests.support.environment import process_env
 
 MODULES = "tests.durable.deploy_workflows"
 

@@ -13,14 +13,15 @@ from django.db import connection
 from django.test import Client, override_settings
 from django.utils import timezone
 
+from devtools.ports import TEST_SERVERS, free_port
+from devtools.processes import running, wait_for_http, web
 from durable import tasks
 from durable.models import EngineHeartbeat, RunStatus, WorkflowRun
 from durable.ops import health
 from durable.persistence import heartbeats
 from durable.transport import dispatch
 from tests.ops.runs import waiting_run
-from tests.ops.servers import free_port, venv_path
-from tests.support.processes import process_env, running, wait_for_http, web
+from tests.support.environment import process_env
 
 pytestmark = pytest.mark.django_db
 
@@ -167,8 +168,8 @@ def fetch(url: str) -> tuple[int, dict]:
 
 
 def test_with_the_database_down_both_answer_503_json_not_500():
-    port = free_port()
-    env = process_env(DATABASE_URL=unreachable_database_url(), PATH=venv_path())
+    port = free_port(TEST_SERVERS)
+    env = process_env(DATABASE_URL=unreachable_database_url())
     server = web(env, port, name="ops-web-nodb")
     with running(server):
         wait_for_http(f"http://127.0.0.1:{port}/healthz", timeout=60)

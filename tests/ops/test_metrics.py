@@ -10,7 +10,6 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 from django.utils import timezone
-from prometheus_client.parser import text_string_to_metric_families
 
 import durable
 from durable.models import WorkflowRun
@@ -18,21 +17,10 @@ from durable.persistence import heartbeats
 from durable.runtime.executor import advance
 from purchases import services
 from tests.durable import example_workflows  # noqa: F401 - registers the example workflows
+from tests.ops.prometheus import samples, value
 from tests.support.inline import finish
 
 pytestmark = pytest.mark.django_db
-
-
-def samples(text: str) -> dict[tuple[str, tuple], float]:
-    return {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
-
-
-def value(figures: dict, name: str, **labels: str) -> float:
-    return figures.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
 @pytest.fixture
