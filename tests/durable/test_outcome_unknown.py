@@ -8,6 +8,7 @@ import time
 
 import pytest
 from django.core.management import call_command
+from django.urls import reverse
 from django.utils import timezone
 
 import durable
@@ -156,3 +157,20 @@ def test_a_step_whose_workers_die_inside_it_is_never_failed_and_charges_once():
         assert paid(run_id) == [f"paid:{run_id}:{charges[f'{run_id}:0']['id']}"]
         step = StepCheckpoint.objects.get(run_id=run_id, position=0)
         assert step.attempts >= 3 and step.unknown_attempts == step.attempts - 1
+
+
+@pytest.mark.django_db
+def test_the_admin_shows_why_and_its_resume_starts_a_new_horizon(short_backoff, admin_client):
+    start("unknown-7", ["unknown"] * 10_000, max_attempts=1, unknown_for=0.3)
+    assert advance_until_blocked_or_finished("unknown-7").status == RunStatus.BLOCKED
+    url = reverse("admin:durable_workflowrun_changelist")
+    listing = admin_client.get(url, {"status": "blocked"})
+    assert b"outcome unknown: step &#x27;answer_once_known&#x27;" in listing.content
+    NEXT_CALLS["unknown-7"].clear()
+    response = admin_client.post(
+        url, {"action": "resume_now", "_selected_action": ["unknown-7"]}, follow=True
+    )
+    assert b"Enqueued 1 run" in response.content
+    assert checkpoint("unknown-7").unknown_since is None, "a new horizon"
+    run = finish(["unknown-7"])["unknown-7"]
+    assert run.result == {"key": "unknown-7:0"} and set(KEYS_SEEN["unknown-7"]) == {"unknown-7:0"}
