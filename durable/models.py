@@ -30,6 +30,9 @@ class BlockedKind(models.TextChoices):
     CANNOT_REPLAY = "cannot_replay", "Code cannot replay it"
     # No live worker has its workflow version: resumed when a worker that has it is seen.
     VERSION_MISSING = "version_missing", "No worker has its version"
+    # A plain step's outcome stayed unknown past its `unknown_for`: only an operator resumes it
+    # (the step is tried again under the same idempotency key, for a new horizon).
+    OUTCOME_UNKNOWN = "outcome_unknown", "A step's outcome stayed unknown"
 
 
 ACTIVE_STATUSES = (RunStatus.PENDING, RunStatus.RUNNING, RunStatus.WAITING)
@@ -111,6 +114,12 @@ class StepCheckpoint(models.Model):
     deadline = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # A plain step with `unknown_for`: how many of its attempts had an unknown outcome (not
+    # counted against max_attempts; an attempt is presumed unknown until it answers, so one whose
+    # worker died stays so), and since when, by the database's clock: the start of the horizon
+    # after which the run is blocked. An operator's resume clears it (a new horizon).
+    unknown_attempts = models.PositiveIntegerField(default=0)
+    unknown_since = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["run", "position"]

@@ -1,9 +1,11 @@
-"""Runs the deployed code cannot replay: blocked (never failed), or given back for a live worker
+"""Runs that cannot go on by themselves: blocked (never failed), or given back for a live worker
 that has their workflow version.
 
 A run is blocked when replay diverges from its history, when its workflow version is registered
-by no live worker, or when its stored arguments no longer fit the workflow's signature. It keeps
-its checkpoints, workflow signals and deadlines until it is resumed (durable/ops/recovery.py).
+by no live worker, when its stored arguments no longer fit the workflow's signature, or when a
+plain step's outcome stayed unknown past its `unknown_for` (OUTCOME_UNKNOWN: only an operator
+resumes it). It keeps its checkpoints, workflow signals and deadlines until it is resumed
+(durable/ops/recovery.py).
 """
 
 from __future__ import annotations
@@ -16,8 +18,10 @@ from durable.models import BlockedKind, RunStatus
 from durable.persistence import heartbeats, store
 from durable.runtime import runlog
 
-# The start of the reason (for people) of a run blocked as BlockedKind.VERSION_MISSING.
+# The start of the reason (for people) of a run blocked as BlockedKind.VERSION_MISSING, and of
+# one blocked as BlockedKind.OUTCOME_UNKNOWN.
 MISSING = "no worker has"
+OUTCOME_UNKNOWN = "outcome unknown"
 # A worker lacking a run's version gives it back for this long, for a worker that has it.
 UNKNOWN_VERSION_RETRY_SECONDS = 2.0
 
