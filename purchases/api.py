@@ -125,6 +125,22 @@ def error(exc: services.PurchaseError, code: int) -> Response:
     return Response(body, status=code)
 
 
+def invalid_body(request: Request, body: serializers.Serializer, field: str) -> Response | None:
+    """A 400 naming the field at fault when the request's body is not a JSON object (then
+    `field`) or not valid for `body`; None when `body` validated it."""
+    if not isinstance(request.data, dict):
+        return Response(
+            {"detail": "The body must be a JSON object.", "field": field},
+            status=status.HTTP_400_BAD_REQUEST,
+        )
+    if not body.is_valid():
+        return Response(
+            {"detail": "Invalid request.", "field": next(iter(body.errors)), **body.errors},
+            status=status.HTTP_400_BAD_REQUEST,
+        )
+    return None
+
+
 def not_found(key: str) -> Response:
     return Response(
         {"key": key, "status": "not_found", "detail": "No purchase with this key."},
@@ -160,17 +176,10 @@ class BuyView(APIView):
         examples=[OpenApiExample("widget", value={"item_id": "widget-001"}, request_only=True)],
     )
     def post(self, request: Request, key: str) -> Response:
-        if not isinstance(request.data, dict):
-            return Response(
-                {"detail": "The body must be a JSON object.", "field": "item_id"},
-                status=status.HTTP_400_BAD_REQUEST,
-            )
         body = BuyRequest(data=request.data)
-        if not body.is_valid():
-            return Response(
-                {"detail": "Invalid request.", "field": next(iter(body.errors)), **body.errors},
-                status=status.HTTP_400_BAD_REQUEST,
-            )
+        refused = invalid_body(request, body, "item_id")
+        if refused is not None:
+            return refused
         try:
             bought = services.buy(request.user, key, body.validated_data["item_id"])
         except services.KeyConflict as exc:

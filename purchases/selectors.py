@@ -10,7 +10,7 @@ from django.db.models import QuerySet
 
 from durable import StepFailed
 from durable.models import RunStatus
-from purchases.models import Order, Product, Purchase
+from purchases.models import Order, Product, Purchase, SavedCard
 from purchases.states import CANCELLED, CONFIRMED, FAILED, short_state
 
 DELAYED_MESSAGE = (
@@ -124,3 +124,9 @@ def purchases_of(user: AbstractBaseUser) -> QuerySet[Purchase]:
 def active_products() -> QuerySet[Product]:
     """The catalog: active products by name."""
     return Product.objects.filter(active=True).order_by("name")
+
+
+def saved_card(user: AbstractBaseUser) -> SavedCard | None:
+    """The card the user's one-click purchases charge, if they saved one."""
+    card = SavedCard.objects.filter(user=user).first()
+    return card if card is not None and card.usable else None

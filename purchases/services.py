@@ -14,11 +14,13 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import IntegrityError, connection, transaction
+from django.db.models import F
 from django.utils import timezone
 
 import durable
+from purchases import payments
 from purchases.keys import KEY_RULE, is_valid_key
-from purchases.models import Order, Product, Purchase
+from purchases.models import Order, PaymentState, Product, Purchase, SavedCard
 from purchases.selectors import PurchaseStatus, pending_status, purchase_status
 from purchases.states import CANCEL_SIGNAL, CANCELLED, WORKFLOW, short_state
 
@@ -53,6 +55,22 @@ class KeyConflict(PurchaseError):
 
 class TooManyPending(PurchaseError):
     """The customer already has ONECLICK_MAX_PENDING_PURCHASES purchases in their window."""
+
+
+class NoPaymentMethod(PurchaseError):
+    """The customer has no saved card to charge: nothing was started."""
+
+    field = "payment_method"
+
+
+class InvalidPaymentMethod(PurchaseError):
+    """The provider refused the payment method given to save."""
+
+    field = "payment_method"
+
+
+class PaymentsUnavailable(PurchaseError):
+    """The payment provider could not be reached (or is not configured): try again later."""
 
 
 class PurchaseNotFound(PurchaseError):
@@ -101,12 +119,18 @@ def buy(user: AbstractBaseUser, key: str, item_id: Any) -> BuyResult:
         .annotate(clock=durable.database_now_expression())
         .first()
     )
-    if product is None or _too_many_pending(user):
+    card = SavedCard.objects.filter(user=user).first()
+    if product is None or card is None or not card.usable or _too_many_pending(user):
         existing = _existing(user, key)
         if existing is not None:
             return _same_purchase(existing, item_id)
         if product is None:
             raise UnknownItem(f"no product with item_id {item_id!r}")
+        if card is None or not card.usable:
+            raise NoPaymentMethod(
+                "Save a card first (PUT /api/payment-method, or your account page): a one-click "
+                "purchase charges your saved card."
+            )
         raise TooManyPending(
             "You have too many purchases waiting: wait until their cancel windows close."
         )
@@ -119,9 +143,12 @@ def buy(user: AbstractBaseUser, key: str, item_id: Any) -> BuyResult:
             # The purchase first: an eager start runs the workflow in this transaction, up to
             # its cancel window (or, with no window, its checkout), and it reads the purchase.
             # The foreign key to the run is checked at commit.
+            # The price, the currency and the card are fixed here, at the click.
             purchase = Purchase.objects.create(
                 user=user, key=key, product=product, unit_price=product.price,
-                cancel_until=cancel_until, run_id=run_id,
+                cancel_until=cancel_until, run_id=run_id, currency=settings.ONECLICK_CURRENCY,
+                customer_id=card.customer_id, payment_method_id=card.payment_method_id,
+                card_brand=card.brand, card_last4=card.last4,
             )  # fmt: skip
             run, _ = durable.start(
                 run_id, WORKFLOW, product.item_id, cancel_until.isoformat(),
@@ -250,3 +277,77 @@ def checkout(run_id: str) -> dict[str, Any]:
 def record_cancellation(run_id: str) -> None:
     """Note when the purchase was cancelled (the cancel tail; nothing was reserved)."""
     Purchase.objects.filter(run_id=run_id).update(cancelled_at=timezone.now())
+
+
+def reserve(run_id: str) -> dict[str, Any]:
+    """`checkout`, with the order awaiting payment: the purchase's payment is now charging."""
+    outcome = checkout(run_id)
+    if outcome["ok"]:
+        Purchase.objects.filter(run_id=run_id).update(payment_state=PaymentState.CHARGING)
+    return outcome
+
+
+def charge(run_id: str) -> dict[str, Any]:
+    """Charge the purchase's card for its price, both fixed at the click (a plain step: see
+    payments.charge for the answers and for durable.OutcomeUnknown)."""
+    purchase = Purchase.objects.select_related("order").get(run_id=run_id)
+    return payments.charge(
+        customer_id=purchase.customer_id,
+        payment_method_id=purchase.payment_method_id,
+        amount=payments.minor_units(purchase.unit_price, purchase.currency),
+        currency=purchase.currency,
+        metadata={
+            "purchase": purchase.key, "user_id": str(purchase.user_id),
+            "order_number": purchase.order.order_number,
+        },
+    )  # fmt: skip
+
+
+def record_payment(run_id: str, payment_intent: str) -> None:
+    """The charge went through: note its PaymentIntent on the purchase, which is paid."""
+    Purchase.objects.filter(run_id=run_id).update(
+        payment_state=PaymentState.PAID, payment_intent_id=payment_intent, paid_at=timezone.now()
+    )
+
+
+def record_decline(run_id: str, message: str) -> None:
+    """The card was declined: the order goes and its unit goes back to stock, and the purchase
+    keeps the provider's message. Nothing was charged."""
+    purchase = Purchase.objects.get(run_id=run_id)
+    if Order.objects.filter(purchase=purchase).delete()[0]:
+        Product.objects.filter(pk=purchase.product_id).update(stock=F("stock") + 1)
+    Purchase.objects.filter(pk=purchase.pk).update(
+        payment_state=PaymentState.DECLINED, payment_message=message
+    )
+
+
+# --- the saved card -------------------------------------------------------------------------------
+
+
+def save_payment_method(user: AbstractBaseUser, payment_method: Any) -> SavedCard:
+    """Attach `payment_method` (a provider PaymentMethod id, such as pm_card_visa in test mode)
+    to the user's provider customer, made on first use, and save it as the card one-click
+    purchases charge. InvalidPaymentMethod when it is missing or refused; PaymentsUnavailable
+    when the provider cannot be reached (nothing is changed then)."""
+    if not isinstance(payment_method, str) or not payment_method.strip():
+        raise InvalidPaymentMethod("payment_method is required (a PaymentMethod id, pm_...)")
+    saved = SavedCard.objects.filter(user=user).first()
+    try:
+        card = payments.attach_card(
+            saved.customer_id if saved else "", payment_method.strip(),
+            user_id=user.pk, email=getattr(user, "email", "") or "",
+        )  # fmt: skip
+    except payments.InvalidPaymentMethod as exc:
+        raise InvalidPaymentMethod(f"payment_method {payment_method!r}: {exc}") from exc
+    except payments.ProviderUnavailable as exc:
+        raise PaymentsUnavailable(
+            f"The payment provider is unavailable, nothing was changed: {exc}"
+        ) from exc
+    saved, _ = SavedCard.objects.update_or_create(
+        user=user,
+        defaults={
+            "customer_id": card.customer_id, "payment_method_id": card.payment_method_id,
+            "brand": card.brand, "last4": card.last4,
+        },
+    )  # fmt: skip
+    return saved
