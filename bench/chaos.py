@@ -70,23 +70,25 @@ def _run(args: argparse.Namespace) -> int:
     from django.core.management import call_command
     from django.db import connection
 
+    from devtools.stripe_provider import configured_provider
     from tests.chaos.driver import ChaosConfig, run_chaos
 
     started = time.time()
     call_command("migrate", verbosity=0)
     print(f"migrated {connection.vendor} database {connection.settings_dict['NAME']}", flush=True)
-    report = run_chaos(
-        ChaosConfig(
-            purchases=args.purchases,
-            users=args.users,
-            window_seconds=args.window,
-            span_seconds=args.span,
-            kills=args.kills,
-            q_workers=args.workers,
-            scarce_stock=max(3, args.purchases // 30),
-            seed=args.seed,
-        )
+    config = ChaosConfig(
+        purchases=args.purchases,
+        users=args.users,
+        window_seconds=args.window,
+        span_seconds=args.span,
+        kills=args.kills,
+        q_workers=args.workers,
+        scarce_stock=max(3, args.purchases // 30),
+        seed=args.seed,
     )
+    # Every purchase charges a saved card: a local provider unless one is configured.
+    with configured_provider():
+        report = run_chaos(config)
     connection.close()
     print(report.summary())
     for violation in report.violations:

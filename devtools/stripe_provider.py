@@ -117,3 +117,33 @@ def captured_charges(client: object, customer_id: str) -> list[dict]:
         for charge in listed.data
         if charge.status == "succeeded" and charge.captured
     ]
+
+
+@contextlib.contextmanager
+def configured_provider() -> Iterator[LocalProvider | None]:
+    """A provider for the Django settings of this process and the processes it starts: the one
+    already configured (STRIPE_API_KEY set: yields None), else a local one for the block, with
+    STRIPE_API_KEY and STRIPE_API_BASE pointing at it in the settings and the environment."""
+    from django.conf import settings
+
+    names = ("STRIPE_API_KEY", "STRIPE_API_BASE")
+    if settings.STRIPE_API_KEY:
+        for name in names:
+            os.environ.setdefault(name, getattr(settings, name))
+        yield None
+        return
+    saved = {name: (getattr(settings, name), os.environ.get(name)) for name in names}
+    with local_provider() as provider:
+        values = {"STRIPE_API_KEY": TEST_API_KEY, "STRIPE_API_BASE": provider.api_base}
+        for name, value in values.items():
+            setattr(settings, name, value)
+            os.environ[name] = value
+        try:
+            yield provider
+        finally:
+            for name, (setting, environ) in saved.items():
+                setattr(settings, name, setting)
+                if environ is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = environ

@@ -12,29 +12,22 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
 
-from devtools.stripe_provider import TEST_API_KEY, LocalProvider, local_provider
+from devtools.stripe_provider import LocalProvider, configured_provider
 from purchases import services
 from purchases.models import Product
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="session", autouse=True)
 def stripe_provider() -> Iterator[LocalProvider]:
     """localstripe in a process of its own for the whole session, and the settings (and the
-    environment of the processes tests start) pointing the SDK at it."""
+    environment of the processes tests start) pointing the SDK at it: every purchase charges a
+    saved card, so every test that buys needs a provider."""
     from django.conf import settings
 
-    with local_provider() as provider:
-        saved = {name: getattr(settings, name) for name in ("STRIPE_API_KEY", "STRIPE_API_BASE")}
-        values = {"STRIPE_API_KEY": TEST_API_KEY, "STRIPE_API_BASE": provider.api_base}
-        for name, value in values.items():
-            setattr(settings, name, value)
-            os.environ[name] = value
-        try:
-            yield provider
-        finally:
-            for name, value in saved.items():
-                setattr(settings, name, value)
-                os.environ.pop(name, None)
+    settings.STRIPE_API_KEY = ""  # a local provider, whatever the environment says
+    with configured_provider() as provider:
+        assert provider is not None
+        yield provider
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from purchases import services
 from tests.browser.helpers import PASSWORD, WAIT_MS, sign_in
 from tests.support.processes import poller, process_env, running, worker
 
@@ -134,7 +135,9 @@ def engine(browser: Browser, transactional_db: None) -> Iterator[None]:
 
 @pytest.fixture
 def shopper(django_user_model: Any) -> Any:
-    return django_user_model.objects.create_user(username="shopper", password=PASSWORD)
+    user = django_user_model.objects.create_user(username="shopper", password=PASSWORD)
+    services.save_payment_method(user, "pm_card_visa")
+    return user
 
 
 @pytest.fixture

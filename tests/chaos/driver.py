@@ -37,6 +37,7 @@ from django.contrib.auth import get_user_model
 from django.db.models import Count
 
 from durable.models import ACTIVE_STATUSES, RunStatus, StepCheckpoint, WorkflowRun, WorkflowSignal
+from purchases import services
 from purchases.models import Order, Product, Purchase
 from purchases.services import run_id_for
 from purchases.states import CANCEL_SIGNAL, CANCELLED, CONFIRMED, FAILED
@@ -382,6 +383,8 @@ def run_chaos(config: ChaosConfig) -> ChaosReport:
         user_model.objects.create(username=f"chaos-{run_tag}-{n}", password=encoded)
         for n in range(config.users)
     ]
+    for user in users:  # one click charges a saved card (the configured provider's)
+        services.save_payment_method(user, "pm_card_visa")
     auths = [basic_auth(user.get_username(), password) for user in users]
     Product.objects.update_or_create(
         item_id=PLENTY,

@@ -24,6 +24,7 @@ from hypothesis import settings as hypothesis_settings
 from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
+from purchases import services
 from purchases.models import Product
 
 USERNAME = "fuzzer"
@@ -44,7 +45,8 @@ def api_schema(db: None, settings: Any, django_user_model: Any) -> Iterator[Any]
     # PBKDF2's million rounds would make every generated request cost a quarter of a second;
     # the hasher is not what this test is about.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-    django_user_model.objects.create_user(username=USERNAME, password=PASSWORD)
+    user = django_user_model.objects.create_user(username=USERNAME, password=PASSWORD)
+    services.save_payment_method(user, "pm_card_visa")
     Product.objects.create(item_id="widget-001", name="Widget", price="9.99", stock=1000)
     Product.objects.create(item_id="gone-002", name="Gone", price="1.00", stock=0)
     # As Django's test client does: the real WSGI handler would otherwise close the connection

@@ -11,6 +11,7 @@ from django.contrib.auth import get_user_model
 from rest_framework.authtoken.models import Token
 
 from durable.models import ACTIVE_STATUSES, WorkflowRun
+from purchases import services
 from purchases.models import Order, Product
 from tests.ops.servers import free_port, venv_path
 from tests.ops.test_metrics import samples, value
@@ -32,6 +33,7 @@ def scrape(port: int) -> dict:
 
 def test_one_scrape_of_the_web_process_adds_up_every_process(tmp_path):
     user = get_user_model().objects.create_user("metered", password="unused-pw-123")
+    services.save_payment_method(user, "pm_card_visa")
     token = Token.objects.create(user=user).key
     Product.objects.create(item_id="gizmo-m", name="Gizmo", price="4.50", stock=10)
     env = process_env(
