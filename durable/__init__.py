@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from durable.commands import TIMED_OUT, WorkflowContext
+from durable.core.commands import TIMED_OUT, WorkflowContext
+from durable.core.registry import workflow
+from durable.core.step_context import StepInfo, current_step
 from durable.errors import (
     DurableError,
     LeaseLost,
@@ -23,8 +25,6 @@ from durable.errors import (
     WorkflowArgumentsMismatch,
     WorkflowNotRegistered,
 )
-from durable.registry import workflow
-from durable.step_context import StepInfo, current_step
 
 __all__ = [
     "TIMED_OUT",

@@ -12,8 +12,11 @@ from django.db.models import DateTimeField, QuerySet, Value
 from django.http import HttpRequest
 from django.utils.html import format_html
 
-from durable import blocking, engine, run_reports, store
+from durable import engine
 from durable.models import RunStatus, StepCheckpoint, WorkflowRun, WorkflowSignal
+from durable.ops import run_reports
+from durable.persistence import store
+from durable.runtime import blocking
 
 
 def in_milliseconds(field: str, description: str) -> Callable[[object, object], str]:

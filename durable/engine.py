@@ -11,11 +11,14 @@ from typing import Any
 from django.db import transaction
 from django.db.models import Expression, Q
 
-from durable import blocking, conf, dispatch, runlog, store
+from durable import conf
+from durable.core.registry import WorkflowFunction, latest_version, workflow_name
 from durable.errors import RunConflict
-from durable.executor import Advanced, advance, advance_in_creating_transaction, to_json
 from durable.models import ACTIVE_STATUSES, RunStatus, WorkflowRun, WorkflowSignal
-from durable.registry import WorkflowFunction, latest_version, workflow_name
+from durable.persistence import store
+from durable.runtime import blocking, runlog
+from durable.runtime.executor import Advanced, advance, advance_in_creating_transaction, to_json
+from durable.transport import dispatch
 
 logger = logging.getLogger("durable.engine")
 

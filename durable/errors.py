@@ -45,7 +45,7 @@ class StepFailed(DurableError):
         return match["step"] if match else None
 
 
-# How a run that ended on StepFailed records its error (`durable.replay.describe`).
+# How a run that ended on StepFailed records its error (`durable.core.replay.describe`).
 _RECORDED_STEP_FAILURE = re.compile(r"^StepFailed: step '(?P<step>[^']+)' failed: ")
 
 

@@ -1,6 +1,6 @@
 """Workflow state kept in the application's database: runs, step checkpoints, workflow signals.
 
-The models are plain; every query the engine makes lives in `durable.store`.
+The models are plain; every query the engine makes lives in `durable.persistence.store`.
 """
 
 from __future__ import annotations

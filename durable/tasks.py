@@ -9,8 +9,13 @@ from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, Error, connections
 
-from durable import djangoq
-from durable.backoff import HEALTH_CHECK_SECONDS, Backoff, connection_lost, current_connection
+from durable.persistence.backoff import (
+    HEALTH_CHECK_SECONDS,
+    Backoff,
+    connection_lost,
+    current_connection,
+)
+from durable.transport import djangoq
 
 logger = logging.getLogger("durable.tasks")
 
@@ -78,7 +83,7 @@ def _reconnecting(work: Callable[[Any], Any]) -> Any:
 
 def advance_task(run_id: str) -> str:
     """The django-q2 task: advance one run. Returns what happened, for the task log."""
-    from durable.executor import advance
+    from durable.runtime.executor import advance
 
     acknowledge = djangoq.acknowledge_in_transaction()
     outcome = _reconnecting(lambda used: advance(run_id, last_write=acknowledge))
@@ -89,7 +94,7 @@ def advance_task(run_id: str) -> str:
 def advance_batch_task(run_ids: list[str]) -> dict[str, int]:
     """The django-q2 task for runs woken together: advance each, committing them in groups; one
     failing does not stop the rest (the poller finds it again). Returns how many ended each way."""
-    from durable.executor import advance_many
+    from durable.runtime.executor import advance_many
 
     acknowledge = djangoq.acknowledge_in_transaction()
 

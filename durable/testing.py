@@ -13,9 +13,9 @@ from typing import Any
 
 from django.utils.dateparse import parse_datetime
 
-from durable import store
 from durable.models import StepCheckpoint
-from durable.replaycheck import replay_problem
+from durable.ops.replaycheck import replay_problem
+from durable.persistence import store
 
 __all__ = ["assert_replays", "export_history", "history_problem"]
 

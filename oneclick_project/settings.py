@@ -425,9 +425,13 @@ Q_CLUSTER: dict[str, object] = {
     "label": "Task queue",
 }
 # Without Redis the queue is a table of the database. Its broker: "prompt", the engine's
-# (durable.broker: woken by each enqueue), or "stock", django-q2's own (polls every Q_POLL_SECONDS,
+# (durable.transport.broker: woken by each enqueue), or "stock", django-q2's own (polls every
+# Q_POLL_SECONDS,
 # and the engine then relies on none of django-q2's internals).
-ORM_BROKERS = {"prompt": "durable.broker.PromptORMBroker", "stock": "django_q.brokers.orm.ORM"}
+ORM_BROKERS = {
+    "prompt": "durable.transport.broker.PromptORMBroker",
+    "stock": "django_q.brokers.orm.ORM",
+}
 DURABLE_BROKER = os.environ.get("DURABLE_BROKER", "").strip().lower() or "prompt"
 if DURABLE_BROKER not in ORM_BROKERS:
     raise ImproperlyConfigured(
@@ -446,7 +450,7 @@ LOGGING = {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
     },
     # django-q2 logs three INFO lines per heartbeat probe: DEBUG lines instead.
-    "filters": {"demote_probes": {"()": "durable.logfilters.DemoteProbeTasks"}},
+    "filters": {"demote_probes": {"()": "durable.ops.logfilters.DemoteProbeTasks"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("DJANGO_LOG_LEVEL", "INFO")},
     "loggers": {

@@ -3,7 +3,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from durable import health
+from durable.ops import health
 from oneclick_project.metrics_view import metrics
 
 urlpatterns = [

@@ -72,7 +72,7 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "M2",
         "record_signal decides the timeout with < instead of <= at the deadline",
-        "durable/store.py",
+        "durable/persistence/store.py",
         (
             (
                 "last_wait.status == CheckpointStatus.PENDING and last_wait.deadline <= now:",
@@ -84,14 +84,14 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "M3",
         "record_signal no longer lets an earlier accepted signal decide the wait",
-        "durable/store.py",
+        "durable/persistence/store.py",
         (("                if _has_unconsumed(run_id, name):", "                if False:"),),
         ("tests/durable/test_engine.py",),
     ),
     Mutant(
         "M4",
         "finishing or suspending a run without checking the lease owner (no fence)",
-        "durable/store.py",
+        "durable/persistence/store.py",
         (
             (
                 '"id = %s AND lease_owner = %s AND status = %s",\n'
@@ -116,7 +116,7 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "M5",
         "the executor reads workflow signals before taking the lease",
-        "durable/run_transaction.py",
+        "durable/runtime/run_transaction.py",
         (
             (
                 "        if self._group.is_open:\n            # Earlier runs' writes",
@@ -129,7 +129,7 @@ MUTANTS: tuple[Mutant, ...] = (
         ("tests/durable/test_engine.py",),
         elsewhere=(
             (
-                "durable/handlers/timers.py",
+                "durable/runtime/handlers/timers.py",
                 "    signal = store.consume_signal(tx.run_id, command.signal, live.position)",
                 "    signal = (\n"
                 "        store.consume_signal(tx.run_id, command.signal, live.position)\n"
@@ -142,7 +142,7 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "M6",
         "a wait treated as timed out 100 ms before its deadline",
-        "durable/handlers/timers.py",
+        "durable/runtime/handlers/timers.py",
         (
             (
                 "elif deadline is not None and now >= deadline:",
@@ -168,7 +168,7 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "M9",
         "a run whose history the code no longer replays fails instead of being blocked",
-        "durable/executor.py",
+        "durable/runtime/executor.py",
         (
             (
                 "blocking.block(run_id, tx.owner, leased.workflow, str(outcome.error))\n"
@@ -182,7 +182,7 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "M10",
         "whether a run is due is judged by the process's clock instead of the database's",
-        "durable/store.py",
+        "durable/persistence/store.py",
         (
             (  # the poller's claim
                 "    now = db_now_expression()\n    return (",
@@ -214,7 +214,7 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "M12",
         "the engine's shortcuts through django-q2's internals are taken with its stock broker too",
-        "durable/djangoq.py",
+        "durable/transport/djangoq.py",
         (
             (
                 '    return bool(getattr(current, "supports_engine_shortcuts", False))',

@@ -3,7 +3,8 @@
 A `connection.execute_wrapper` sees every statement Django sends (also SAVEPOINTs, and SQLite's
 BEGIN IMMEDIATE); `connection.commit` is wrapped to count the commits of atomic blocks. A statement
 outside any atomic block is its own (autocommit) transaction. Each statement is attributed to the
-innermost frame of a module we care about (durable.store, purchases.services, django-q2's broker).
+innermost frame of a module we care about (durable.persistence.store, purchases.services,
+django-q2's broker).
 """
 
 from __future__ import annotations
@@ -15,19 +16,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 _OWNERS = (
-    ("/durable/store.py", "store"),
-    ("/durable/executor.py", "executor"),
-    ("/durable/run_transaction.py", "run_transaction"),
-    ("/durable/handlers/steps.py", "handlers.steps"),
-    ("/durable/handlers/timers.py", "handlers.timers"),
-    ("/durable/handlers/markers.py", "handlers.markers"),
-    ("/durable/handlers/live.py", "handlers.live"),
+    ("/durable/persistence/store.py", "store"),
+    ("/durable/runtime/executor.py", "executor"),
+    ("/durable/runtime/run_transaction.py", "run_transaction"),
+    ("/durable/runtime/handlers/steps.py", "handlers.steps"),
+    ("/durable/runtime/handlers/timers.py", "handlers.timers"),
+    ("/durable/runtime/handlers/markers.py", "handlers.markers"),
+    ("/durable/runtime/handlers/live.py", "handlers.live"),
     ("/durable/engine.py", "engine"),
-    ("/durable/dispatch.py", "dispatch"),
+    ("/durable/transport/dispatch.py", "dispatch"),
     ("/durable/tasks.py", "tasks"),
-    ("/durable/broker.py", "broker"),
-    ("/durable/broker_waits.py", "broker"),
-    ("/durable/djangoq.py", "djangoq"),
+    ("/durable/transport/broker.py", "broker"),
+    ("/durable/transport/broker_waits.py", "broker"),
+    ("/durable/transport/djangoq.py", "djangoq"),
     ("/purchases/services.py", "services"),
     ("/purchases/selectors.py", "selectors"),
     ("/django_q/brokers/orm.py", "django_q.orm"),

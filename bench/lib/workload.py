@@ -102,8 +102,8 @@ def finished_among(run_ids: Sequence[str]) -> list[str]:
     A bench that asks hundreds of times a second must not spend the machine's CPU on it: the
     ORM's query took several times the client CPU of this one (0.37-0.58 against 0.07-0.09 ms
     on PostgreSQL, measured 2026-11-26), taken from the processes being measured."""
-    from durable import sql
     from durable.models import WorkflowRun
+    from durable.persistence import sql
 
     if not run_ids:
         return []
@@ -150,7 +150,8 @@ def status_counts() -> dict[str, int]:
 
 def running_leased_elsewhere() -> int:
     """Runs 'running' whose lease is not held by this process. A lease owner is
-    'host:pid:token' (durable.executor.new_owner), so this process's pid between colons marks
+    'host:pid:token' (durable.runtime.executor.new_owner), so this process's pid between colons
+    marks
     the leases it holds itself (an eager start takes none to park a purchase, but one to go on
     after a plain step)."""
     from durable.models import WorkflowRun

@@ -20,7 +20,7 @@ import pytest
 from django.db import connection
 
 import durable
-from durable import store
+from durable.persistence import store
 from purchases import services
 from purchases.services import CancelResult
 from tests.support.inline import finish

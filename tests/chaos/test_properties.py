@@ -13,9 +13,8 @@ from django.test import Client
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from durable.commands import TIMED_OUT, Command, WorkflowContext
-from durable.errors import StepFailed
-from durable.replay import (
+from durable.core.commands import TIMED_OUT, Command, WorkflowContext
+from durable.core.replay import (
     Completed,
     Diverged,
     Raised,
@@ -25,6 +24,7 @@ from durable.replay import (
     Suspended,
     drive,
 )
+from durable.errors import StepFailed
 from purchases.keys import is_valid_key
 
 KEY_ALPHABET = string.ascii_letters + string.digits + "_-"

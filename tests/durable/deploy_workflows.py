@@ -13,7 +13,8 @@ from typing import Any
 
 from django.contrib.auth.models import Group
 
-from durable import TIMED_OUT, WorkflowContext, registry, workflow
+from durable import TIMED_OUT, WorkflowContext, workflow
+from durable.core import registry
 
 
 def mark(run_id: str, label: str) -> str:

@@ -6,8 +6,8 @@ import pytest
 from django.urls import reverse
 
 import durable
-from durable.executor import advance
 from durable.models import RunStatus, WorkflowRun
+from durable.runtime.executor import advance
 
 pytestmark = pytest.mark.django_db
 

@@ -11,8 +11,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 import durable
-from durable.executor import advance
 from durable.models import StepCheckpoint, WorkflowRun
+from durable.runtime.executor import advance
 
 pytestmark = pytest.mark.django_db
 

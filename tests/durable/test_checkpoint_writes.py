@@ -8,8 +8,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 import durable
-from durable.executor import Advanced, advance
 from durable.models import CheckpointStatus, StepCheckpoint
+from durable.runtime.executor import Advanced, advance
 
 pytestmark = pytest.mark.django_db
 

@@ -8,10 +8,10 @@ import datetime as dt
 import pytest
 
 import durable
-from durable import store
-from durable.executor import Advanced, advance
 from durable.models import CheckpointStatus, StepCheckpoint, WorkflowRun
-from durable.run_transaction import RunTransaction
+from durable.persistence import store
+from durable.runtime.executor import Advanced, advance
+from durable.runtime.run_transaction import RunTransaction
 from tests.durable.example_workflows import effect_count
 
 pytestmark = pytest.mark.django_db

@@ -17,9 +17,12 @@ from django.urls import reverse
 from django.utils import timezone
 
 import durable
-from durable import blocking, engine, health, registry
-from durable.executor import Advanced, advance
+from durable import engine
+from durable.core import registry
 from durable.models import CheckpointStatus, EngineHeartbeat, RunStatus, StepCheckpoint, WorkflowRun
+from durable.ops import health
+from durable.runtime import blocking
+from durable.runtime.executor import Advanced, advance
 from tests.durable import deploy_workflows as flows
 
 pytestmark = pytest.mark.django_db

@@ -15,7 +15,7 @@ from django_q.models import OrmQ
 from django_q.tasks import async_task
 
 import durable
-from durable import registry
+from durable.core import registry
 from durable.models import RunStatus, WorkflowRun
 from tests.durable.deploy_workflows import inserted_step
 from tests.durable.example_workflows import effect_count

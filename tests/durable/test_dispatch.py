@@ -8,8 +8,9 @@ from django.db import connections, transaction
 from django_q.models import OrmQ
 
 import durable
-from durable import djangoq, tasks
+from durable import tasks
 from durable.models import WorkflowRun
+from durable.transport import djangoq
 from tests.support.cluster_loops import use_orm_broker
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -1,9 +1,10 @@
-"""The contract with django-q2 that durable/djangoq.py (the engine's one adapter to it) relies on,
-checked against the installed django-q2 by running its own code: the pusher, worker and monitor
-loops, async_task, its brokers, its queue table, its settings object. Most of it is private to
-django-q2, so an upgrade may change it without notice; each failure names the behaviour that
-changed. Adapt durable/djangoq.py (and the engine's broker) before upgrading; DURABLE_BROKER=stock
-(django-q2's own broker, acknowledgement and connection checks) relies on much less of it."""
+"""The contract with django-q2 that durable/transport/djangoq.py (the engine's one adapter to it)
+relies on, checked against the installed django-q2 by running its own code: the pusher, worker
+and monitor loops, async_task, its brokers, its queue table, its settings object. Most of it is
+private to django-q2, so an upgrade may change it without notice; each failure names the
+behaviour that changed. Adapt durable/transport/djangoq.py (and the engine's broker) before
+upgrading; DURABLE_BROKER=stock (django-q2's own broker, acknowledgement and connection checks)
+relies on much less of it."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from django_q.signals import post_spawn, pre_execute
 from django_q.signing import SignedPackage
 from django_q.tasks import async_task
 
-from durable import djangoq
+from durable.transport import djangoq
 from tests.support.cluster_loops import through_the_cluster, use_orm_broker
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -38,7 +39,8 @@ def contract(holds: Any, behaviour: str) -> None:
     """Fail, naming the django-q2 behaviour the engine relies on, unless it `holds`."""
     version = ".".join(map(str, django_q.VERSION))
     assert holds, (
-        f"django-q2 {version} no longer behaves as durable/djangoq.py relies on: {behaviour}"
+        f"django-q2 {version} no longer behaves as durable/transport/djangoq.py relies on: "
+        f"{behaviour}"
     )
 
 
@@ -86,7 +88,8 @@ def test_settings_are_read_from_q_cluster():
     for key, value in read.items():
         contract(
             value == q_cluster.get(key, value),
-            f"Conf reads Q_CLUSTER[{key!r}] (durable.djangoq's queue_alias, poll_seconds, ...)",
+            f"Conf reads Q_CLUSTER[{key!r}] "
+            "(durable.transport.djangoq's queue_alias, poll_seconds, ...)",
         )
 
 
@@ -264,7 +267,7 @@ def test_the_engine_is_connected_to_pre_execute_and_post_spawn():
         post_spawn.disconnect(dispatch_uid="durable.on_worker_start"),
         "durable's post_spawn receiver is connected",
     )
-    from durable.blocking import on_worker_start
+    from durable.runtime.blocking import on_worker_start
     from durable.tasks import before_engine_task
 
     djangoq.connect_signals(before_engine_task, on_worker_start)

@@ -12,9 +12,9 @@ from django.db import transaction
 from django.utils import timezone
 
 import durable
-from durable import store
-from durable.executor import Advanced, advance
 from durable.models import CheckpointStatus, RunStatus, StepCheckpoint, WorkflowRun, WorkflowSignal
+from durable.persistence import store
+from durable.runtime.executor import Advanced, advance
 from tests.durable.example_workflows import FLAKY_CALLS, effect_count
 from tests.support.inline import finish
 from tests.support.threads import in_threads
@@ -115,7 +115,7 @@ def test_a_signal_committed_while_the_lease_waits_for_the_row_is_still_received(
     waiting for the row lock)."""
     from django.db import connection
 
-    from durable.group import GroupTransaction
+    from durable.runtime.group import GroupTransaction
     from tests.support.processes import wait_until
     from tests.support.threads import backend_pid, waits_for_a_lock
 
@@ -366,7 +366,7 @@ def test_runs_woken_together_travel_in_few_tasks_and_all_advance():
 
 
 def test_a_batch_shares_commits_but_a_failing_run_takes_back_only_its_own_writes(monkeypatch):
-    from durable import executor
+    from durable.runtime import executor
 
     for run_id in ("mixed-ok-1", "mixed-bad", "mixed-ok-2"):
         durable.start(run_id, "send_with_undo", "hello", 0)
@@ -426,7 +426,7 @@ def test_the_prompt_orm_broker_hands_out_tasks_first_in_first_out_once(monkeypat
     from django_q.conf import Conf
     from django_q.models import OrmQ
 
-    from durable.broker import PromptORMBroker
+    from durable.transport.broker import PromptORMBroker
 
     monkeypatch.setattr(Conf, "BULK", 2)  # at most two tasks per claim (Q_BULK)
     broker = PromptORMBroker(list_key="fifo-test")
@@ -448,8 +448,9 @@ def test_a_starting_pusher_hands_out_again_the_engine_tasks_a_killed_cluster_had
 ):
     from django_q.conf import Conf
 
-    from durable import djangoq, tasks
-    from durable.broker import PromptORMBroker
+    from durable import tasks
+    from durable.transport import djangoq
+    from durable.transport.broker import PromptORMBroker
 
     monkeypatch.setattr(Conf, "BULK", 2)
 
@@ -470,7 +471,7 @@ def test_a_starting_pusher_hands_out_again_the_engine_tasks_a_killed_cluster_had
 def test_only_the_pushers_claims_skip_waiting_for_the_disk():
     from django.db import connection, connections
 
-    from durable.broker import PromptORMBroker
+    from durable.transport.broker import PromptORMBroker
 
     def durability(conn) -> str:
         with conn.cursor() as cursor:
@@ -498,7 +499,7 @@ def test_an_idle_broker_wakes_as_soon_as_a_task_is_committed(monkeypatch):
     from django.db import connection
     from django_q.conf import Conf
 
-    from durable.broker import PromptORMBroker
+    from durable.transport.broker import PromptORMBroker
 
     monkeypatch.setattr(Conf, "POLL", 5.0)  # without the notification a wait lasts 5 s
     found: list[tuple[float, list]] = []

@@ -13,9 +13,9 @@ from django.utils import timezone
 
 import durable
 import tests.durable.step_workflows  # noqa: F401 - registers the workflows
-from durable import store
-from durable.executor import Advanced, advance
 from durable.models import RunStatus, StepCheckpoint, WorkflowRun
+from durable.persistence import store
+from durable.runtime.executor import Advanced, advance
 from tests.durable.example_workflows import effect_count
 from tests.support.processes import poller, process_env, running, wait_until, worker
 

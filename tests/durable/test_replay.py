@@ -7,9 +7,8 @@ import functools
 
 import pytest
 
-from durable.commands import TIMED_OUT, WorkflowContext
-from durable.errors import StepFailed
-from durable.replay import (
+from durable.core.commands import TIMED_OUT, WorkflowContext
+from durable.core.replay import (
     Completed,
     Crashed,
     Diverged,
@@ -20,6 +19,7 @@ from durable.replay import (
     Suspended,
     drive,
 )
+from durable.errors import StepFailed
 
 
 def add(a: int, b: int) -> int:

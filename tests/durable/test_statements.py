@@ -13,9 +13,10 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 import durable
-from durable import WorkflowContext, store, workflow
-from durable.executor import Advanced, advance
+from durable import WorkflowContext, workflow
 from durable.models import WorkflowRun
+from durable.persistence import store
+from durable.runtime.executor import Advanced, advance
 from tests.durable.example_workflows import FLAKY_CALLS
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -11,9 +11,11 @@ from django_q.models import OrmQ
 from django_q.tasks import async_task
 
 import durable
-from durable import djangoq, store, tasks
-from durable.broker import PromptORMBroker
+from durable import tasks
 from durable.models import RunStatus, WorkflowRun
+from durable.persistence import store
+from durable.transport import djangoq
+from durable.transport.broker import PromptORMBroker
 from tests.durable.example_workflows import effect_count
 from tests.support.cluster_loops import through_the_cluster, use_orm_broker
 

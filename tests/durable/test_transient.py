@@ -11,10 +11,10 @@ from django.db.utils import OperationalError, ProgrammingError
 
 import durable
 import tests.durable.step_workflows  # noqa: F401 - registers the workflows
-from durable import executor
-from durable.executor import Advanced, advance
 from durable.models import CheckpointStatus, RunStatus, StepCheckpoint, WorkflowRun
-from durable.transient import is_transient
+from durable.persistence.transient import is_transient
+from durable.runtime import executor
+from durable.runtime.executor import Advanced, advance
 from tests.durable.example_workflows import effect_count
 from tests.durable.step_workflows import CALLS
 from tests.support.inline import finish

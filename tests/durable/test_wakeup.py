@@ -7,7 +7,7 @@ import threading
 import time
 from pathlib import Path
 
-from durable import wakeup
+from durable.transport import wakeup
 
 
 def test_the_folder_sits_beside_the_database_file_where_a_socket_path_fits():

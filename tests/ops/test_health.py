@@ -13,8 +13,9 @@ from django.db import connection
 from django.test import Client, override_settings
 from django.utils import timezone
 
-from durable import dispatch, health
 from durable.models import EngineHeartbeat, RunStatus, WorkflowRun
+from durable.ops import health
+from durable.transport import dispatch
 from tests.ops.runs import waiting_run
 from tests.ops.servers import free_port, venv_path
 from tests.support.processes import process_env, running, wait_for_http, web

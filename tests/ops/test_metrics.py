@@ -13,9 +13,9 @@ from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
 import durable
-from durable import health
-from durable.executor import advance
 from durable.models import WorkflowRun
+from durable.ops import health
+from durable.runtime.executor import advance
 from purchases import services
 from tests.durable import example_workflows  # noqa: F401 - registers the example workflows
 from tests.support.inline import finish

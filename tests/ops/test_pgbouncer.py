@@ -25,7 +25,7 @@ pytestmark = [
 
 # A pusher's life in short: it hands out a task, then waits for the next one.
 PUSHER = """
-from durable.broker import PromptORMBroker
+from durable.transport.broker import PromptORMBroker
 broker = PromptORMBroker()
 broker.enqueue("a task")
 assert broker.dequeue()

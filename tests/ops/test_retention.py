@@ -14,7 +14,7 @@ from django.test import override_settings
 from django.utils import timezone
 
 from durable.models import EngineHeartbeat, StepCheckpoint, WorkflowRun, WorkflowSignal
-from durable.retention import prune
+from durable.ops.retention import prune
 from purchases import services
 from purchases.models import Order, Purchase
 from tests.ops.runs import finished_run, waiting_run

@@ -72,8 +72,8 @@ PRINT_BROKER = "from django.conf import settings; print(settings.Q_CLUSTER['brok
 @pytest.mark.parametrize(
     ("choice", "expected"),
     [
-        ("", "durable.broker.PromptORMBroker"),
-        ("prompt", "durable.broker.PromptORMBroker"),
+        ("", "durable.transport.broker.PromptORMBroker"),
+        ("prompt", "durable.transport.broker.PromptORMBroker"),
         ("stock", "django_q.brokers.orm.ORM"),
     ],
 )

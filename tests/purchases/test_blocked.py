@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from durable import blocking, registry
-from durable.executor import Advanced, advance
+from durable.core import registry
 from durable.models import RunStatus, WorkflowRun
+from durable.runtime import blocking
+from durable.runtime.executor import Advanced, advance
 from purchases import services
 from purchases.models import Order
 from purchases.selectors import DELAYED_MESSAGE

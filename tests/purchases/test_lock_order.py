@@ -11,8 +11,8 @@ from django.db import connection
 from django.utils import timezone
 
 import durable
-from durable.executor import Advanced, advance
 from durable.models import StepCheckpoint, WorkflowRun
+from durable.runtime.executor import Advanced, advance
 from purchases import services
 from purchases.models import Order
 

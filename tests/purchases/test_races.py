@@ -13,8 +13,8 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from durable.executor import Advanced, advance
 from durable.models import WorkflowRun
+from durable.runtime.executor import Advanced, advance
 from purchases import services
 from purchases.models import Order, Product, Purchase
 from tests.purchases.conftest import wait_past_the_window

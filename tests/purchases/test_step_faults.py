@@ -6,7 +6,7 @@ import functools
 
 import pytest
 
-from durable import executor
+from durable.runtime import executor
 from purchases import services
 from purchases.models import Order
 from purchases.selectors import purchase_status

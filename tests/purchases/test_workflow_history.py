@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from durable import registry
+from durable.core import registry
 from durable.testing import assert_replays
 from purchases import services
 

@@ -42,7 +42,7 @@ def use_orm_broker(name: str, monkeypatch: pytest.MonkeyPatch) -> Any:
     from django.utils.module_loading import import_string
     from django_q.conf import Conf
 
-    from durable import djangoq
+    from durable.transport import djangoq
 
     path = settings.ORM_BROKERS[name]
     monkeypatch.setattr(Conf, "BROKER_CLASS", path)

@@ -7,8 +7,8 @@ from collections.abc import Iterable
 
 from django.utils import timezone
 
-from durable.executor import advance
 from durable.models import WorkflowRun
+from durable.runtime.executor import advance
 
 
 def finish(run_ids: Iterable[str], timeout: float = 20.0) -> dict[str, WorkflowRun]:

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from durable.poller import run_forever
+from durable.transport.poller import run_forever
 
 
 class Command(BaseCommand):

@@ -3,7 +3,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from durable.retention import prune
+from durable.ops.retention import prune
 
 
 class Command(BaseCommand):

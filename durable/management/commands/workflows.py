@@ -4,8 +4,9 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
-from durable import engine, replaycheck, run_reports, testing
+from durable import engine, testing
 from durable.errors import RunNotFound
+from durable.ops import replaycheck, run_reports
 
 
 class Command(BaseCommand):

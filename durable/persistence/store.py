@@ -16,7 +16,7 @@ from django.db.models import DateTimeField, Expression, Q, Value
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
-from durable import sql
+from durable.core.replay import Recorded
 from durable.errors import LeaseLost, RunNotFound
 from durable.models import (
     ACTIVE_STATUSES,
@@ -26,7 +26,7 @@ from durable.models import (
     WorkflowRun,
     WorkflowSignal,
 )
-from durable.replay import Recorded
+from durable.persistence import sql
 
 
 def db_now_expression(offset: dt.timedelta = dt.timedelta(0)) -> Expression:

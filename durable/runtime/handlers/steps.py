@@ -9,19 +9,22 @@ from typing import Any
 
 from django.db import transaction
 
-from durable import conf, metrics, step_context, store
-from durable.commands import Step, TransactionStep
+from durable import conf
+from durable.core import step_context
+from durable.core.commands import Step, TransactionStep
+from durable.core.replay import Raised, Resolved, Suspend, describe
+from durable.core.step_context import StepInfo
 from durable.errors import LeaseLost, StepInterrupted
-from durable.handlers.live import LiveCommand, to_json
-from durable.lease_keeper import LeaseKeeper
 from durable.models import CheckpointStatus
-from durable.replay import Raised, Resolved, Suspend, describe
-from durable.step_context import StepInfo
-from durable.timeouts import call_with_timeout
-from durable.transient import is_transient
+from durable.persistence import store
+from durable.persistence.transient import is_transient
+from durable.runtime import metrics
+from durable.runtime.handlers.live import LiveCommand, to_json
+from durable.runtime.lease_keeper import LeaseKeeper
+from durable.runtime.timeouts import call_with_timeout
 
 # The executor's log: where operators already look for a run's failed attempts.
-logger = logging.getLogger("durable.executor")
+logger = logging.getLogger("durable.runtime.executor")
 
 
 def run_step(live: LiveCommand[Step]) -> Resolved | Raised | Suspend:

@@ -3,7 +3,8 @@
 PostgreSQL: the pusher LISTENs and every enqueue NOTIFYs in its own transaction, so the pusher
 wakes the moment a task is committed; behind a transaction pooler (DURABLE["TRANSACTION_POOLER"])
 it polls instead, keeping no session state. SQLite: the pusher waits on a wake-up socket that
-every enqueue writes to once committed (durable.wakeup). Either way it also polls at django-q2's
+every enqueue writes to once committed
+(durable.transport.wakeup). Either way it also polls at django-q2's
 interval (Q_CLUSTER["poll"]), as a safety net.
 """
 
@@ -16,9 +17,10 @@ from typing import Any
 
 from django.db import transaction
 
-from durable import conf, djangoq, wakeup
+from durable import conf
+from durable.transport import djangoq, wakeup
 
-logger = logging.getLogger("durable.broker")
+logger = logging.getLogger("durable.transport.broker")
 
 CHANNEL = "durable_task_queue"
 
@@ -121,7 +123,7 @@ def insert_announced(connection: Any, insert: str, params: list[Any]) -> int:
 
 
 def wakeup_folder(connection: Any) -> Path | None:
-    """Where pushers on this SQLite database wait for wake-ups (see durable.wakeup)."""
+    """Where pushers on this SQLite database wait for wake-ups (see durable.transport.wakeup)."""
     if connection.vendor != "sqlite":
         return None
     return wakeup.folder_for(str(connection.settings_dict["NAME"]))

@@ -8,11 +8,12 @@ from typing import Any
 
 from django.utils import timezone
 
-from durable import metrics, store
-from durable.commands import Sleep, WaitForSignal
-from durable.handlers.live import LiveCommand
+from durable.core.commands import Sleep, WaitForSignal
+from durable.core.replay import Resolved, Suspend
 from durable.models import CheckpointStatus
-from durable.replay import Resolved, Suspend
+from durable.persistence import store
+from durable.runtime import metrics
+from durable.runtime.handlers.live import LiveCommand
 
 
 def wait_for_signal(live: LiveCommand[WaitForSignal]) -> Resolved | Suspend:

@@ -12,12 +12,12 @@ from typing import Any
 from django.db.models import Case, IntegerField, Value, When
 from django.utils.dateparse import parse_datetime
 
-from durable import store
-from durable.commands import Command
+from durable.core.commands import Command
+from durable.core.registry import instantiate
+from durable.core.replay import Diverged, Recorded, Suspend, drive
 from durable.errors import WorkflowArgumentsMismatch, WorkflowNotRegistered
 from durable.models import ACTIVE_STATUSES, RunStatus, WorkflowRun
-from durable.registry import instantiate
-from durable.replay import Diverged, Recorded, Suspend, drive
+from durable.persistence import store
 
 
 def replay_problem(

@@ -20,10 +20,14 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from durable import conf, dispatch, registry, runlog, store
+from durable import conf
+from durable.core import registry
 from durable.models import EngineHeartbeat, RunStatus, WorkflowRun
+from durable.persistence import store
+from durable.runtime import runlog
+from durable.transport import dispatch
 
-logger = logging.getLogger("durable.blocking")
+logger = logging.getLogger("durable.runtime.blocking")
 
 MISSING = "no worker has"
 # A worker lacking a run's version gives it back for this long, for a worker that has it.
@@ -39,7 +43,7 @@ def block(run_id: str, owner: str, workflow: str, reason: str) -> None:
 
 def live_versions() -> set[str]:
     """The workflow versions ("name@version") of the workers seen within HEALTH_STALE_SECONDS."""
-    from durable.health import WORKER
+    from durable.ops.health import WORKER
 
     fresh_since = store.db_now() - conf.seconds("HEALTH_STALE_SECONDS")
     seen = EngineHeartbeat.objects.filter(kind=WORKER, last_seen__gte=fresh_since)
@@ -92,7 +96,7 @@ def resume_blocked(
 def on_worker_start(sender: Any = None, **kwargs: Any) -> None:
     """django-q2's post_spawn signal, in each new worker process: record the workflow versions
     it has (its heartbeat), then resume the blocked runs it may now be able to replay."""
-    from durable.health import WORKER, beat
+    from durable.ops.health import WORKER, beat
 
     try:
         beat(WORKER)

@@ -9,7 +9,7 @@ import json
 import logging
 from typing import Any
 
-from durable import metrics
+from durable.runtime import metrics
 
 logger = logging.getLogger("durable.runs")
 

@@ -11,11 +11,11 @@ from typing import Any, Generic, TypeVar
 from django.core.serializers.json import DjangoJSONEncoder
 from django.utils import timezone
 
-from durable import store
-from durable.commands import Command
+from durable.core.commands import Command
+from durable.core.replay import Recorded
 from durable.models import CheckpointStatus
-from durable.replay import Recorded
-from durable.run_transaction import RunTransaction
+from durable.persistence import store
+from durable.runtime.run_transaction import RunTransaction
 
 C = TypeVar("C", bound=Command)
 

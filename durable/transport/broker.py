@@ -2,7 +2,8 @@
 
 django-q2's stock ORM broker sleeps its full poll interval whenever the queue is empty, which
 adds up to that interval to every task (a purchase's confirmation, a cancel); this one is woken
-by the enqueue (durable.broker_waits). Its statements are plain SQL (the stock broker's ORM
+by the enqueue
+(durable.transport.broker_waits). Its statements are plain SQL (the stock broker's ORM
 queries cost more CPU than the database's work), its claims skip the disk flush, it checks its
 connection's health at most every HEALTH_CHECK_SECONDS rather than before every poll, and a
 pusher that starts hands out again the engine's tasks a killed cluster had claimed.
@@ -18,19 +19,25 @@ from typing import Any
 
 from django.db import Error, close_old_connections, connections
 
-from durable import conf, djangoq
-from durable.backoff import HEALTH_CHECK_SECONDS, Backoff, connection_lost, current_connection
-from durable.broker_waits import TaskWait, insert_announced
+from durable import conf
+from durable.persistence.backoff import (
+    HEALTH_CHECK_SECONDS,
+    Backoff,
+    connection_lost,
+    current_connection,
+)
 from durable.tasks import ENGINE_TASK_PATHS
+from durable.transport import djangoq
+from durable.transport.broker_waits import TaskWait, insert_announced
 
-logger = logging.getLogger("durable.broker")
+logger = logging.getLogger("durable.transport.broker")
 
 
 class PromptORMBroker(djangoq.StockORMBroker):
     """django-q2's ORM broker, with the claims, waits and start-up described in the module."""
 
     # The engine's tasks may take their shortcuts through django-q2's internals with this broker
-    # (see durable.djangoq.engine_shortcuts_on).
+    # (see durable.transport.djangoq.engine_shortcuts_on).
     supports_engine_shortcuts = True
 
     def __init__(self, list_key: str | None = None) -> None:

@@ -1,9 +1,9 @@
 """Advancing a run: take its lease, replay, hand each command met live to its handler
-(`durable.handlers`) until the run suspends or finishes.
+(`durable.runtime.handlers`) until the run suspends or finishes.
 
 Group commit: consecutive commands that only touch the database (signal waits, transactional
 steps, the durable clock, the run's end) share one transaction, which starts by fencing the lease
-(`store.fence`; each run's share is a `durable.run_transaction.RunTransaction`). It commits
+(`store.fence`; each run's share is a `durable.runtime.run_transaction.RunTransaction`). It commits
 before a plain step's function runs (that may call the outside world), once it has been open for
 DURABLE["GROUP_COMMIT_SECONDS"], and at the end of the advance. A crash rolls the whole group
 back, so every transactional step's writes still commit exactly once, together with their
@@ -25,14 +25,10 @@ from typing import Any
 
 from django.db import connection, transaction
 
-from durable import blocking, conf, handlers, runlog, store
-from durable.commands import Command
-from durable.errors import LeaseLost, WorkflowArgumentsMismatch, WorkflowNotRegistered
-from durable.group import GroupTransaction
-from durable.handlers.live import to_json
-from durable.models import RunStatus, WorkflowRun
-from durable.registry import instantiate
-from durable.replay import (
+from durable import conf
+from durable.core.commands import Command
+from durable.core.registry import instantiate
+from durable.core.replay import (
     Completed,
     Crashed,
     Diverged,
@@ -44,10 +40,16 @@ from durable.replay import (
     describe,
     drive,
 )
-from durable.run_transaction import CallerTransaction, RunTransaction
-from durable.transient import is_transient
+from durable.errors import LeaseLost, WorkflowArgumentsMismatch, WorkflowNotRegistered
+from durable.models import RunStatus, WorkflowRun
+from durable.persistence import store
+from durable.persistence.transient import is_transient
+from durable.runtime import blocking, handlers, runlog
+from durable.runtime.group import GroupTransaction
+from durable.runtime.handlers.live import to_json
+from durable.runtime.run_transaction import CallerTransaction, RunTransaction
 
-logger = logging.getLogger("durable.executor")
+logger = logging.getLogger("durable.runtime.executor")
 
 # After a transient database error an advance is tried again this many times in place, after a
 # random pause of up to TRANSIENT_BACKOFF_SECONDS doubling each time, before the poller takes it.
@@ -89,8 +91,8 @@ def advance(
     executor if the lease was lost. `last_write` commits together with the advance's last
     writes (on its own if the advance left nothing to commit), or not at all.
 
-    A transient database error (`durable.transient`) rolls the advance back and it is tried
-    again after a short backoff, a few times in place, then by the poller (DEFERRED); it never
+    A transient database error (`durable.persistence.transient`) rolls the advance back and it is
+    tried again after a short backoff, a few times in place, then by the poller (DEFERRED); it never
     counts as an attempt of the step that met it."""
     retries = TRANSIENT_RETRIES_IN_PLACE
     for retry in range(retries + 1):

@@ -10,11 +10,11 @@ from types import FrameType
 from django.db import close_old_connections
 
 from durable import conf
-from durable.backoff import Backoff
 from durable.engine import poll_once
-from durable.health import PollerHeartbeat
+from durable.ops.health import PollerHeartbeat
+from durable.persistence.backoff import Backoff
 
-logger = logging.getLogger("durable.poller")
+logger = logging.getLogger("durable.transport.poller")
 
 
 class _Stop:

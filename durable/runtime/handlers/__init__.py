@@ -6,11 +6,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from durable.commands import Command, Now, Patch, Sleep, Step, TransactionStep, WaitForSignal
-from durable.handlers import markers, steps, timers
-from durable.handlers.live import LiveCommand
-from durable.replay import Raised, Recorded, Resolved, Suspend
-from durable.run_transaction import RunTransaction
+from durable.core.commands import Command, Now, Patch, Sleep, Step, TransactionStep, WaitForSignal
+from durable.core.replay import Raised, Recorded, Resolved, Suspend
+from durable.runtime.handlers import markers, steps, timers
+from durable.runtime.handlers.live import LiveCommand
+from durable.runtime.run_transaction import RunTransaction
 
 Handler = Callable[[LiveCommand[Any]], Resolved | Raised | Suspend]
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from durable.commands import Now, Patch
-from durable.handlers.live import LiveCommand
-from durable.replay import Resolved
+from durable.core.commands import Now, Patch
+from durable.core.replay import Resolved
+from durable.runtime.handlers.live import LiveCommand
 
 
 def now(live: LiveCommand[Now]) -> Resolved:

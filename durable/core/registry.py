@@ -8,7 +8,7 @@ import inspect
 from collections.abc import Callable, Generator
 from typing import Any
 
-from durable.commands import WorkflowContext
+from durable.core.commands import WorkflowContext
 from durable.errors import WorkflowArgumentsMismatch, WorkflowNotRegistered
 
 WorkflowFunction = Callable[..., Generator[Any, Any, Any]]

@@ -4,7 +4,7 @@ A deadlock victim, a serialization failure, a lock wait that timed out, a connec
 lost or refused, a server shutting down, still starting or out of connections, SQLite's
 "database is locked" once the busy timeout has passed: none of them says anything about the
 step that met it. The engine retries the run after them with a short backoff and does not count
-them as a step's attempts (`durable.executor`).
+them as a step's attempts (`durable.runtime.executor`).
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ import contextvars
 import logging
 from collections.abc import Iterator
 
-PROBE_MARKERS = ("durable.health.worker_probe", "durable heartbeat probe")
+PROBE_MARKERS = ("durable.ops.health.worker_probe", "durable heartbeat probe")
 _sending_probe = contextvars.ContextVar("durable_sending_probe", default=False)
 
 
@@ -24,7 +24,7 @@ def sending_probe() -> Iterator[None]:
 
 class DemoteProbeTasks(logging.Filter):
     """On the "django-q" logger: lines about a heartbeat probe become DEBUG lines (dropped
-    unless the `durable.health` logger is at DEBUG); every other line passes unchanged."""
+    unless the `durable.ops.health` logger is at DEBUG); every other line passes unchanged."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.levelno != logging.INFO:
@@ -32,4 +32,4 @@ class DemoteProbeTasks(logging.Filter):
         if not (_sending_probe.get() or any(m in record.getMessage() for m in PROBE_MARKERS)):
             return True
         record.levelno, record.levelname = logging.DEBUG, "DEBUG"
-        return logging.getLogger("durable.health").isEnabledFor(logging.DEBUG)
+        return logging.getLogger("durable.ops.health").isEnabledFor(logging.DEBUG)

@@ -9,10 +9,10 @@ from types import TracebackType
 
 from django.db import connection
 
-from durable import store
 from durable.errors import LeaseLost
+from durable.persistence import store
 
-logger = logging.getLogger("durable.lease_keeper")
+logger = logging.getLogger("durable.runtime.lease_keeper")
 
 
 class LeaseKeeper:

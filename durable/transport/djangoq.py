@@ -19,7 +19,7 @@ from django.db import DEFAULT_DB_ALIAS, transaction
 from django_q.brokers.orm import ORM as StockORMBroker
 from django_q.conf import Conf
 
-from durable import sql
+from durable.persistence import sql
 
 __all__ = ["StockORMBroker"]
 

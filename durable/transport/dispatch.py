@@ -12,10 +12,10 @@ import logging
 
 from django.db import transaction
 
-from durable import djangoq
 from durable.tasks import BATCH_TASK_PATH, TASK_PATH
+from durable.transport import djangoq
 
-logger = logging.getLogger("durable.dispatch")
+logger = logging.getLogger("durable.transport.dispatch")
 
 # Runs woken together travel in tasks of up to this many, sparing the broker a round trip per run
 # while still spreading them over the workers.

@@ -73,8 +73,8 @@ class EngineCollector(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily]:
         from django.db.models import Count
 
-        from durable import run_reports
         from durable.models import FINISHED_STATUSES, RunStatus, WorkflowRun
+        from durable.ops import run_reports
 
         unfinished = [status for status in RunStatus if status not in FINISHED_STATUSES]
         counts = dict(

@@ -14,7 +14,7 @@ from typing import Any
 
 from django.db.models import Count, Max, Min, Q, QuerySet
 
-from durable import conf, dispatch, engine, store
+from durable import conf, engine
 from durable.errors import DurableError
 from durable.models import (
     ACTIVE_STATUSES,
@@ -25,6 +25,8 @@ from durable.models import (
     WorkflowRun,
     WorkflowSignal,
 )
+from durable.persistence import store
+from durable.transport import dispatch
 
 # `--status` accepts a run status or one of these groups.
 STATUS_GROUPS: dict[str, tuple[str, ...]] = {

@@ -24,14 +24,19 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
-from durable import blocking, conf, dispatch, logfilters, registry, run_reports, store
+from durable import conf
+from durable.core import registry
 from durable.models import EngineHeartbeat
+from durable.ops import logfilters, run_reports
+from durable.persistence import store
+from durable.runtime import blocking
+from durable.transport import dispatch
 
-logger = logging.getLogger("durable.health")
+logger = logging.getLogger("durable.ops.health")
 
 POLLER = "poller"
 WORKER = "worker"
-PROBE_TASK = "durable.health.worker_probe"
+PROBE_TASK = "durable.ops.health.worker_probe"
 # While probes go unanswered (no cluster is running) one is sent this often at most, so a stopped
 # cluster does not come back to a queue full of probes.
 PROBE_RETRY_SECONDS = 60.0

@@ -8,8 +8,9 @@ import time
 
 from django.utils import timezone
 
-from durable import conf, store
-from durable.group import GroupTransaction, RunSavepoint
+from durable import conf
+from durable.persistence import store
+from durable.runtime.group import GroupTransaction, RunSavepoint
 
 
 class RunTransaction:

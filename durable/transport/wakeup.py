@@ -1,6 +1,7 @@
 """Wake a waiting pusher the moment a task is committed to a queue kept in a SQLite file.
 
-PostgreSQL has LISTEN/NOTIFY for this (see durable.broker_waits). SQLite has nothing like it, but
+PostgreSQL has LISTEN/NOTIFY for this (see durable.transport.broker_waits).
+SQLite has nothing like it, but
 only processes of one machine can share a SQLite file, so Unix datagram sockets do the same: each
 waiting pusher binds one in a folder beside the database file, and every enqueue, once
 committed, sends a byte to each socket there. A wake-up that does not arrive (a process without
@@ -20,7 +21,7 @@ import tempfile
 import threading
 from pathlib import Path
 
-logger = logging.getLogger("durable.wakeup")
+logger = logging.getLogger("durable.transport.wakeup")
 
 # A socket's path must fit in sockaddr_un's 108 bytes; the longest name put in the folder.
 _MAX_PATH = 107

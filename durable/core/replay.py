@@ -12,7 +12,7 @@ from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from durable.commands import Command, Patch
+from durable.core.commands import Command, Patch
 from durable.errors import ReplayDivergence, StepFailed
 
 

@@ -1,0 +1,1 @@
+"""The workflow language and its replay: pure Python, no database."""

@@ -1,0 +1,1 @@
+"""What operators see and do: reports, health, metrics, replay checks, retention."""

@@ -1,0 +1,1 @@
+"""The engine's tables: queries on them, and what a database error means."""
