@@ -39,6 +39,8 @@ run: install $(BIN)/.installed-localstripe
 lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	# The import contracts of pyproject.toml: durable/'s layers, no cycle, durable alone.
+	$(BIN)/lint-imports
 
 format: install-dev
 	$(BIN)/ruff format .
@@ -58,4 +60,5 @@ bench: install-dev
 	$(BIN)/python bench/run_all.py $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) db.sqlite3* test_db.sqlite3* staticfiles .pytest_cache var/localstripe.pickle
+	rm -rf $(VENV) db.sqlite3* test_db.sqlite3* staticfiles .pytest_cache .import_linter_cache \
+	  var/localstripe.pickle

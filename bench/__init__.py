@@ -1,1 +1,1 @@
-"""Benchmarks of oneclick: `make bench` (= `python bench/run_all.py`) writes bench/RESULTS.md."""
+"""Benchmarks of oneclick: `make bench` (= `python bench/run_all.py`) reports to bench/runs/."""

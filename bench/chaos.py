@@ -1,6 +1,6 @@
 """Long chaos run: DESIGN.md §4's invariants with 300 purchases and the processes SIGKILLed.
 
-    python bench/chaos.py                      # SQLite, in a fresh file under bench/out/
+    python bench/chaos.py                      # SQLite, in a fresh file in a temporary folder
     python bench/chaos.py --postgres           # a fresh PostgreSQL database, dropped afterwards
     python bench/chaos.py --purchases 500 --span 150 --kills 15 --seed 42
 
@@ -17,9 +17,12 @@ import sys
 import time
 import uuid
 from pathlib import Path
-from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from devtools import databases  # noqa: E402 - after the project is on the path
+from devtools.environments import FAST_TIMERS, production_env  # noqa: E402
 
 
 def main() -> int:
@@ -35,32 +38,22 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     args = parser.parse_args()
 
-    tag = f"{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    if args.postgres:
-        server = urlsplit(os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/x"))
-        name = f"oneclick_chaos_{tag}"
-        _admin(server, f'CREATE DATABASE "{name}"')
-        url = urlunsplit(server._replace(path=f"/{name}"))
-    else:
-        out = ROOT / "bench" / "out"
-        out.mkdir(parents=True, exist_ok=True)
-        name = str(out / f"chaos_{tag}.sqlite3")
-        url = f"sqlite:///{name}"
-    os.environ.update(
-        DATABASE_URL=url,
-        DJANGO_SETTINGS_MODULE="oneclick_project.settings",
-        DJANGO_DEBUG="false",
-        DJANGO_SECURE_SSL_REDIRECT="false",
-        DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
-    )
-    os.environ.setdefault("DJANGO_SECRET_KEY", f"chaos-bench-{uuid.uuid4().hex}{uuid.uuid4().hex}")
-    sys.path.insert(0, str(ROOT))
-    os.chdir(ROOT)
-    try:
+    vendor = "postgres" if args.postgres else "sqlite"
+    server = os.environ.get("DATABASE_URL", databases.SERVER_URL)
+    name = f"oneclick_chaos_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    with databases.fresh_database(vendor, name, server, keep=args.keep) as url:
+        if args.keep:
+            print(f"the database is kept: {url}", flush=True)
+        os.environ.update(
+            production_env(
+                url,
+                DJANGO_SETTINGS_MODULE="oneclick_project.settings",
+                DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
+            )
+        )
+        os.environ.setdefault("DJANGO_SECRET_KEY", f"chaos-bench-{uuid.uuid4().hex * 2}")
+        os.chdir(ROOT)
         return _run(args)
-    finally:
-        if not args.keep:
-            _drop(args.postgres, name, server if args.postgres else None)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -70,8 +63,8 @@ def _run(args: argparse.Namespace) -> int:
     from django.core.management import call_command
     from django.db import connection
 
+    from devtools.chaos.driver import ChaosConfig, run_chaos
     from devtools.stripe_provider import configured_provider
-    from tests.chaos.driver import ChaosConfig, run_chaos
 
     started = time.time()
     call_command("migrate", verbosity=0)
@@ -86,31 +79,16 @@ def _run(args: argparse.Namespace) -> int:
         scarce_stock=max(3, args.purchases // 30),
         seed=args.seed,
     )
-    # Every purchase charges a saved card: a local provider unless one is configured.
+    # Every purchase charges a saved card: a local provider unless one is configured (its
+    # settings reach the children's environment).
     with configured_provider():
-        report = run_chaos(config)
+        report = run_chaos(config, production_env(os.environ["DATABASE_URL"], **FAST_TIMERS))
     connection.close()
     print(report.summary())
     for violation in report.violations:
         print(f"VIOLATION {violation}")
     print(f"{'FAILED' if report.violations else 'OK'} in {time.time() - started:.0f}s")
     return 1 if report.violations else 0
-
-
-def _admin(server: SplitResult, sql: str) -> None:
-    import psycopg
-
-    dsn = urlunsplit(server._replace(path="/postgres"))
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(sql)
-
-
-def _drop(postgres: bool, name: str, server: SplitResult | None) -> None:
-    if postgres:
-        _admin(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        return
-    for suffix in ("", "-wal", "-shm"):
-        Path(name + suffix).unlink(missing_ok=True)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Run oneclick's benchmarks and write bench/RESULTS.md: `make bench`.
+"""Run oneclick's benchmarks and write the run's report to bench/runs/: `make bench`.
 
 Each benchmark runs in its own process (python -m bench.lib.child) with its own fresh database
 (a temporary SQLite file, or bench_<name> on PostgreSQL at 127.0.0.1:5432, user postgres),
@@ -52,7 +52,7 @@ def _parse() -> argparse.Namespace:
     parser.add_argument("--only", default="", help=f"comma-separated subset of {','.join(ORDER)}")
     parser.add_argument("--db", choices=["sqlite", "postgres", "both"], default="both")
     parser.add_argument("--rounds", type=int, default=None, help="rounds (default 3; quick 2)")
-    parser.add_argument("--note", default="", help="a sentence for the top of RESULTS.md")
+    parser.add_argument("--note", default="", help="a sentence for the top of the report")
     parser.add_argument(
         "--render",
         metavar="STAMP",
@@ -63,7 +63,7 @@ def _parse() -> argparse.Namespace:
         "--output",
         type=Path,
         default=None,
-        help="default bench/RESULTS.md; bench/out/RESULTS-partial.md with --only or one --db",
+        help="default bench/runs/<date>-<time>.md; with --quick bench/out/<stamp>-quick.md",
     )
     args = parser.parse_args()
     names = [n.strip() for n in args.only.split(",") if n.strip()] or ORDER
@@ -71,19 +71,16 @@ def _parse() -> argparse.Namespace:
     if unknown:
         parser.error(f"unknown benchmark(s) {unknown}; choose from {ORDER}")
     args.names = [n for n in ORDER if n in names]
-    if args.output is None:
-        partial = args.only or args.db != "both"
-        args.output = OUT / "RESULTS-partial.md" if partial else ROOT / "bench" / "RESULTS.md"
     if args.rounds is None:
         args.rounds = 2 if args.quick else 3
     return args
 
 
 def _postgres_reachable() -> bool:
-    from bench.lib.database import _pg_admin
+    from bench.lib.database import pg_admin
 
     try:
-        with _pg_admin():
+        with pg_admin():
             return True
     except Exception as exc:  # any failure to connect means: skip PostgreSQL
         print(f"PostgreSQL is not reachable ({exc}); its benchmarks are skipped", flush=True)
@@ -133,7 +130,7 @@ def _run_child(name: str, db: str, args: argparse.Namespace, stamp: str, log: Pa
 
 
 def _write_report(stamp: str, output: Path) -> None:
-    """RESULTS.md from the saved results and metadata of run `stamp` (what the run printed)."""
+    """The report of run `stamp` from its saved results and metadata (what the run printed)."""
     meta = json.loads((OUT / f"{stamp}-run.json").read_text())
     results = [
         BenchResult.load(OUT / f"{stamp}-{name}-{db}.json")
@@ -161,10 +158,20 @@ def _write_report(stamp: str, output: Path) -> None:
     print(f"wrote {output} ({len(results)} result(s))", flush=True)
 
 
+def _report_path(stamp: str, quick: bool) -> Path:
+    """Where run `stamp`'s report goes: a measured run's in bench/runs/ (named by its date and
+    time, as bench/RESULTS.md's history links it), a quick run's (which checks the harness and
+    measures nothing) in bench/out/."""
+    if quick:
+        return OUT / f"{stamp}-quick.md"
+    day, clock = stamp.split("-")
+    return ROOT / "bench" / "runs" / f"{day[:4]}-{day[4:6]}-{day[6:]}-{clock}.md"
+
+
 def main() -> int:
     args = _parse()
     if args.render:
-        _write_report(args.render, args.output)
+        _write_report(args.render, args.output or _report_path(args.render, args.quick))
         return 0
     if importlib.util.find_spec("pyinstrument") is None:
         print(
@@ -180,9 +187,9 @@ def main() -> int:
     log = OUT / f"run-{stamp}.log"
     info = machine.describe()
     if "postgres" in dbs:
-        from bench.lib.database import _pg_admin
+        from bench.lib.database import pg_admin
 
-        rtt = machine.pg_round_trip_ms(_pg_admin)
+        rtt = machine.pg_round_trip_ms(pg_admin)
         info["speed today: PostgreSQL SELECT 1 round trip, p50"] = f"{rtt:.3f} ms"
     command = shlex.join([".venv/bin/python", "bench/run_all.py", *sys.argv[1:]])
     print(f"{command}\nmachine: {info}\nlog: {log}", flush=True)
@@ -210,7 +217,7 @@ def main() -> int:
         "dbs": dbs,
     }
     (OUT / f"{stamp}-run.json").write_text(json.dumps(meta, indent=1))
-    _write_report(stamp, args.output)
+    _write_report(stamp, args.output or _report_path(stamp, args.quick))
     print(f"log {log}; re-render with --render {stamp}", flush=True)
     return 1 if failed else 0
 

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import psycopg
 
+from devtools import databases
+
 CONFIG_ROOT = Path("/etc/postgresql")
 TRUST = "local all all trust\nhost all all 127.0.0.1/32 trust\nhost all all ::1/128 trust\n"
 
@@ -95,10 +97,7 @@ class PrivateCluster:
 
     def create_database(self, name: str) -> str:
         """An empty database `name` (dropped first if it existed); returns its URL."""
-        with psycopg.connect(self.url(), autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            admin.execute(f'CREATE DATABASE "{name}"')
-        return self.url(name)
+        return databases.create_postgres(self.url(), name)
 
     def _ctl_argv(self, *args: str) -> list[str]:
         return ["pg_ctlcluster", "--skip-systemctl-redirect", self.version, self.name, *args]

@@ -15,9 +15,8 @@ from django.utils.html import format_html
 
 from durable import engine
 from durable.models import RunStatus, StepCheckpoint, WorkflowRun, WorkflowSignal
-from durable.ops import run_reports
+from durable.ops import recovery, run_reports
 from durable.persistence import store
-from durable.runtime import blocking
 
 
 def in_milliseconds(field: str, description: str) -> Callable[[object, object], str]:
@@ -56,7 +55,6 @@ class StepCheckpointInline(ReadOnlyInline):
     deadline_ms = in_milliseconds("deadline", "deadline")
     started_ms = in_milliseconds("started_at", "started")
     finished_ms = in_milliseconds("finished_at", "finished")
-    blocked_ms = in_milliseconds("blocked_at", "blocked at")
 
     @admin.display(description="duration")
     def took(self, checkpoint: StepCheckpoint) -> str:
@@ -175,7 +173,7 @@ class WorkflowRunAdmin(admin.ModelAdmin):
     @admin.action(description="Resume now (enqueue)", permissions=["operate"])
     def resume_now(self, request: HttpRequest, queryset: QuerySet[WorkflowRun]) -> None:
         active = [run.id for run in queryset if not run.is_finished]
-        engine.resume(active)
+        recovery.resume(active)
         self.message_user(request, f"Enqueued {len(active)} run(s).", messages.SUCCESS)
 
     @admin.display(description="blocked because")
@@ -187,7 +185,7 @@ class WorkflowRunAdmin(admin.ModelAdmin):
         permissions=["operate"],
     )
     def retry_blocked(self, request: HttpRequest, queryset: QuerySet[WorkflowRun]) -> None:
-        resumed = blocking.resume_blocked([run.id for run in queryset])
+        resumed = recovery.resume_blocked([run.id for run in queryset])
         self.message_user(
             request,
             f"Retrying {len(resumed)} blocked run(s); any the deployed code still cannot replay "

@@ -1,23 +1,28 @@
-"""The engine's public operations: start runs, read them, send workflow signals, recover."""
+"""The engine's public operations for applications: start runs, read them, send them workflow
+signals, cancel them, and read the engine's clock."""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Expression, Q
+from django.db.models import Expression
 
 from durable import conf
 from durable.core.registry import WorkflowFunction, latest_version, workflow_name
 from durable.errors import RunConflict
-from durable.models import ACTIVE_STATUSES, RunStatus, WorkflowRun, WorkflowSignal
+from durable.models import RunStatus, WorkflowRun, WorkflowSignal
 from durable.persistence import store
-from durable.runtime import blocking, runlog
-from durable.runtime.executor import Advanced, advance, advance_in_creating_transaction, to_json
+from durable.runtime import runlog
+from durable.runtime.executor import (
+    AdvanceOutcome,
+    advance,
+    advance_in_creating_transaction,
+    to_json,
+)
 from durable.transport import dispatch
 
 logger = logging.getLogger("durable.engine")
@@ -101,7 +106,7 @@ def start(
                 eager=eager,
             )  # fmt: skip
         if created and eager:
-            if advance_in_creating_transaction(run) is Advanced.AFTER_COMMIT:
+            if advance_in_creating_transaction(run) is AdvanceOutcome.AFTER_COMMIT:
                 transaction.on_commit(lambda: _advance_eagerly(run_id))
             run.refresh_from_db()
         elif created:
@@ -172,90 +177,3 @@ def cancel(run_id: str, reason: str = "cancelled by an operator") -> bool:
         run = store.get_run(run_id)
         runlog.transition(run_id, run.workflow, RunStatus.CANCELLED, reason=reason)
     return cancelled
-
-
-def poll_once(limit: int | None = None) -> list[str]:
-    """Enqueue every run that is due: wake-up time come, lease expired (dead worker), or a task
-    enqueued long ago and never taken (lost), all by the database's clock. Safe to run in
-    several pollers at once."""
-    # One transaction: with the ORM broker a run is never marked enqueued without its task.
-    with transaction.atomic():
-        ids = store.claim_due_runs(
-            conf.seconds("REDELIVER_AFTER_SECONDS"), int(limit or conf.get("POLL_BATCH_SIZE"))
-        )
-        if ids:
-            dispatch.enqueue_many(ids)
-    return ids
-
-
-@dataclass(frozen=True, slots=True)
-class StuckRun:
-    run_id: str
-    workflow: str
-    status: str
-    why: str
-
-
-def find_stuck(
-    older_than: dt.timedelta = dt.timedelta(0), run_id: str | None = None
-) -> list[StuckRun]:
-    """Runs that are not finished and not progressing: blocked (the deployed code could not
-    replay them), lease expired, wake-up time passed, or enqueued and never picked up, for at
-    least `older_than` (by the database's clock)."""
-    cutoff = store.db_now() - older_than
-    runs = WorkflowRun.objects.filter(
-        Q(status=RunStatus.BLOCKED, blocked_at__lte=cutoff)
-        | Q(status__in=ACTIVE_STATUSES)
-        & (
-            Q(lease_expires_at__lt=cutoff)
-            | Q(lease_owner="", wake_at__lte=cutoff)
-            | Q(lease_owner="", wake_at__isnull=True, updated_at__lte=cutoff)
-        )
-    )
-    if run_id is not None:
-        runs = runs.filter(pk=run_id)
-    stuck = []
-    for run in runs.order_by("created_at"):
-        if run.status == RunStatus.BLOCKED:
-            why = f"blocked: {run.blocked_reason}"
-        elif run.lease_expires_at is not None and run.lease_expires_at < cutoff:
-            why = f"lease held by {run.lease_owner} expired at {run.lease_expires_at.isoformat()}"
-        elif run.wake_at is not None:
-            why = f"wake-up time {run.wake_at.isoformat()} has passed"
-        else:
-            why = "runnable but not picked up"
-        stuck.append(StuckRun(run.id, run.workflow, run.status, why))
-    return stuck
-
-
-def resume(run_ids: Iterable[str], *, inline: bool = False) -> dict[str, str]:
-    """Re-enqueue the runs (or advance them in this process when `inline`). Blocked runs are
-    made runnable again first: replayed by code that can, they finish; otherwise they are
-    blocked again."""
-    run_ids = list(run_ids)
-    unblocked = set(blocking.resume_blocked(run_ids, enqueue=not inline))
-    outcome: dict[str, str] = {}
-    for run_id in run_ids:
-        if run_id in unblocked and not inline:
-            outcome[run_id] = "enqueued"
-        elif inline:
-            outcome[run_id] = drain(run_id).value
-        else:
-            with transaction.atomic():
-                WorkflowRun.objects.filter(pk=run_id).update(enqueued_at=store.db_now_expression())
-                dispatch.enqueue(run_id)
-            outcome[run_id] = "enqueued"
-    return outcome
-
-
-def drain(run_id: str, max_rounds: int = 100) -> Advanced:
-    """Advance one run in this process until it finishes or must wait for the clock or a signal."""
-    result = Advanced.BUSY
-    for _ in range(max_rounds):
-        result = advance(run_id)
-        run = store.get_run(run_id)
-        if run.is_finished or result is not Advanced.SUSPENDED:
-            return result
-        if run.wake_at is None or run.wake_at > store.db_now():
-            return result
-    return result

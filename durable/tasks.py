@@ -1,4 +1,10 @@
-"""The engine's django-q2 tasks: advance one run, or several woken together."""
+"""The engine's django-q2 tasks: advance one run or several woken together, answer a heartbeat
+probe, prune old history.
+
+django-q2 stores a task's function as a dotted path in each queued task and schedule, and finds
+it again by that path when a worker runs it: every function here keeps its path
+(`durable.tasks.<name>`) for good. A new task is added here, and its path named in
+transport/dispatch.py."""
 
 from __future__ import annotations
 
@@ -9,22 +15,19 @@ from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, Error, connections
 
+from durable.ops import retention
+from durable.persistence import heartbeats
 from durable.persistence.backoff import (
     HEALTH_CHECK_SECONDS,
     Backoff,
     connection_lost,
     current_connection,
 )
-from durable.transport import djangoq
+from durable.runtime.executor import advance, advance_many
+from durable.transport import taskqueue
+from durable.transport.dispatch import ENGINE_TASK_PATHS
 
 logger = logging.getLogger("durable.tasks")
-
-TASK_PATH = "durable.tasks.advance_task"
-BATCH_TASK_PATH = "durable.tasks.advance_batch_task"
-# The paths the previous release wrote into tasks; such tasks may still be queued after a
-# deploy. They resolve through durable/queue.py and are recognised as the engine's.
-LEGACY_TASK_PATHS = ("durable.queue.advance_task", "durable.queue.advance_batch_task")
-ENGINE_TASK_PATHS = frozenset((TASK_PATH, BATCH_TASK_PATH, *LEGACY_TASK_PATHS))
 
 # An engine task that lost its database connection tries again for this long (django-q2 stops
 # a task after its `timeout`, 60 s in this project's settings).
@@ -37,7 +40,7 @@ _last_task_ended = -1e9
 def before_engine_task(sender: Any, func: Any, task: dict[str, Any], **kwargs: Any) -> None:
     """django-q2's pre_execute signal, in the worker process, before every task.
 
-    Unless django-q2's stock ORM broker was chosen (djangoq.engine_shortcuts_on):
+    Unless django-q2's stock ORM broker was chosen (taskqueue.engine_shortcuts_on):
     - with the queue in the engine's database, an engine task deletes its own queue row in the
       transaction that records its work, instead of django-q2's monitor deleting it afterwards
       in a transaction (and a disk flush) of its own; a task that fails keeps django-q2's
@@ -46,15 +49,15 @@ def before_engine_task(sender: Any, func: Any, task: dict[str, Any], **kwargs: A
       task's first query); a connection that served the previous engine task less than
       HEALTH_CHECK_SECONDS ago is trusted instead, as the pusher's is. Should it have died
       since, the task fails and the poller delivers the run again."""
-    djangoq.take_acknowledgement(None)
-    if djangoq.task_func(task) not in ENGINE_TASK_PATHS or not djangoq.engine_shortcuts_on():
+    taskqueue.take_acknowledgement(None)
+    if taskqueue.task_func(task) not in ENGINE_TASK_PATHS or not taskqueue.engine_shortcuts_on():
         return
-    if djangoq.queue_is_engine_database():
-        djangoq.take_acknowledgement(task)
+    if taskqueue.queue_is_engine_database():
+        taskqueue.take_acknowledgement(task)
     connection = connections[DEFAULT_DB_ALIAS]
     recent = time.monotonic() - _last_task_ended < HEALTH_CHECK_SECONDS
     if recent and connection.connection is not None and not connection.errors_occurred:
-        djangoq.skip_health_check(connection)
+        taskqueue.skip_health_check(connection)
 
 
 def _engine_task_ended() -> None:
@@ -69,7 +72,7 @@ def _reconnecting(work: Callable[[Any], Any]) -> Any:
     run is: its lease admits one executor and what committed is never done twice. Without it
     the run would wait for the poller's redelivery (DURABLE_REDELIVER_AFTER_SECONDS)."""
     give_up = time.monotonic() + RECONNECT_FOR_SECONDS
-    backoff = Backoff(djangoq.poll_seconds())
+    backoff = Backoff(taskqueue.poll_seconds())
     while True:
         used = current_connection(DEFAULT_DB_ALIAS)
         try:
@@ -83,9 +86,7 @@ def _reconnecting(work: Callable[[Any], Any]) -> Any:
 
 def advance_task(run_id: str) -> str:
     """The django-q2 task: advance one run. Returns what happened, for the task log."""
-    from durable.runtime.executor import advance
-
-    acknowledge = djangoq.acknowledge_in_transaction()
+    acknowledge = taskqueue.acknowledge_in_transaction()
     outcome = _reconnecting(lambda used: advance(run_id, last_write=acknowledge))
     _engine_task_ended()
     return outcome.value
@@ -94,9 +95,7 @@ def advance_task(run_id: str) -> str:
 def advance_batch_task(run_ids: list[str]) -> dict[str, int]:
     """The django-q2 task for runs woken together: advance each, committing them in groups; one
     failing does not stop the rest (the poller finds it again). Returns how many ended each way."""
-    from durable.runtime.executor import advance_many
-
-    acknowledge = djangoq.acknowledge_in_transaction()
+    acknowledge = taskqueue.acknowledge_in_transaction()
 
     def batch(used: Any) -> dict[str, int]:
         outcomes = advance_many(run_ids, last_write=acknowledge)
@@ -108,6 +107,19 @@ def advance_batch_task(run_ids: list[str]) -> dict[str, int]:
     outcomes = _reconnecting(batch)
     _engine_task_ended()
     return outcomes
+
+
+def worker_probe() -> str:
+    """The django-q2 task a poller enqueues (ops.health.send_worker_probe): the worker that runs
+    it records its heartbeat."""
+    heartbeats.beat(heartbeats.WORKER)
+    return "alive"
+
+
+def prune_workflows() -> retention.PruneReport:
+    """The django-q2 task for a daily schedule: `retention.prune` with DURABLE["RETENTION_DAYS"]
+    (what `manage.py prune_workflows` does)."""
+    return retention.prune()
 
 
 class _BatchLostConnection(Exception):

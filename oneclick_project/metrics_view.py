@@ -13,7 +13,7 @@ from django.views.decorators.http import require_safe
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
 from prometheus_client.registry import REGISTRY
 
-from durable.runtime.metrics import EngineCollector
+from durable.ops.collector import EngineCollector
 
 
 def _allowed(request: HttpRequest) -> bool | None:

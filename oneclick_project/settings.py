@@ -79,7 +79,8 @@ CSRF_TRUSTED_ORIGINS = [
 ]
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # django.contrib.admin, its sign-in behind the lockout of every sign-in (purchases/signin.py).
+    "oneclick_project.apps.OneclickAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -93,11 +94,15 @@ INSTALLED_APPS = [
     "django_q",
     "durable",
     "purchases",
+    # After django.contrib.admin and django_q: unregisters django-q2's admin pages, and lets
+    # only the engine's functions be enqueued as tasks (oneclick_project/task_allowlist.py).
+    "oneclick_project.apps.ProjectConfig",
 ]
 
 MIDDLEWARE = [
     "oneclick_project.http_metrics.HttpMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "oneclick_project.csp.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -187,6 +192,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# Every sign-in with a password (the shop's page, the admin's, HTTP Basic) goes through this
+# backend: failures count per address, and a locked-out address is refused before any hashing.
+AUTHENTICATION_BACKENDS = ["purchases.signin.LockoutBackend"]
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -235,6 +244,8 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
 SECURE_HSTS_PRELOAD = not DEBUG
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+# A failed CSRF check answers JSON under /api/ and the shop's "please try again" page elsewhere.
+CSRF_FAILURE_VIEW = "purchases.errors_views.csrf_failure"
 # Bodies of the JSON API are tiny; anything large is refused before it is parsed.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 64 * 1024
 
@@ -264,27 +275,36 @@ THROTTLE_RATES = {
 ONECLICK_MAX_PENDING_PURCHASES = int(env_float("ONECLICK_MAX_PENDING_PURCHASES", 10))
 
 
+# Past this many entries the file and database caches sweep their expired entries (never a
+# live one: oneclick_project/limits_cache.py).
+CACHE_SWEEP_ABOVE_ENTRIES = int(env_float("DJANGO_CACHE_SWEEP_ABOVE", 10000))
+
+
 def cache_from_url(url: str) -> dict[str, object]:
     """A CACHES entry from a URL: redis://..., file:///dir, db://table or locmem://."""
     scheme, _, rest = url.partition("://")
     if scheme in {"redis", "rediss", "unix"}:
         return {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": url}
+    sweep = {"OPTIONS": {"MAX_ENTRIES": CACHE_SWEEP_ABOVE_ENTRIES}}
     if scheme == "file":
-        return {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache", "LOCATION": rest}
+        backend = "oneclick_project.limits_cache.FileCacheKeepingLiveEntries"
+        return {"BACKEND": backend, "LOCATION": rest, **sweep}
     if scheme == "db":
-        return {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": rest}
+        backend = "oneclick_project.limits_cache.DatabaseCacheKeepingLiveEntries"
+        return {"BACKEND": backend, "LOCATION": rest, **sweep}
     if scheme == "locmem":
         return {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
     raise ImproperlyConfigured(f"DJANGO_CACHE_URL: unknown scheme in {url!r}")
 
 
 # Throttles count in the default cache. It must be shared by the processes that serve requests
-# (Django's default, local memory, would give each gunicorn process a limit of its own): files
-# on this machine by default, which needs no server; DJANGO_CACHE_URL=redis://... for one count
-# across machines.
+# (Django's default, local memory, would give each gunicorn process a limit of its own), and
+# keep every live count (bench/RESULTS.md, "Where the limits count"): Redis when one is
+# configured (one count across machines), else files on this machine, which need no server.
 CACHES = {
     "default": cache_from_url(
         os.environ.get("DJANGO_CACHE_URL", "").strip()
+        or os.environ.get("REDIS_URL", "").strip()
         or f"file://{writable_dir('DJANGO_CACHE_URL', str(BASE_DIR / 'var' / 'cache'))}"
     )
 }
@@ -311,6 +331,12 @@ REST_FRAMEWORK = {
         "purchases.throttling.ThrottledBasicAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # Every body is read within a size and a nesting depth (a deeper one is a 400, not a 500).
+    "DEFAULT_PARSER_CLASSES": [
+        "purchases.parsers.LimitedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "purchases.parsers.LimitedMultiPartParser",
+    ],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 20,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -424,6 +450,11 @@ Q_CLUSTER: dict[str, object] = {
     "poll": env_float("Q_POLL_SECONDS", 0.05),
     "label": "Task queue",
 }
+# Function paths a django-q2 task may name besides the engine's own (any other is refused at
+# enqueue: oneclick_project/task_allowlist.py). Set by whoever deploys, never typed by staff.
+Q_TASK_ALLOWLIST = [
+    path.strip() for path in os.environ.get("Q_TASK_ALLOWLIST", "").split(",") if path.strip()
+]
 # Without Redis the queue is a table of the database. Its broker: "prompt", the engine's
 # (durable.transport.broker: woken by each enqueue), or "stock", django-q2's own (polls every
 # Q_POLL_SECONDS,

@@ -3,22 +3,22 @@
 from __future__ import annotations
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.admin.utils import quote
-from django.db.models import F
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
 from durable.models import ACTIVE_STATUSES
-from purchases.models import Order, Product, Purchase
+from purchases import services
+from purchases.models import MAX_STOCK, Order, Product, Purchase
 from purchases.selectors import purchase_status
 from purchases.states import FINAL_STATES, STATE_PREFIX, short_state
 
 
 class ProductForm(forms.ModelForm):
     add_stock = forms.IntegerField(
-        min_value=0, initial=0, required=False, label="Add to stock",
+        min_value=0, max_value=MAX_STOCK, initial=0, required=False, label="Add to stock",
         help_text="Units received: added to the stock as it is when you save (sales meanwhile "
         "are kept).",
     )  # fmt: skip
@@ -26,6 +26,16 @@ class ProductForm(forms.ModelForm):
     class Meta:
         model = Product
         fields = ("item_id", "name", "price", "stock", "active")
+
+    def clean_add_stock(self) -> int:
+        added = self.cleaned_data.get("add_stock") or 0
+        if added and self.instance.pk is not None:
+            current = Product.objects.filter(pk=self.instance.pk).values_list("stock", flat=True)
+            if current and current[0] + added > MAX_STOCK:
+                raise forms.ValidationError(
+                    f"The stock would pass {MAX_STOCK:,} units (it is {current[0]:,})."
+                )
+        return added
 
 
 @admin.register(Product)
@@ -58,8 +68,12 @@ class ProductAdmin(admin.ModelAdmin):
             ]
         )
         added = form.cleaned_data.get("add_stock") or 0
-        if added:
-            Product.objects.filter(pk=obj.pk).update(stock=F("stock") + added)
+        if added and not services.add_stock(obj, added):  # sales or another add meanwhile
+            self.message_user(
+                request,
+                f"The stock was not changed: adding {added:,} would pass {MAX_STOCK:,} units.",
+                level=messages.ERROR,
+            )
         obj.refresh_from_db(fields=["stock"])
 
 

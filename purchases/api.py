@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import math
 from typing import Any
 
@@ -15,9 +14,8 @@ from drf_spectacular.utils import (
     inline_serializer,
 )
 from rest_framework import permissions, serializers, status
-from rest_framework.exceptions import ParseError
 from rest_framework.pagination import PageNumberPagination
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.reverse import reverse
@@ -25,37 +23,9 @@ from rest_framework.views import APIView
 
 from purchases import selectors, services
 from purchases.keys import KEY_PATTERN, KEY_RULE, new_key
+from purchases.parsers import LimitedJSONParser, LimitedMultiPartParser
 from purchases.selectors import purchase_status
 from purchases.states import FINAL_STATES
-
-
-class LimitedJSONParser(JSONParser):
-    """JSON bodies up to DATA_UPLOAD_MAX_MEMORY_SIZE; a larger one is a 400, not a memory sink."""
-
-    def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
-        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-        raw = stream.read(limit + 1) if stream is not None else b""
-        if len(raw) > limit:
-            raise ParseError(f"Request body is larger than {limit} bytes.")
-        if not raw:
-            return {}
-        return super().parse(io.BytesIO(raw), media_type, parser_context)
-
-
-class LimitedMultiPartParser(MultiPartParser):
-    """Multipart forms (the browsable API's) up to DATA_UPLOAD_MAX_MEMORY_SIZE in all, files
-    included: the limit Django applies to fields alone would let large uploads reach the disk."""
-
-    def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
-        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-        meta = parser_context["request"].META
-        try:
-            length = int(meta.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            length = limit + 1
-        if length > limit:
-            raise ParseError(f"Request body is larger than {limit} bytes.")
-        return super().parse(stream, media_type, parser_context)
 
 
 class BuyRequest(serializers.Serializer):

@@ -8,8 +8,13 @@ from __future__ import annotations
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
+
+# The most units a product's stock may hold: far beyond any shop's, well inside the database's
+# integer (PostgreSQL's is 32-bit), so that no entry in the admin can overflow it.
+MAX_STOCK = 1_000_000_000
 
 
 class Product(models.Model):
@@ -30,6 +35,12 @@ class Product(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.item_id})"
+
+    def clean(self) -> None:
+        """The stock stays within MAX_STOCK (checked by every model form, the admin's too)."""
+        super().clean()
+        if self.stock is not None and self.stock > MAX_STOCK:
+            raise ValidationError({"stock": f"At most {MAX_STOCK:,} units."})
 
 
 def card_label(brand: str, last4: str) -> str:

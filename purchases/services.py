@@ -20,7 +20,7 @@ from django.utils import timezone
 import durable
 from purchases import payments
 from purchases.keys import KEY_RULE, is_valid_key
-from purchases.models import Order, PaymentState, Product, Purchase, SavedCard
+from purchases.models import MAX_STOCK, Order, PaymentState, Product, Purchase, SavedCard
 from purchases.selectors import PurchaseStatus, pending_status, purchase_status
 from purchases.states import CANCEL_SIGNAL, CANCELLED, WORKFLOW, short_state
 
@@ -277,6 +277,15 @@ def checkout(run_id: str) -> dict[str, Any]:
 def record_cancellation(run_id: str) -> None:
     """Note when the purchase was cancelled (the cancel tail; nothing was reserved)."""
     Purchase.objects.filter(run_id=run_id).update(cancelled_at=timezone.now())
+
+
+def add_stock(product: Product, units: int) -> bool:
+    """Add `units` (> 0) to the product's stock as it is in the database now (sales meanwhile are
+    kept). Refused (False, nothing written) if the stock would pass MAX_STOCK."""
+    added = Product.objects.filter(pk=product.pk, stock__lte=MAX_STOCK - units).update(
+        stock=F("stock") + units
+    )
+    return added == 1
 
 
 def reserve(run_id: str) -> dict[str, Any]:

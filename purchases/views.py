@@ -26,35 +26,24 @@ from purchases import payments, selectors, services
 from purchases.forms import TEST_CARDS, BuyForm, CardForm
 from purchases.models import Purchase
 from purchases.selectors import PurchaseStatus
-from purchases.throttling import FailedAuthenticationThrottle
+from purchases.signin import LockoutAuthenticationForm, answer_lockout
 
 ORDERS_PER_PAGE = 20
 
 
 class SignInView(auth_views.LoginView):
     """Django's sign-in, which hints the demo account only on a development server. Failed
-    sign-ins count per client address with the API's (ONECLICK_THROTTLE_AUTH_FAILURES); past
+    sign-ins count per client address with every other sign-in's (purchases/signin.py); past
     the limit the form answers 429 without checking the password (no hashing)."""
 
+    authentication_form = LockoutAuthenticationForm
     redirect_authenticated_user = True
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         return {**super().get_context_data(**kwargs), "demo_hint": settings.DEBUG}
 
-    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        throttle = FailedAuthenticationThrottle()
-        if not throttle.over_limit(request):
-            return super().post(request, *args, **kwargs)
-        wait = math.ceil(throttle.wait() or 1)
-        form = self.get_form_class()(request, initial={"username": request.POST.get("username")})
-        context = self.get_context_data(form=form, throttled=wait)
-        response = self.render_to_response(context, status=429)
-        response["Retry-After"] = str(wait)
-        return response
-
     def form_invalid(self, form: Any) -> HttpResponse:
-        FailedAuthenticationThrottle().record_failure(self.request)
-        return super().form_invalid(form)
+        return answer_lockout(super().form_invalid(form), form)
 
 
 class SignOutView(auth_views.LogoutView):

@@ -93,8 +93,9 @@ def _children_through_pgbouncer(request):
         return
     from django.db import connection
 
+    from devtools.processes import LOG_DIR
     from tests.support import pgbouncer
-    from tests.support.processes import LOG_DIR, PGBOUNCER_PORT
+    from tests.support.environment import PGBOUNCER_PORT
 
     assert connection.vendor == "postgresql", "ONECLICK_TEST_PGBOUNCER=1 needs DATABASE_URL"
     # Set up after the test database, so PgBouncer lets go of it before it is dropped.

@@ -129,7 +129,7 @@ MUTANTS: tuple[Mutant, ...] = (
         ("tests/durable/test_engine.py",),
         elsewhere=(
             (
-                "durable/runtime/handlers/timers.py",
+                "durable/runtime/handlers/waits.py",
                 "    signal = store.consume_signal(tx.run_id, command.signal, live.position)",
                 "    signal = (\n"
                 "        store.consume_signal(tx.run_id, command.signal, live.position)\n"
@@ -142,7 +142,7 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "M6",
         "a wait treated as timed out 100 ms before its deadline",
-        "durable/runtime/handlers/timers.py",
+        "durable/runtime/handlers/waits.py",
         (
             (
                 "elif deadline is not None and now >= deadline:",
@@ -171,10 +171,10 @@ MUTANTS: tuple[Mutant, ...] = (
         "durable/runtime/executor.py",
         (
             (
-                "blocking.block(run_id, tx.owner, leased.workflow, str(outcome.error))\n"
-                "        return Advanced.BLOCKED",
+                "blocked_runs.block(run_id, tx.owner, leased.workflow, str(outcome.error))\n"
+                "        return AdvanceOutcome.BLOCKED",
                 "store.finish_run(run_id, tx.owner, RunStatus.FAILED, None, str(outcome.error))"
-                "\n        return Advanced.FINISHED",
+                "\n        return AdvanceOutcome.FINISHED",
             ),
         ),
         ("tests/durable/test_deploy.py", "tests/purchases/test_blocked.py"),
@@ -201,12 +201,12 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         "M11",
-        "tasks queued by the previous release (old task paths) are not recognised as the engine's",
-        "durable/tasks.py",
+        "batch tasks (runs woken together) are not recognised as the engine's",
+        "durable/transport/dispatch.py",
         (
             (
-                "ENGINE_TASK_PATHS = frozenset((TASK_PATH, BATCH_TASK_PATH, *LEGACY_TASK_PATHS))",
                 "ENGINE_TASK_PATHS = frozenset((TASK_PATH, BATCH_TASK_PATH))",
+                "ENGINE_TASK_PATHS = frozenset((TASK_PATH,))",
             ),
         ),
         ("tests/durable/test_tasks.py",),
@@ -214,7 +214,7 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "M12",
         "the engine's shortcuts through django-q2's internals are taken with its stock broker too",
-        "durable/transport/djangoq.py",
+        "durable/transport/taskqueue.py",
         (
             (
                 '    return bool(getattr(current, "supports_engine_shortcuts", False))',

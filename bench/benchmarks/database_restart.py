@@ -9,11 +9,12 @@ import time
 from collections import Counter
 
 from bench.lib import lateness, workload
-from bench.lib.context import BenchContext, Seed, seed, wait_for
+from bench.lib.context import BenchContext, Seed, seed
 from bench.lib.database import BenchDatabase, bench_process_on
 from bench.lib.httpload import Client, Request, run_load
 from bench.lib.stats import summary
 from devtools.pgcluster import PrivateCluster, ReturnWatch, delay_after_return, unavailable
+from devtools.processes import poll_until
 
 NAME = "database restarted"
 # Its own port: tests/ops/test_database_restart.py's cluster is on 5499.
@@ -92,7 +93,7 @@ def _round(ctx: BenchContext, port: int, prefix: str, count: int, spread: float)
         runs = workload.purchases_with_prefix(ctx.seed, prefix)
         return all(r.status == "waiting" for r in runs)
 
-    parked = wait_for(all_waiting, 10, 0.1)
+    parked = poll_until(all_waiting, 10, 0.1)
     connections.close_all()  # this process's connection would not outlive the restart
     watch = ReturnWatch(ctx.db.url)
     watch.start()

@@ -17,7 +17,7 @@ The window is 5 s everywhere. Phases interleave the servers: for each round and 
 every server's buy phase, then every server's status phase; so a disturbance of the shared
 machine falls on all of them. After its buy phase, each server's last purchase is awaited (GET
 /api/status until done) before the next server's phase, so that no server's confirmations fall
-in another's phase (in the run of 2026-11-29 they did: see RESULTS.md). Ratios are taken per
+in another's phase (in a run of 2026-11-29 they did). Ratios are taken per
 round and their median is judged. The load generator runs on the same 2 cores as the servers.
 """
 
@@ -29,11 +29,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from bench.benchmarks.http_api import load_phase
-from bench.lib import peers, processes
+from bench.lib import peers
 from bench.lib.context import BenchContext
 from bench.lib.httpload import Client, Request, run_load
 from bench.lib.results import BenchResult, Table
 from bench.lib.stats import fmt, median
+from devtools import processes
+from devtools.ports import BENCH_SERVERS, free_port
 
 WINDOW = 5.0
 OURS, DBOS, FLOOR, RESONATE = "ours", "DBOS+FastAPI", "floor (DRF, one insert)", "Resonate (Node)"
@@ -65,11 +67,11 @@ def _servers(ctx: BenchContext) -> Iterator[list[Server]]:
     ):
         started: list[processes.Process] = []
         try:
-            port = processes.free_port()  # each server is answering before the next port is taken
+            port = free_port(BENCH_SERVERS)
             proc, token = peers.dbos_api(dbos_dbs, ctx.log_dir, port, WINDOW)
             started.append(proc)
             servers.append(Server(DBOS, port, f"Token {token}"))
-            port = processes.free_port()
+            port = free_port(BENCH_SERVERS)
             proc, token = peers.floor(floor_dbs, ctx.log_dir, port)
             started.append(proc)
             servers.append(Server(FLOOR, port, f"Token {token}"))
@@ -77,7 +79,7 @@ def _servers(ctx: BenchContext) -> Iterator[list[Server]]:
             if missing:
                 ctx.result.note(f"{RESONATE} not measured: {missing}")
             else:
-                port = processes.free_port()
+                port = free_port(BENCH_SERVERS)
                 started.append(peers.resonate(ctx.log_dir, port, WINDOW))
                 servers.append(Server(RESONATE, port, "Token none"))
             yield servers

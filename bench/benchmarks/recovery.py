@@ -29,9 +29,10 @@ from collections import Counter
 
 from bench.benchmarks import database_restart
 from bench.lib import lateness, workload
-from bench.lib.context import BenchContext, settings_override, wait_for
+from bench.lib.context import BenchContext, settings_override
 from bench.lib.results import BenchResult
 from bench.lib.stats import summary
+from devtools.processes import poll_until
 
 STARTER_THREADS = 4
 
@@ -52,7 +53,7 @@ def _scenario(ctx: BenchContext, name: str, prefix: str, count: int, window: flo
         workload.buy_many(ctx.seed, keys, STARTER_THREADS, window)
     rows = workload.purchases_with_prefix(ctx.seed, prefix)
     deadlines = sorted(r.cancel_until for r in rows)
-    parked = wait_for(
+    parked = poll_until(
         lambda: _statuses(workload.purchases_with_prefix(ctx.seed, prefix))["waiting"] == count,
         max(0.0, (deadlines[0] - timezone.now()).total_seconds() - 0.5),
         0.25,

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import time
 
-from bench.lib.context import BenchContext, wait_for
+from bench.lib.context import BenchContext
 from bench.lib.httpload import Client, Request
 from bench.lib.stats import summary
+from devtools.processes import poll_until
 
 WINDOW = "10"
 STATUS_POLL = 0.005
@@ -28,7 +29,7 @@ def _one(ctx: BenchContext, client: Client, key: str) -> tuple[float, str] | Non
     if status != 202:
         return None
     run_id = run_id_for(ctx.seed.user.pk, key)
-    if not wait_for(
+    if not poll_until(
         lambda: WorkflowRun.objects.filter(pk=run_id, status="waiting").exists(), 10, 0.005
     ):
         ctx.result.note(f"{key}: run never parked waiting")

@@ -6,7 +6,7 @@ pusher's `broker.dequeue()`, the worker's task (`durable.tasks.advance_task`, af
 `close_old_connections()` and the pre_execute signal django-q2 sends before each task), the
 monitor's `broker.acknowledge()` if the task still asks for it (an engine task deletes its own
 queue row in its last transaction), and, for a purchase with a window, the poller's
-`durable.engine.poll_once()`. Every statement is counted with its caller (see
+`durable.transport.poller.poll_once()`. Every statement is counted with its caller (see
 bench/lib/sqlcount.py).
 
 Real processes (PostgreSQL only): pg_stat_database's xact_commit and pg_stat_user_tables' row
@@ -62,7 +62,7 @@ def _task_once(counter: SqlCount, label: str) -> None:
 def _one_workflow(ctx: BenchContext, key: str, window: float) -> SqlCount:
     """Count one purchase's statements end to end (window 0: one task; else two tasks and
     the poller's wake-up in between)."""
-    from durable.engine import poll_once
+    from durable.transport.poller import poll_once
 
     counter = SqlCount()
     uninstall = counter.install()

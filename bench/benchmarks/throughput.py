@@ -339,13 +339,16 @@ def _record_workflows(ctx: BenchContext, prefix: str, count: int, label: str) ->
 def _noop_trips(count: int, time_limit: float) -> list[tuple[float, float]]:
     """Enqueue the no-op task `count` times, each once the previous one ran; returns (enqueued,
     ran) wall-clock times per trip. Stops early at `time_limit` or at a task that never ran."""
+    from django.test import override_settings
     from django_q.brokers import get_broker
     from django_q.tasks import async_task
 
     broker = get_broker()
     deadline = time.monotonic() + time_limit
     trips: list[tuple[float, float]] = []
-    with tempfile.TemporaryDirectory(prefix="bench-noop-") as tmp:
+    # Only the engine's functions may be enqueued unless allowed (oneclick_project/task_allowlist).
+    allow_noop = override_settings(Q_TASK_ALLOWLIST=[noop.TASK_PATH])
+    with allow_noop, tempfile.TemporaryDirectory(prefix="bench-noop-") as tmp:
         for i in range(count):
             path = f"{tmp}/{i}"
             sent = time.time()

@@ -22,9 +22,9 @@ import time
 from bench.lib import lateness, workload
 from bench.lib.context import BenchContext, settings_override
 from bench.lib.httpload import Request, run_load
-from bench.lib.processes import Process
 from bench.lib.results import BenchResult
 from bench.lib.stats import summary
+from devtools.processes import Process
 
 WINDOW = 5.0
 # The paced round's start rate: about what the unpaced rounds offered in the runs of

@@ -18,8 +18,7 @@ import time
 import traceback
 from pathlib import Path
 
-from bench.lib import processes
-from bench.lib.context import BenchContext, seed, setup_django
+from bench.lib.context import BenchContext, bench_env, seed, setup_django
 from bench.lib.database import fresh_database
 from bench.lib.results import BenchResult
 from devtools.stripe_provider import configured_provider
@@ -76,7 +75,7 @@ def main() -> int:
     )
     with fresh_database(args.db, args.bench) as database, contextlib.ExitStack() as provider:
         cluster = f"bench-{args.bench}-{args.db}-{os.getpid()}"
-        env = processes.child_env(database.url, cluster)
+        env = bench_env(database.url, cluster)
         migrate_seconds = database.migrate(env, log_dir / "migrate.log")
         setup_django(env)
         # Every purchase charges a saved card: a local provider unless one is configured.

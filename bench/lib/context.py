@@ -7,17 +7,19 @@ import base64
 import contextlib
 import logging
 import os
+import secrets
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.lib import processes
 from bench.lib.database import BenchDatabase
 from bench.lib.machine import ROOT
 from bench.lib.results import BenchResult
+from devtools import processes
+from devtools.environments import NO_RATE_LIMITS, production_env
+from devtools.ports import BENCH_SERVERS, free_port
 
 BENCH_PASSWORD = "bench-password-not-secret"
 BENCH_ITEM = "bench-item-001"
@@ -60,26 +62,42 @@ class BenchContext:
         return quick if self.quick else full
 
     def start_worker(self, **overrides: str) -> processes.Process:
-        proc = processes.worker({**self.env, **overrides}, self.log_dir)
-        self._started.append(proc)
-        return proc
+        """`manage.py qcluster`, started and ready (each worker waits for tasks)."""
+        return self._start(processes.worker({**self.env, **overrides}, log_dir=self.log_dir))
 
     def start_poller(self, **overrides: str) -> processes.Process:
-        proc = processes.poller({**self.env, **overrides}, self.log_dir)
-        self._started.append(proc)
-        return proc
+        """`manage.py durable_poller`, started and polling."""
+        return self._start(processes.poller({**self.env, **overrides}, log_dir=self.log_dir))
 
     def start_web(self, **overrides: str) -> tuple[processes.Process, int]:
-        port = processes.free_port()
-        proc = processes.web({**self.env, **overrides}, self.log_dir, port)
-        self._started.append(proc)
-        return proc, port
+        """`bin/web` (gunicorn) on a port of the bench's range, started and answering."""
+        port = free_port(BENCH_SERVERS)
+        env = {**self.env, **overrides}
+        return self._start(processes.web(env, port, log_dir=self.log_dir)), port
+
+    def _start(self, process: processes.Process) -> processes.Process:
+        self._started.append(process)
+        return process.start_ready()
 
     def kill_all(self) -> None:
         """SIGKILL every process group this benchmark started."""
         for proc in self._started:
             proc.kill()
         self._started.clear()
+
+
+def bench_env(database_url: str, cluster_name: str, **overrides: str) -> dict[str, str]:
+    """The environment of every child and of the bench process itself: production-like
+    settings (DEBUG off, gunicorn), the benchmark's database, its own django-q2 queue name, no
+    rate limits (the load comes from a few users at rates no customer reaches)."""
+    settings = {
+        "DJANGO_SECRET_KEY": f"bench-{secrets.token_hex(24)}",
+        "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "Q_CLUSTER_NAME": cluster_name,
+        "Q_WORKERS": os.environ.get("Q_WORKERS", "2"),
+        **NO_RATE_LIMITS,
+    }
+    return production_env(database_url, **{**settings, **overrides})
 
 
 def setup_django(env: dict[str, str]) -> None:
@@ -109,17 +127,6 @@ def seed() -> Seed:
     token = Token.objects.create(user=user)
     Product.objects.create(item_id=BENCH_ITEM, name="Bench item", price="1.00", stock=1_000_000_000)
     return Seed(user, token.key, BENCH_ITEM)
-
-
-def wait_for(predicate: Any, timeout: float, interval: float = 0.05) -> bool:
-    """Poll `predicate` until it is true or `timeout` seconds passed; returns the last answer."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if predicate():
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(interval)
 
 
 @contextlib.contextmanager

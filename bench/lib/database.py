@@ -1,36 +1,27 @@
-"""A fresh database per benchmark: a temporary SQLite file, or bench_<name> on PostgreSQL.
-
-The database is created, migrated with `manage.py migrate` (as a deployment would), and dropped
-(or deleted) at the end, whatever happened in between.
-"""
+"""A fresh database per benchmark (devtools/databases.py): a temporary SQLite file, or
+bench_<name> on PostgreSQL (BENCH_PG_HOST, BENCH_PG_PORT, BENCH_PG_USER), migrated as a
+deployment would, and PostgreSQL's own counters of it."""
 
 from __future__ import annotations
 
 import contextlib
 import os
-import shutil
-import subprocess
-import sys
-import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.lib.machine import ROOT
+from devtools import databases
 
 PG_HOST = os.environ.get("BENCH_PG_HOST", "127.0.0.1")
 PG_PORT = int(os.environ.get("BENCH_PG_PORT", "5432"))
 PG_USER = os.environ.get("BENCH_PG_USER", "postgres")
+SERVER_URL = f"postgres://{PG_USER}@{PG_HOST}:{PG_PORT}/postgres"
 
 
-def _pg_admin() -> Any:
-    import psycopg
-
-    return psycopg.connect(
-        host=PG_HOST, port=PG_PORT, user=PG_USER, dbname="postgres", autocommit=True
-    )
+def pg_admin() -> Any:
+    """An autocommit connection to the benchmarks' PostgreSQL server."""
+    return databases.admin(SERVER_URL)
 
 
 @dataclass(slots=True)
@@ -44,18 +35,7 @@ class BenchDatabase:
 
     def migrate(self, env: dict[str, str], log: Path) -> float:
         """Run `manage.py migrate --noinput` against this database; returns its seconds."""
-        started = time.monotonic()
-        with log.open("a") as out:
-            subprocess.run(
-                [sys.executable, "manage.py", "migrate", "--noinput"],
-                cwd=ROOT,
-                env={**env, "DATABASE_URL": self.url},
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                check=True,
-                timeout=600,
-            )
-        return time.monotonic() - started
+        return databases.migrate(self.url, env, log)
 
     # --- PostgreSQL's own counters ------------------------------------------------------------
 
@@ -102,7 +82,7 @@ class BenchDatabase:
 def pg_has_stat_statements() -> bool:
     """Whether pg_stat_statements is loaded (it needs shared_preload_libraries and a restart,
     which the benchmarks never do to a shared server)."""
-    with _pg_admin() as conn:
+    with pg_admin() as conn:
         libs = conn.execute("SHOW shared_preload_libraries").fetchone()[0]
     return "pg_stat_statements" in libs
 
@@ -110,27 +90,10 @@ def pg_has_stat_statements() -> bool:
 @contextlib.contextmanager
 def fresh_database(vendor: str, name: str) -> Iterator[BenchDatabase]:
     """Create an empty database for benchmark `name`; drop or delete it on exit."""
-    if vendor == "sqlite":
-        folder = Path(tempfile.mkdtemp(prefix=f"bench_{name}_"))
-        path = folder / "bench.sqlite3"
-        try:
-            yield BenchDatabase("sqlite", path.name, f"sqlite:///{path}", path)
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
-        return
-    if vendor != "postgres":
-        raise ValueError(f"unknown database {vendor!r}")
     db_name = f"bench_{name}"
-    with _pg_admin() as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{db_name}"')
-    try:
-        yield BenchDatabase(
-            "postgres", db_name, f"postgres://{PG_USER}@{PG_HOST}:{PG_PORT}/{db_name}"
-        )
-    finally:
-        with _pg_admin() as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
+    with databases.fresh_database(vendor, db_name, SERVER_URL) as url:
+        path = Path(url.removeprefix("sqlite:///")) if vendor == "sqlite" else None
+        yield BenchDatabase(vendor, db_name, url, path)
 
 
 @contextlib.contextmanager

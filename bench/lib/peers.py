@@ -8,16 +8,17 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from bench.lib.database import PG_HOST, PG_PORT, PG_USER, _pg_admin
+from bench.lib.database import SERVER_URL
 from bench.lib.machine import ROOT
-from bench.lib.processes import Process, wait_answering
+from devtools import databases
+from devtools.environments import child_env
+from devtools.processes import Process, answering_on
 
 RESONATE_DIR = ROOT / "bench" / "peers" / "resonate"
 
@@ -37,30 +38,19 @@ class PeerDatabases:
 
 @contextlib.contextmanager
 def peer_databases(vendor: str, name: str) -> Iterator[PeerDatabases]:
-    """Two empty databases for peer `name`: SQLite files in a temporary folder, or
-    oneclick_bench_<name>_app and oneclick_bench_<name>_sys on the PostgreSQL server; deleted
-    or dropped on exit."""
-    if vendor == "sqlite":
-        folder = Path(tempfile.mkdtemp(prefix=f"oneclick_bench_{name}_"))
-        try:
-            yield PeerDatabases(
-                f"sqlite:///{folder}/app.sqlite3", f"sqlite:///{folder}/sys.sqlite3"
-            )
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
-        return
-    names = [f"oneclick_bench_{name}_app", f"oneclick_bench_{name}_sys"]
-    with _pg_admin() as conn:
-        for db in names:
-            conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
-            conn.execute(f'CREATE DATABASE "{db}"')
-    base = f"postgresql+psycopg://{PG_USER}@{PG_HOST}:{PG_PORT}"
-    try:
-        yield PeerDatabases(f"{base}/{names[0]}", f"{base}/{names[1]}")
-    finally:
-        with _pg_admin() as conn:
-            for db in names:
-                conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+    """Two empty databases for peer `name` (devtools/databases.py): SQLite files in temporary
+    folders, or oneclick_bench_<name>_app and oneclick_bench_<name>_sys on the benchmarks'
+    PostgreSQL server; deleted or dropped on exit."""
+    prefix = f"oneclick_bench_{name}"
+    with (
+        databases.fresh_database(vendor, f"{prefix}_app", SERVER_URL) as app,
+        databases.fresh_database(vendor, f"{prefix}_sys", SERVER_URL) as sys_,
+    ):
+        yield PeerDatabases(_sqlalchemy(app), _sqlalchemy(sys_))
+
+
+def _sqlalchemy(url: str) -> str:
+    return url.replace("postgres://", "postgresql+psycopg://", 1)
 
 
 @dataclass
@@ -132,13 +122,6 @@ class DbosDriver:
         return json.loads(line)
 
 
-def _env(**values: str) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(PATH=f"{Path(sys.executable).parent}:{env.get('PATH', '')}", PYTHONUNBUFFERED="1")
-    env.update(values)
-    return env
-
-
 def _prepare(argv: list[str], env: dict[str, str], log: Path) -> str:
     """Run a peer's preparation command; returns the API token it prints as {"token": ...}."""
     with log.open("ab") as sink:
@@ -158,7 +141,7 @@ def dbos_api(
 ) -> tuple[Process, str]:
     """The FastAPI + DBOS peer (bench/peers/dbos_http.py) on uvicorn with as many worker
     processes as the app's gunicorn, answering; returns it and its API token."""
-    env = _env(
+    env = child_env(
         DBOS_BENCH_APP_DB=databases.app_url,
         DBOS_BENCH_SYS_DB=databases.sys_url,
         DBOS_BENCH_WINDOW=str(window),
@@ -175,13 +158,13 @@ def dbos_api(
         sys.executable, "-m", "uvicorn", "bench.peers.dbos_http:app", "--host", "0.0.0.0",
         "--port", str(port), "--workers", workers,
     ]  # fmt: skip
-    return wait_answering(Process("dbos-api", argv, env, log).start(), port), token
+    return Process("dbos-api", argv, env, log, readiness=answering_on(port)).start_ready(), token
 
 
 def floor(databases: PeerDatabases, log_dir: Path, port: int) -> tuple[Process, str]:
     """The framework floor (bench/peers/floor) migrated, under gunicorn with the app's web
     settings (bin/web's flags), answering; returns it and its API token."""
-    env = _env(
+    env = child_env(
         DATABASE_URL=databases.django_url, DJANGO_SETTINGS_MODULE="bench.peers.floor.settings"
     )
     log = log_dir / "floor.log"
@@ -192,7 +175,7 @@ def floor(databases: PeerDatabases, log_dir: Path, port: int) -> tuple[Process, 
         "--bind", f"0.0.0.0:{port}", "--workers", workers, "--threads", threads,
         "--access-logfile", "-", "--graceful-timeout", "10", "--no-control-socket",
     ]  # fmt: skip
-    return wait_answering(Process("floor", argv, env, log).start(), port), token
+    return Process("floor", argv, env, log, readiness=answering_on(port)).start_ready(), token
 
 
 def resonate_missing() -> str:
@@ -206,6 +189,7 @@ def resonate_missing() -> str:
 
 def resonate(log_dir: Path, port: int, window: float) -> Process:
     """The reference's stack (bench/peers/resonate/server.js on Node), answering."""
-    env = _env(PORT=str(port), CANCEL_WINDOW_MS=str(int(window * 1000)))
+    env = child_env(PORT=str(port), CANCEL_WINDOW_MS=str(int(window * 1000)))
     argv = [str(shutil.which("node")), str(RESONATE_DIR / "server.js")]
-    return wait_answering(Process("resonate", argv, env, log_dir / "resonate.log").start(), port)
+    log = log_dir / "resonate.log"
+    return Process("resonate", argv, env, log, readiness=answering_on(port)).start_ready()

@@ -1,4 +1,4 @@
-"""RESULTS.md from the benchmarks' results: the same numbers, formatted as they were printed."""
+"""A run's report (bench/runs/) from the benchmarks' results: the numbers as they were printed."""
 
 from __future__ import annotations
 

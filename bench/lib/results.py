@@ -1,8 +1,8 @@
 """What a benchmark hands back: figures measured over rounds, tables and notes.
 
 Everything here is JSON-serialisable, so a benchmark running in its own process (with its own
-database and Django settings) can hand its result to `run_all.py`, which writes RESULTS.md from
-exactly the values the benchmark printed.
+database and Django settings) can hand its result to `run_all.py`, which writes the run's
+report from exactly the values the benchmark printed.
 """
 
 from __future__ import annotations

@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bench.lib.context import Seed
-from bench.lib.processes import Process, memory_sample
+from bench.lib.memory import memory_sample
+from devtools.processes import Process
 
 FINISHED = ("succeeded", "failed", "cancelled")
 

@@ -1,86 +1,50 @@
-"""Engine health: heartbeats of pollers and django-q2 workers, and the /healthz and /readyz views.
-
-Why heartbeats of our own: django-q2 saves its cluster status (`Stat`) through the broker. With the
-Redis broker that is a key every machine can read; with the ORM broker it is Django's cache, which
-is each process's own memory unless a shared cache is configured, so a web process never sees the
-cluster. A row in the engine's database is visible to every process on every machine either way.
+"""Engine health: what a poller does every HEARTBEAT_SECONDS besides polling (its heartbeat, a
+probe of the workers, resuming runs blocked for a version a live worker now has), and the /healthz
+and /readyz views.
 
 A poller writes its own heartbeat and, as often, enqueues a probe task; the django-q2 worker that
-runs the probe writes a worker heartbeat. A fresh worker heartbeat therefore proves the whole
-path a run's task takes: broker, cluster, worker, database.
+runs the probe (durable.tasks.worker_probe) writes a worker heartbeat. A fresh worker heartbeat
+therefore proves the whole path a run's task takes: broker, cluster, worker, database.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
-import socket
 import time
 from typing import Any
 
-from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.db import DatabaseError, connection
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
 from durable import conf
-from durable.core import registry
 from durable.models import EngineHeartbeat
-from durable.ops import logfilters, run_reports
-from durable.persistence import store
-from durable.runtime import blocking
+from durable.ops import logfilters, recovery, run_reports
+from durable.persistence import heartbeats
 from durable.transport import dispatch
 
 logger = logging.getLogger("durable.ops.health")
 
-POLLER = "poller"
-WORKER = "worker"
-PROBE_TASK = "durable.ops.health.worker_probe"
 # While probes go unanswered (no cluster is running) one is sent this often at most, so a stopped
 # cluster does not come back to a queue full of probes.
 PROBE_RETRY_SECONDS = 60.0
 
-_HOST = socket.gethostname()[:255]
 
-
-# --- heartbeats ---------------------------------------------------------------------------------
-
-
-def beat(kind: str) -> dt.datetime:
-    """Record that this process (`kind` on this host, this pid) is alive now, by the engine's
-    clock; returns that time. One row per process, updated in place. A worker's row also names
-    the workflow versions it can advance."""
-    now = store.db_now()
-    pid = os.getpid()
-    values: dict[str, Any] = {"last_seen": now}
-    if kind == WORKER:
-        values["workflows"] = registry.registered()
-    if EngineHeartbeat.objects.filter(kind=kind, host=_HOST, pid=pid).update(**values):
-        return now
-    try:
-        with transaction.atomic():
-            EngineHeartbeat.objects.create(kind=kind, host=_HOST, pid=pid, **values)
-    except IntegrityError:  # a recycled pid, or a concurrent first beat
-        EngineHeartbeat.objects.filter(kind=kind, host=_HOST, pid=pid).update(**values)
-    return now
-
-
-def worker_probe() -> str:
-    """The django-q2 task a poller enqueues: the worker that runs it records its heartbeat."""
-    beat(WORKER)
-    return "alive"
+# --- the poller's heartbeat ---------------------------------------------------------------------
 
 
 def send_worker_probe() -> None:
-    """Enqueue one `worker_probe` task on the engine's django-q2 queue (logged at DEBUG)."""
+    """Enqueue one `durable.tasks.worker_probe` task on the engine's django-q2 queue (logged at
+    DEBUG)."""
     with logfilters.sending_probe():
-        dispatch.enqueue_task(PROBE_TASK, "durable heartbeat probe")
+        dispatch.enqueue_task(dispatch.PROBE_TASK_PATH, "durable heartbeat probe")
     logger.debug("worker probe sent")
 
 
 class PollerHeartbeat:
-    """Called on every poll; at most every HEARTBEAT_SECONDS it writes the poller's heartbeat,
+    """Called after every poll; at most every HEARTBEAT_SECONDS it writes the poller's heartbeat,
     resumes the runs blocked for a workflow version that a live worker now has, and enqueues a
     worker probe (but while the last probe is unanswered, only every
     PROBE_RETRY_SECONDS)."""
@@ -93,12 +57,12 @@ class PollerHeartbeat:
         if time.monotonic() < self._next_beat:
             return
         self._next_beat = time.monotonic() + conf.get("HEARTBEAT_SECONDS")
-        now = beat(POLLER)
-        blocking.resume_versions_now_live()
+        now = heartbeats.beat(heartbeats.POLLER)
+        recovery.resume_versions_now_live()
         sent = self._probe_sent_at
         answered = (
             sent is None
-            or EngineHeartbeat.objects.filter(kind=WORKER, last_seen__gte=sent).exists()
+            or EngineHeartbeat.objects.filter(kind=heartbeats.WORKER, last_seen__gte=sent).exists()
         )
         if answered or (now - sent).total_seconds() >= PROBE_RETRY_SECONDS:
             send_worker_probe()

@@ -8,7 +8,9 @@ import contextvars
 import logging
 from collections.abc import Iterator
 
-PROBE_MARKERS = ("durable.ops.health.worker_probe", "durable heartbeat probe")
+# The probe's task path (dispatch.PROBE_TASK_PATH) and task name (health.send_worker_probe),
+# written out: the logging configuration imports this module before Django's apps are loaded.
+PROBE_MARKERS = ("durable.tasks.worker_probe", "durable heartbeat probe")
 _sending_probe = contextvars.ContextVar("durable_sending_probe", default=False)
 
 

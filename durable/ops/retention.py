@@ -7,7 +7,7 @@ run row itself (id, status, result) is deleted too, unless another model protect
 records that point at it keep their result.
 
 Schedule it daily: a cron line running `manage.py prune_workflows`, or a django-q2 schedule of
-`durable.ops.retention.prune`.
+`durable.tasks.prune_workflows`.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
-"""Read-side views of the engine for operators: run lists, one run's timeline, engine status.
+"""Operators' views of the engine (run lists, one run's timeline, engine status) and their
+cancel of a run.
 
-Used by the `workflows` management command and the health endpoints. Only reads, except
-`cancel_run`, which goes through `durable.engine.cancel` like every other cancel.
+Used by the `workflows` management command and the health endpoints. `cancel_run` goes through
+`durable.engine.cancel` like every other cancel; everything else only reads.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from durable.models import (
     WorkflowRun,
     WorkflowSignal,
 )
-from durable.persistence import store
+from durable.persistence import heartbeats, store
 from durable.transport import dispatch
 
 # `--status` accepts a run status or one of these groups.
@@ -152,8 +153,8 @@ def engine_status() -> EngineStatus:
     by_status = {row["status"]: row["n"] for row in counts}
     overdue = overdue_runs(active, now).aggregate(n=Count("id"), oldest=Min("wake_at"))
     return EngineStatus(
-        pollers=_heartbeats("poller", now),
-        workers=_heartbeats("worker", now),
+        pollers=_heartbeats(heartbeats.POLLER, now),
+        workers=_heartbeats(heartbeats.WORKER, now),
         runs_by_status={status: by_status.get(status, 0) for status in ACTIVE_STATUSES},
         runs_leased=sum(row["leased"] for row in counts),
         overdue=overdue["n"],

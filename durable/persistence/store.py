@@ -1,4 +1,7 @@
-"""Every query the engine makes. Models stay plain; the rules of the tables live here.
+"""The queries of a run's life, and the engine's clock: create, lease and fence a run, record its
+checkpoints and workflow signals, suspend, block, cancel or finish it, claim the due runs. Models
+stay plain; the rules of the tables live here (operators' reports, recovery and retention query
+the tables from durable/ops/).
 
 Serialisation: the engine's decisions about a run (take a checkpoint, decide a wait, accept a
 workflow signal) each run in one transaction that first locks the run's row: `select_for_update`

@@ -44,7 +44,7 @@ from durable.errors import LeaseLost, WorkflowArgumentsMismatch, WorkflowNotRegi
 from durable.models import RunStatus, WorkflowRun
 from durable.persistence import store
 from durable.persistence.transient import is_transient
-from durable.runtime import blocking, handlers, runlog
+from durable.runtime import blocked_runs, handlers, runlog
 from durable.runtime.group import GroupTransaction
 from durable.runtime.handlers.live import to_json
 from durable.runtime.run_transaction import CallerTransaction, RunTransaction
@@ -59,7 +59,7 @@ TRANSIENT_BACKOFF_SECONDS = 0.05
 _HOST = socket.gethostname()
 
 
-class Advanced(enum.Enum):
+class AdvanceOutcome(enum.Enum):
     """What one call of `advance` did."""
 
     BUSY = "busy"  # another executor holds the lease, or the run is not due yet
@@ -82,7 +82,7 @@ def new_owner() -> str:
 
 def advance(
     run_id: str, *, fresh: bool = False, last_write: Callable[[], None] | None = None
-) -> Advanced:
+) -> AdvanceOutcome:
     """Advance the run as far as it can go now (`fresh`: a run just started eagerly, which may
     be taken before the poller's grace time).
 
@@ -110,10 +110,10 @@ def advance(
             if retry < retries:
                 time.sleep(random.uniform(0, TRANSIENT_BACKOFF_SECONDS * 2**retry))
     _defer(run_id, last_write)
-    return Advanced.DEFERRED
+    return AdvanceOutcome.DEFERRED
 
 
-def advance_in_creating_transaction(run: WorkflowRun) -> Advanced:
+def advance_in_creating_transaction(run: WorkflowRun) -> AdvanceOutcome:
     """Advance `run`, created in the caller's still open transaction, as far as it can go
     without a commit: its waits, timers, transactional steps and its end are written in that
     transaction and commit (or roll back) with the caller's own writes, in one commit.
@@ -190,7 +190,7 @@ def _task_group(last_write: Callable[[], None] | None) -> Iterator[GroupTransact
     group.commit()
 
 
-def _advance(run_id: str, group: GroupTransaction, *, fresh: bool = False) -> Advanced:
+def _advance(run_id: str, group: GroupTransaction, *, fresh: bool = False) -> AdvanceOutcome:
     """Advance one run inside `group` (opened if closed, left open for its owner to commit)."""
     owner = new_owner()
     tx = RunTransaction(run_id, owner, conf.seconds("LEASE_SECONDS"), group)
@@ -199,12 +199,12 @@ def _advance(run_id: str, group: GroupTransaction, *, fresh: bool = False) -> Ad
         leased = tx.acquire(fresh=fresh)
         if leased is None:
             tx.rollback()
-            return Advanced.BUSY
+            return AdvanceOutcome.BUSY
         outcome = _advance_leased(tx, leased, started)
     except LeaseLost:
         tx.rollback()
         logger.warning("run %s lease lost; leaving it to its new owner", run_id)
-        return Advanced.LEASE_LOST
+        return AdvanceOutcome.LEASE_LOST
     except BaseException:
         tx.rollback()
         # Unexpected (database down, worker timeout): give the run back at once rather than
@@ -221,20 +221,20 @@ def _advance_leased(
     leased: store.LeasedRun,
     started: float,
     history: dict[int, Recorded] | None = None,
-) -> Advanced:
+) -> AdvanceOutcome:
     """Replay the leased run (its `history` read now unless given) and run what follows live."""
     run_id = tx.run_id
     try:
         generator = instantiate(leased.workflow, run_id, list(leased.args), leased.version)
     except WorkflowNotRegistered:
         tx.begin()
-        if blocking.not_registered_here(run_id, tx.owner, leased.workflow, leased.version):
-            return Advanced.DEFERRED
-        return Advanced.BLOCKED
+        if blocked_runs.not_registered_here(run_id, tx.owner, leased.workflow, leased.version):
+            return AdvanceOutcome.DEFERRED
+        return AdvanceOutcome.BLOCKED
     except WorkflowArgumentsMismatch as exc:
         tx.begin()
-        blocking.block(run_id, tx.owner, leased.workflow, str(exc))
-        return Advanced.BLOCKED
+        blocked_runs.block(run_id, tx.owner, leased.workflow, str(exc))
+        return AdvanceOutcome.BLOCKED
     if tx.may_commit:  # leased (a run advanced in its creating transaction never is)
         runlog.transition(run_id, leased.workflow, RunStatus.RUNNING, owner=tx.owner)
     if history is None:
@@ -257,12 +257,12 @@ def _advance_leased(
         if reached >= 0:
             # Its first checkpoints commit with the caller: it is due from then on.
             store.make_due(run_id)
-        return Advanced.AFTER_COMMIT
+        return AdvanceOutcome.AFTER_COMMIT
     if isinstance(outcome, Diverged):
         # Nothing ran live before a divergence: replay stops at the first recorded mismatch.
         tx.begin()
-        blocking.block(run_id, tx.owner, leased.workflow, str(outcome.error))
-        return Advanced.BLOCKED
+        blocked_runs.block(run_id, tx.owner, leased.workflow, str(outcome.error))
+        return AdvanceOutcome.BLOCKED
     if not isinstance(outcome, Suspended):
         status, result, error = _ending(outcome)
         tx.begin()
@@ -275,12 +275,12 @@ def _advance_leased(
             reason=outcome.suspend.reason, wake_at=wake_at.isoformat() if wake_at else None,
             duration_ms=elapsed_ms,
         )  # fmt: skip
-        return Advanced.SUSPENDED
+        return AdvanceOutcome.SUSPENDED
     runlog.transition(
         run_id, leased.workflow, status, steps=reached + 1, duration_ms=elapsed_ms,
         error=error or None,
     )  # fmt: skip
-    return Advanced.FINISHED
+    return AdvanceOutcome.FINISHED
 
 
 def _ending(outcome: Completed | Crashed) -> tuple[str, Any, str]:

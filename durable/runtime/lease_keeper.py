@@ -18,7 +18,7 @@ logger = logging.getLogger("durable.runtime.lease_keeper")
 class LeaseKeeper:
     """While the block runs, a thread with its own database connection renews the run's lease
     every third of `ttl`, with the owner check of `store.fence`, and closes that connection
-    when the block ends. Renewal stops for good once the lease is found lost (`lost`): the step's
+    when the block ends. Renewal stops for good once the lease is found lost: the step's
     result is then refused at write time by the executor's fence, like any stale executor's.
 
     A renewal that fails for another reason (the database away) is tried again at the next
@@ -28,8 +28,6 @@ class LeaseKeeper:
         self.run_id = run_id
         self.owner = owner
         self.ttl = ttl
-        self.renewals = 0
-        self.lost = False
         self._stop = threading.Event()
         self._thread = threading.Thread(
             target=self._keep, name=f"lease keeper {run_id}"[:60], daemon=True
@@ -55,7 +53,6 @@ class LeaseKeeper:
                 try:
                     store.fence(self.run_id, self.owner, self.ttl)  # autocommit: one UPDATE
                 except LeaseLost:
-                    self.lost = True
                     logger.warning(
                         "run %s: lease lost while a step ran; its result will be dropped",
                         self.run_id,
@@ -63,7 +60,5 @@ class LeaseKeeper:
                     return
                 except Exception:
                     logger.exception("run %s: lease renewal failed; trying again", self.run_id)
-                    continue
-                self.renewals += 1
         finally:
             connection.close()  # this thread's own connection

@@ -26,18 +26,18 @@ from durable.persistence.backoff import (
     connection_lost,
     current_connection,
 )
-from durable.tasks import ENGINE_TASK_PATHS
-from durable.transport import djangoq
+from durable.transport import taskqueue
 from durable.transport.broker_waits import TaskWait, insert_announced
+from durable.transport.dispatch import ENGINE_TASK_PATHS
 
 logger = logging.getLogger("durable.transport.broker")
 
 
-class PromptORMBroker(djangoq.StockORMBroker):
+class PromptORMBroker(taskqueue.StockORMBroker):
     """django-q2's ORM broker, with the claims, waits and start-up described in the module."""
 
     # The engine's tasks may take their shortcuts through django-q2's internals with this broker
-    # (see durable.transport.djangoq.engine_shortcuts_on).
+    # (see durable.transport.taskqueue.engine_shortcuts_on).
     supports_engine_shortcuts = True
 
     def __init__(self, list_key: str | None = None) -> None:
@@ -52,9 +52,9 @@ class PromptORMBroker(djangoq.StockORMBroker):
         now = time.monotonic()
         if now - self._last_health_check >= HEALTH_CHECK_SECONDS:
             self._last_health_check = now
-            if connections[djangoq.queue_alias()].get_autocommit():
+            if connections[taskqueue.queue_alias()].get_autocommit():
                 close_old_connections()
-        return connections[djangoq.queue_alias()]
+        return connections[taskqueue.queue_alias()]
 
     def dequeue(self) -> list[tuple[int, Any]] | None:
         """Claim up to Q_CLUSTER["bulk"] tasks, or wait a little for one. Never raises for a
@@ -63,17 +63,17 @@ class PromptORMBroker(djangoq.StockORMBroker):
         with waits that double up to backoff.LONGEST_WAIT_SECONDS."""
         used = None
         try:
-            used = current_connection(djangoq.queue_alias())
+            used = current_connection(taskqueue.queue_alias())
             connection = self._connection()
             claimed = self._claim(connection)
             if not claimed:
                 self._wait.wait(connection)
         except Error:
-            if not connection_lost(djangoq.queue_alias(), used):
+            if not connection_lost(taskqueue.queue_alias(), used):
                 raise
             if self._reconnect is None:
                 logger.warning("the database went away; reconnecting", exc_info=True)
-                self._reconnect = Backoff(djangoq.poll_seconds())
+                self._reconnect = Backoff(taskqueue.poll_seconds())
             self._reconnect.wait()
             return None
         if self._reconnect is not None:
@@ -82,17 +82,17 @@ class PromptORMBroker(djangoq.StockORMBroker):
         return claimed or None
 
     def _claim(self, connection: Any) -> list[tuple[int, Any]]:
-        queue = djangoq.queue_table()
+        queue = taskqueue.queue_table()
         # A task is free once its lock time has passed by the database's clock (one clock for
         # every machine, see sql.DatabaseClock).
-        now, now_params = djangoq.lock_sql(connection)
-        until, until_params = djangoq.lock_sql(
-            connection, dt.timedelta(seconds=djangoq.claim_seconds())
+        now, now_params = taskqueue.lock_sql(connection)
+        until, until_params = taskqueue.lock_sql(
+            connection, dt.timedelta(seconds=taskqueue.claim_seconds())
         )
         # Claiming sets the lock to the retry time, compare-and-set: another cluster may take
         # the same task first.
         claim = f"UPDATE {queue} SET lock = {until} WHERE lock < {now} AND id IN "
-        limit = djangoq.claim_size()
+        limit = taskqueue.claim_size()
         with connection.cursor() as cursor:
             relax = connection.get_autocommit() and not conf.flag("TRANSACTION_POOLER")
             if relax and self._relaxed_on is not connection.connection:
@@ -133,14 +133,15 @@ class PromptORMBroker(djangoq.StockORMBroker):
         """Write the signed task `task` in the current transaction; the waiting pushers are woken
         when it commits."""
         connection = self._connection()
-        now, now_params = djangoq.lock_sql(connection)
-        insert = f"INSERT INTO {djangoq.queue_table()} (key, payload, lock) VALUES (%s, %s, {now})"
+        now, now_params = taskqueue.lock_sql(connection)
+        queue = taskqueue.queue_table()
+        insert = f"INSERT INTO {queue} (key, payload, lock) VALUES (%s, %s, {now})"
         return insert_announced(connection, insert, [self.list_key, task, *now_params])
 
     def delete(self, task_id: int) -> None:
         """Delete the task's row (django-q2's acknowledgement of the ORM queue is this delete)."""
         with self._connection().cursor() as cursor:
-            cursor.execute(f"DELETE FROM {djangoq.queue_table()} WHERE id = %s", [task_id])
+            cursor.execute(f"DELETE FROM {taskqueue.queue_table()} WHERE id = %s", [task_id])
 
 
 def _release_engine_claims(cursor: Any, connection: Any, list_key: str) -> None:
@@ -149,8 +150,8 @@ def _release_engine_claims(cursor: Any, connection: Any, list_key: str) -> None:
     not after django-q2's retry time or the poller's redelivery. A cluster that is alive
     may then run such a task twice, which the engine's tasks tolerate (the lease admits one
     executor; a finished run is left as it is). Other tasks keep their claims."""
-    queue = djangoq.queue_table()
-    now, now_params = djangoq.lock_sql(connection)
+    queue = taskqueue.queue_table()
+    now, now_params = taskqueue.lock_sql(connection)
     cursor.execute(
         f"SELECT id, payload FROM {queue} WHERE key = %s AND lock > {now}",
         [list_key, *now_params],
@@ -158,11 +159,11 @@ def _release_engine_claims(cursor: Any, connection: Any, list_key: str) -> None:
     ids = [
         task_id
         for task_id, payload in cursor.fetchall()
-        if djangoq.payload_func(payload) in ENGINE_TASK_PATHS
+        if taskqueue.payload_func(payload) in ENGINE_TASK_PATHS
     ]
     if ids:
         marks = ", ".join(["%s"] * len(ids))
-        available, available_params = djangoq.lock_sql(connection, dt.timedelta(seconds=-1))
+        available, available_params = taskqueue.lock_sql(connection, dt.timedelta(seconds=-1))
         cursor.execute(
             f"UPDATE {queue} SET lock = {available} WHERE id IN ({marks}) AND lock > {now}",
             [*available_params, *ids, *now_params],

@@ -18,7 +18,7 @@ from typing import Any
 from django.db import transaction
 
 from durable import conf
-from durable.transport import djangoq, wakeup
+from durable.transport import taskqueue, wakeup
 
 logger = logging.getLogger("durable.transport.broker")
 
@@ -93,7 +93,7 @@ class TaskWait:
     def wait(self, connection: Any) -> None:
         """Until a task may have been enqueued: woken by an enqueue where the database allows,
         or after the poll interval."""
-        seconds = djangoq.poll_seconds()
+        seconds = taskqueue.poll_seconds()
         if connection.vendor == "postgresql" and conf.flag("TRANSACTION_POOLER"):
             time.sleep(seconds)  # a LISTEN on a pooled connection would hear nothing
         elif connection.vendor == "postgresql" and connection.get_autocommit():

@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from devtools.processes import poller, running, worker
 from purchases import services
 from tests.browser.helpers import PASSWORD, WAIT_MS, sign_in
-from tests.support.processes import poller, process_env, running, worker
+from tests.support.environment import process_env
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, BrowserContext, Page

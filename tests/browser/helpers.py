@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from tests.support.processes import ROOT
+from devtools.processes import ROOT
 
 if TYPE_CHECKING:
     from playwright.sync_api import Locator, Page

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, expect
 
+from devtools.processes import wait_until
 from purchases import selectors
 from purchases.models import Purchase
 from tests.browser.helpers import screenshot
-from tests.support.processes import wait_until
 
 pytestmark = pytest.mark.browser
 

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from playwright.sync_api import BrowserContext, Page, expect
 
+from devtools.processes import wait_until
 from purchases import services
 from purchases.models import Order, Purchase
 from tests.browser.helpers import PURCHASE_URL, WAIT_MS, buy_widget, screenshot, sign_in, status_of
-from tests.support.processes import wait_until
 
 pytestmark = pytest.mark.browser
 

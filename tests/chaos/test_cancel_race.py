@@ -20,11 +20,11 @@ import pytest
 from django.db import connection
 
 import durable
+from devtools.processes import wait_until
 from durable.persistence import store
 from purchases import services
 from purchases.services import CancelResult
 from tests.support.inline import finish
-from tests.support.processes import wait_until
 from tests.support.threads import backend_pid, waits_for_a_lock
 
 pytestmark = pytest.mark.django_db(transaction=True)

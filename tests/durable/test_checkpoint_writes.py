@@ -9,7 +9,7 @@ from django.test.utils import CaptureQueriesContext
 
 import durable
 from durable.models import CheckpointStatus, StepCheckpoint
-from durable.runtime.executor import Advanced, advance
+from durable.runtime.executor import AdvanceOutcome, advance
 
 pytestmark = pytest.mark.django_db
 
@@ -21,7 +21,7 @@ def checkpoint_statements(queries: CaptureQueriesContext) -> list[str]:
 def test_parking_at_a_wait_reads_the_history_once_and_writes_its_checkpoint_in_one_statement():
     durable.start("cp-park", "send_with_undo", "hello", 60)
     with CaptureQueriesContext(connection) as queries:
-        assert advance("cp-park") is Advanced.SUSPENDED
+        assert advance("cp-park") is AdvanceOutcome.SUSPENDED
     statements = checkpoint_statements(queries)
     assert len(statements) == 2, statements  # the history, then the wait's checkpoint
     assert statements[0].lstrip().upper().startswith("SELECT")
@@ -32,10 +32,10 @@ def test_parking_at_a_wait_reads_the_history_once_and_writes_its_checkpoint_in_o
 
 def test_a_checkpoint_written_again_is_completed_in_place_and_keeps_when_it_started():
     durable.start("cp-again", "send_with_undo", "hello", 60)
-    assert advance("cp-again") is Advanced.SUSPENDED
+    assert advance("cp-again") is AdvanceOutcome.SUSPENDED
     first = StepCheckpoint.objects.get(run_id="cp-again", position=0)
     assert durable.send_signal("cp-again", "undo", {"why": "typo"}).accepted
-    assert advance("cp-again") is Advanced.FINISHED
+    assert advance("cp-again") is AdvanceOutcome.FINISHED
     done = StepCheckpoint.objects.get(run_id="cp-again", position=0)
     assert done.pk == first.pk and done.started_at == first.started_at
     assert done.status == CheckpointStatus.DONE and done.finished_at is not None

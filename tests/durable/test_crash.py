@@ -9,9 +9,10 @@ import time
 import pytest
 
 import durable
+from devtools.processes import poller, running, wait_until, worker
 from durable.models import RunStatus, StepCheckpoint, WorkflowRun
 from tests.durable.example_workflows import effect_count
-from tests.support.processes import poller, process_env, running, wait_until, worker
+from tests.support.environment import process_env
 
 pytestmark = [pytest.mark.crash, pytest.mark.django_db(transaction=True)]
 

@@ -10,7 +10,7 @@ import pytest
 import durable
 from durable.models import CheckpointStatus, StepCheckpoint, WorkflowRun
 from durable.persistence import store
-from durable.runtime.executor import Advanced, advance
+from durable.runtime.executor import AdvanceOutcome, advance
 from durable.runtime.run_transaction import RunTransaction
 from tests.durable.example_workflows import effect_count
 
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.django_db
 def parked(run_id: str) -> dt.datetime:
     """Start a send-with-undo run, park it at its wait (60 s), and return the wait's deadline."""
     durable.start(run_id, "send_with_undo", "hello", 60)
-    assert advance(run_id) is Advanced.SUSPENDED
+    assert advance(run_id) is AdvanceOutcome.SUSPENDED
     return StepCheckpoint.objects.get(run_id=run_id, position=0).deadline
 
 
@@ -48,7 +48,7 @@ def test_an_executor_woken_50ms_before_the_deadline_keeps_the_wait_open(
     store.wake("edge-wake")
     early = deadline - dt.timedelta(milliseconds=50)
     monkeypatch.setattr(RunTransaction, "now", lambda self: early)
-    assert advance("edge-wake") is Advanced.SUSPENDED
+    assert advance("edge-wake") is AdvanceOutcome.SUSPENDED
     wait = StepCheckpoint.objects.get(run_id="edge-wake", position=0)
     assert wait.status == CheckpointStatus.PENDING
     run = WorkflowRun.objects.get(pk="edge-wake")

@@ -17,12 +17,11 @@ from django.urls import reverse
 from django.utils import timezone
 
 import durable
-from durable import engine
 from durable.core import registry
 from durable.models import CheckpointStatus, EngineHeartbeat, RunStatus, StepCheckpoint, WorkflowRun
-from durable.ops import health
-from durable.runtime import blocking
-from durable.runtime.executor import Advanced, advance
+from durable.ops import health, recovery
+from durable.runtime.executor import AdvanceOutcome, advance
+from durable.transport.poller import poll_once
 from tests.durable import deploy_workflows as flows
 
 pytestmark = pytest.mark.django_db
@@ -43,7 +42,7 @@ def code(monkeypatch):
 
 def parked(run_id: str, timeout: float = 30) -> None:
     durable.start(run_id, "deploy_flow", run_id, timeout)
-    assert advance(run_id) is Advanced.SUSPENDED
+    assert advance(run_id) is AdvanceOutcome.SUSPENDED
 
 
 def wake_now(run_id: str) -> None:
@@ -71,7 +70,7 @@ def test_a_divergence_blocks_the_run_with_its_state_logs_once_and_a_rollback_fin
     code(flows.inserted_step)
     assert durable.send_signal("div-1", "go", "now").accepted
     with caplog.at_level(logging.INFO):
-        assert advance("div-1") is Advanced.BLOCKED
+        assert advance("div-1") is AdvanceOutcome.BLOCKED
         run = WorkflowRun.objects.get(pk="div-1")
         assert run.status == RunStatus.BLOCKED and run.error == "" and run.blocked_at
         assert "wait:cancel" not in run.blocked_reason and "'audit'" not in run.blocked_reason
@@ -80,14 +79,14 @@ def test_a_divergence_blocks_the_run_with_its_state_logs_once_and_a_rollback_fin
         assert wait.status == CheckpointStatus.PENDING, "the history is kept as it was"
         assert marks("div-1") == [], "nothing ran"
         # Redeliveries and the poller leave it alone; a resume on the same code blocks it again.
-        assert advance("div-1") is Advanced.BUSY
-        assert engine.poll_once() == []
-        assert blocking.resume_blocked(["div-1"]) == ["div-1"]
-        assert advance("div-1") is Advanced.BLOCKED
+        assert advance("div-1") is AdvanceOutcome.BUSY
+        assert poll_once() == []
+        assert recovery.resume_blocked(["div-1"]) == ["div-1"]
+        assert advance("div-1") is AdvanceOutcome.BLOCKED
     assert len(blocked_lines(caplog, "div-1")) == 1, "logged once per run, not per attempt"
     code(flows.deploy_flow)  # the rollback
-    assert blocking.resume_blocked() == ["div-1"]
-    assert advance("div-1") is Advanced.FINISHED
+    assert recovery.resume_blocked() == ["div-1"]
+    assert advance("div-1") is AdvanceOutcome.FINISHED
     run = WorkflowRun.objects.get(pk="div-1")
     assert run.status == RunStatus.SUCCEEDED and run.result["go"] is True
     assert marks("div-1") == ["deploy:div-1:done"]
@@ -98,11 +97,11 @@ def test_the_same_change_made_with_a_patch_blocks_nothing_and_new_runs_take_it(c
     code(flows.patched_step)
     wake_now("patch-old")
     StepCheckpoint.objects.filter(run_id="patch-old").update(deadline=timezone.now())
-    assert advance("patch-old") is Advanced.FINISHED
+    assert advance("patch-old") is AdvanceOutcome.FINISHED
     assert WorkflowRun.objects.get(pk="patch-old").status == RunStatus.SUCCEEDED
     assert marks("patch-old") == ["deploy:patch-old:done"], "the old run keeps the old branch"
     durable.start("patch-new", "deploy_flow", "new", 0)
-    assert advance("patch-new") is Advanced.FINISHED
+    assert advance("patch-new") is AdvanceOutcome.FINISHED
     assert marks("patch-new") == ["deploy:patch-new:audit", "deploy:patch-new:done"]
     marker = StepCheckpoint.objects.get(run_id="patch-new", position=0)
     assert (marker.kind, marker.name, marker.result) == ("patch", "patch:audit", True)
@@ -113,37 +112,37 @@ def test_arguments_that_no_longer_fit_block_but_a_type_error_inside_the_body_fai
     parked("bug-1")
     code(flows.new_parameter)
     wake_now("sig-1")
-    assert advance("sig-1") is Advanced.BLOCKED
+    assert advance("sig-1") is AdvanceOutcome.BLOCKED
     run = WorkflowRun.objects.get(pk="sig-1")
     assert run.status == RunStatus.BLOCKED and "extra" in run.blocked_reason
     code(flows.body_type_error)
     wake_now("bug-1")
     StepCheckpoint.objects.filter(run_id="bug-1").update(deadline=timezone.now())
-    assert advance("bug-1") is Advanced.FINISHED
+    assert advance("bug-1") is AdvanceOutcome.FINISHED
     assert WorkflowRun.objects.get(pk="bug-1").status == RunStatus.FAILED
 
 
 def test_a_version_no_live_worker_has_blocks_and_one_a_live_worker_has_is_left_to_it():
     durable.start("ver-1", "deploy_flow", "x", 30)
     WorkflowRun.objects.filter(pk="ver-1").update(workflow_version=2)
-    assert advance("ver-1") is Advanced.BLOCKED
+    assert advance("ver-1") is AdvanceOutcome.BLOCKED
     run = WorkflowRun.objects.get(pk="ver-1")
     assert run.status == RunStatus.BLOCKED and run.blocked_reason == "no worker has deploy_flow v2"
     EngineHeartbeat.objects.create(
         kind="worker", host="other", pid=1, last_seen=timezone.now(), workflows=["deploy_flow@2"]
     )
-    blocking.resume_blocked(["ver-1"])
-    assert advance("ver-1") is Advanced.DEFERRED
+    recovery.resume_blocked(["ver-1"])
+    assert advance("ver-1") is AdvanceOutcome.DEFERRED
     run = WorkflowRun.objects.get(pk="ver-1")
     assert run.status == RunStatus.PENDING and run.wake_at > timezone.now(), "given back, not spun"
-    assert engine.poll_once() == [], "not before its wake-up time"
+    assert poll_once() == [], "not before its wake-up time"
     assert StepCheckpoint.objects.filter(run_id="ver-1").count() == 0
 
 
 def test_the_poller_resumes_a_run_blocked_for_its_version_once_a_live_worker_lists_it():
     durable.start("ver-2", "deploy_flow", "x", 30)
     WorkflowRun.objects.filter(pk="ver-2").update(workflow_version=3)
-    assert advance("ver-2") is Advanced.BLOCKED
+    assert advance("ver-2") is AdvanceOutcome.BLOCKED
     health.PollerHeartbeat().tick()
     assert WorkflowRun.objects.get(pk="ver-2").status == RunStatus.BLOCKED, "no worker has v3"
     EngineHeartbeat.objects.create(
@@ -159,10 +158,10 @@ def test_new_runs_start_on_the_highest_version_and_older_runs_keep_theirs(code):
     durable.start("v2-run", "deploy_flow", "y", 0)
     assert WorkflowRun.objects.get(pk="v1-run").workflow_version == 1
     assert WorkflowRun.objects.get(pk="v2-run").workflow_version == 2
-    assert advance("v2-run") is Advanced.FINISHED
+    assert advance("v2-run") is AdvanceOutcome.FINISHED
     assert marks("v2-run") == ["deploy:v2-run:audit", "deploy:v2-run:done"]
     durable.send_signal("v1-run", "go")
-    assert advance("v1-run") is Advanced.FINISHED, "v1 code still replays v1 runs"
+    assert advance("v1-run") is AdvanceOutcome.FINISHED, "v1 code still replays v1 runs"
     assert marks("v1-run") == ["deploy:v1-run:done"]
 
 
@@ -176,7 +175,7 @@ def test_a_worker_starting_records_its_versions_and_resumes_the_blocked_runs_it_
     WorkflowRun.objects.filter(pk="start-2").update(
         workflow_version=7, status=RunStatus.BLOCKED, blocked_reason="no worker has deploy_flow v7"
     )
-    blocking.on_worker_start()
+    recovery.on_worker_start()
     assert WorkflowRun.objects.get(pk="start-1").status == RunStatus.PENDING
     assert WorkflowRun.objects.get(pk="start-2").status == RunStatus.BLOCKED, "not a version it has"
     beat = EngineHeartbeat.objects.get(kind="worker")
@@ -187,7 +186,7 @@ def blocked_run(code, run_id: str) -> None:
     parked(run_id)
     code(flows.inserted_step)
     wake_now(run_id)
-    assert advance(run_id) is Advanced.BLOCKED
+    assert advance(run_id) is AdvanceOutcome.BLOCKED
 
 
 def test_readyz_is_not_ok_while_a_run_is_blocked_and_names_no_run(code, client: Client):
@@ -243,8 +242,8 @@ def test_a_blocked_runs_wait_deadline_does_not_move(code):
     wake_now("deadline-1")
     advance("deadline-1")
     code(flows.deploy_flow)
-    blocking.resume_blocked()
-    assert advance("deadline-1") is Advanced.SUSPENDED
+    recovery.resume_blocked()
+    assert advance("deadline-1") is AdvanceOutcome.SUSPENDED
     assert StepCheckpoint.objects.get(run_id="deadline-1").deadline == deadline
     assert WorkflowRun.objects.get(pk="deadline-1").wake_at == deadline
     assert deadline - timezone.now() < dt.timedelta(seconds=30)
@@ -253,7 +252,7 @@ def test_a_blocked_runs_wait_deadline_does_not_move(code):
 def test_replay_check_flags_an_incompatible_change_executes_nothing_and_passes_a_patch(code):
     parked("check-1")
     durable.start("check-2", "deploy_flow", "done", 0)
-    assert advance("check-2") is Advanced.FINISHED
+    assert advance("check-2") is AdvanceOutcome.FINISHED
     checkpoints = StepCheckpoint.objects.count()
     call_command("workflows", "replay-check")
     code(flows.inserted_step)

@@ -1,9 +1,8 @@
 """Deploys with runs in flight, with real django-q2 clusters and pollers: a cluster SIGKILLed and
 restarted on incompatible code blocks the runs (none fails or finishes), a rollback finishes
 every one as decided (a workflow signal accepted while blocked included), the same change made
-with `ctx.patched()` blocks nothing, a run on a version no cluster has waits, blocked, for
-a cluster that has it, and the tasks queued by the previous release (which named the engine's
-tasks by their old paths) are run."""
+with `ctx.patched()` blocks nothing, and a run on a version no cluster has waits, blocked, for
+a cluster that has it."""
 
 from __future__ import annotations
 
@@ -11,15 +10,14 @@ import signal
 
 import pytest
 from django.test import Client
-from django_q.models import OrmQ
-from django_q.tasks import async_task
 
 import durable
+from devtools.processes import poller, running, wait_until, worker
 from durable.core import registry
 from durable.models import RunStatus, WorkflowRun
 from tests.durable.deploy_workflows import inserted_step
 from tests.durable.example_workflows import effect_count
-from tests.support.processes import poller, process_env, running, wait_until, worker
+from tests.support.environment import process_env
 
 pytestmark = [pytest.mark.crash, pytest.mark.django_db(transaction=True)]
 
@@ -113,18 +111,3 @@ def test_a_version_no_worker_has_is_blocked_until_a_cluster_with_it_starts(monke
 
 def run(run_id: str) -> WorkflowRun:
     return WorkflowRun.objects.get(pk=run_id)
-
-
-def test_tasks_the_previous_release_queued_under_the_old_task_paths_are_run():
-    for run_id in RUNS:
-        durable.start(run_id, "deploy_flow", run_id, 0)
-    OrmQ.objects.all().delete()  # the runs' only tasks are those the previous release wrote
-    async_task("durable.queue.advance_task", RUNS[0], task_name="advance deploy-0")
-    async_task("durable.queue.advance_batch_task", RUNS[1:], task_name="advance 3 runs")
-    cluster = worker(env(), name="deploy-old-paths")  # no poller: only these tasks advance them
-    with running(cluster):
-        wait_until(all_in(RunStatus.SUCCEEDED), 60, message=cluster.log())
-        wait_until(lambda: not OrmQ.objects.exists(), 30, message=cluster.log())
-    assert "Processed 'durable.queue.advance_task'" in cluster.log()
-    assert "Processed 'durable.queue.advance_batch_task'" in cluster.log()
-    assert all(effect_count(f"deploy:{run_id}:done") == 1 for run_id in RUNS)

@@ -8,9 +8,8 @@ from django.db import connections, transaction
 from django_q.models import OrmQ
 
 import durable
-from durable import tasks
 from durable.models import WorkflowRun
-from durable.transport import djangoq
+from durable.transport import dispatch, taskqueue
 from tests.support.cluster_loops import use_orm_broker
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -20,7 +19,7 @@ def tasks_seen_by_another_connection() -> int:
     other = connections.create_connection("default")
     try:
         with other.cursor() as cursor:
-            cursor.execute(f"SELECT COUNT(*) FROM {djangoq.queue_table()}")
+            cursor.execute(f"SELECT COUNT(*) FROM {taskqueue.queue_table()}")
             return int(cursor.fetchone()[0])
     finally:
         other.close()
@@ -40,5 +39,5 @@ def test_a_runs_task_commits_with_the_run_or_not_at_all(broker_name, monkeypatch
         durable.start("outbox-2", "send_with_undo", "hello", 0)
         assert tasks_seen_by_another_connection() == 0, "not visible before the commit"
     [queued] = OrmQ.objects.all()
-    assert djangoq.payload_func(queued.payload) == tasks.TASK_PATH
+    assert taskqueue.payload_func(queued.payload) == dispatch.TASK_PATH
     assert tasks_seen_by_another_connection() == 1

@@ -1,8 +1,8 @@
-"""The contract with django-q2 that durable/transport/djangoq.py (the engine's one adapter to it)
+"""The contract with django-q2 that durable/transport/taskqueue.py (the engine's one adapter to it)
 relies on, checked against the installed django-q2 by running its own code: the pusher, worker
 and monitor loops, async_task, its brokers, its queue table, its settings object. Most of it is
 private to django-q2, so an upgrade may change it without notice; each failure names the
-behaviour that changed. Adapt durable/transport/djangoq.py (and the engine's broker) before
+behaviour that changed. Adapt durable/transport/taskqueue.py (and the engine's broker) before
 upgrading; DURABLE_BROKER=stock (django-q2's own broker, acknowledgement and connection checks)
 relies on much less of it."""
 
@@ -24,7 +24,7 @@ from django_q.signals import post_spawn, pre_execute
 from django_q.signing import SignedPackage
 from django_q.tasks import async_task
 
-from durable.transport import djangoq
+from durable.transport import taskqueue
 from tests.support.cluster_loops import through_the_cluster, use_orm_broker
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -35,11 +35,18 @@ calls: list[Any] = []
 pre_execute_tasks: list[dict[str, Any]] = []
 
 
+@pytest.fixture(autouse=True)
+def _these_tasks_may_be_enqueued(settings: Any) -> None:
+    # Only the engine's functions may be enqueued (oneclick_project/task_allowlist.py): these
+    # tests' own tasks are allowed by name, as Q_TASK_ALLOWLIST would allow them in a deployment.
+    settings.Q_TASK_ALLOWLIST = [f"{PATH}.{name}" for name in ("record", "pop_ack_id", "fail")]
+
+
 def contract(holds: Any, behaviour: str) -> None:
     """Fail, naming the django-q2 behaviour the engine relies on, unless it `holds`."""
     version = ".".join(map(str, django_q.VERSION))
     assert holds, (
-        f"django-q2 {version} no longer behaves as durable/transport/djangoq.py relies on: "
+        f"django-q2 {version} no longer behaves as durable/transport/taskqueue.py relies on: "
         f"{behaviour}"
     )
 
@@ -89,7 +96,7 @@ def test_settings_are_read_from_q_cluster():
         contract(
             value == q_cluster.get(key, value),
             f"Conf reads Q_CLUSTER[{key!r}] "
-            "(durable.transport.djangoq's queue_alias, poll_seconds, ...)",
+            "(durable.transport.taskqueue's queue_alias, poll_seconds, ...)",
         )
 
 
@@ -117,7 +124,9 @@ def test_the_orm_queue_is_one_table_of_key_payload_and_lock():
             issubclass(fields.get(name, type(None)), kind),
             f"OrmQ has a {kind.__name__} {name!r} (the engine's broker writes it in SQL)",
         )
-    contract(djangoq.queue_table() == OrmQ._meta.db_table, "OrmQ's table is the ORM queue's table")
+    contract(
+        taskqueue.queue_table() == OrmQ._meta.db_table, "OrmQ's table is the ORM queue's table"
+    )
 
 
 @pytest.mark.parametrize(("writer", "reader"), [("prompt", "stock"), ("stock", "prompt")])
@@ -149,9 +158,9 @@ def test_async_task_writes_a_signed_payload_naming_the_function_by_its_path(monk
         task["func"] == f"{PATH}.record" and task["args"] == ("x",) and task["name"] == "named",
         "SignedPackage.loads(payload) is the task dict: func (the path as given), args, name",
     )
-    contract(djangoq.payload_func(row.payload) == f"{PATH}.record", "payload_func reads it")
+    contract(taskqueue.payload_func(row.payload) == f"{PATH}.record", "payload_func reads it")
     contract(
-        djangoq.payload_func("not signed") is None, "SignedPackage.loads refuses another payload"
+        taskqueue.payload_func("not signed") is None, "SignedPackage.loads refuses another payload"
     )
 
 
@@ -212,7 +221,7 @@ def test_the_worker_closes_old_connections_before_pre_execute_and_a_done_check_i
 
     def look(**kwargs: Any) -> None:
         seen.append(connection.health_check_done)
-        connection.health_check_done = True  # as djangoq.skip_health_check
+        connection.health_check_done = True  # as taskqueue.skip_health_check
 
     async_task(f"{PATH}.record", "y", broker=broker, task_name="look")
     connection.health_check_done = True
@@ -261,24 +270,24 @@ def test_post_spawn_is_sent_in_each_worker_with_its_process_name():
 def test_the_engine_is_connected_to_pre_execute_and_post_spawn():
     contract(
         pre_execute.disconnect(dispatch_uid="durable.before_task"),
-        "durable's pre_execute receiver is connected (djangoq.connect_signals at app start)",
+        "durable's pre_execute receiver is connected (taskqueue.connect_signals at app start)",
     )
     contract(
         post_spawn.disconnect(dispatch_uid="durable.on_worker_start"),
         "durable's post_spawn receiver is connected",
     )
-    from durable.runtime.blocking import on_worker_start
+    from durable.ops.recovery import on_worker_start
     from durable.tasks import before_engine_task
 
-    djangoq.connect_signals(before_engine_task, on_worker_start)
+    taskqueue.connect_signals(before_engine_task, on_worker_start)
 
 
 def test_a_task_lock_is_a_datetime_compared_by_the_database_clock():
     OrmQ.objects.create(key="lock-test", payload="p", lock=timezone.now() - dt.timedelta(1))
-    now, params = djangoq.lock_sql(connections["default"])
+    now, params = taskqueue.lock_sql(connections["default"])
     with connections["default"].cursor() as cursor:
         cursor.execute(
-            f"SELECT COUNT(*) FROM {djangoq.queue_table()} WHERE key = %s AND lock < {now}",
+            f"SELECT COUNT(*) FROM {taskqueue.queue_table()} WHERE key = %s AND lock < {now}",
             ["lock-test", *params],
         )
         contract(cursor.fetchone()[0] == 1, "OrmQ.lock holds a datetime the database compares")

@@ -14,7 +14,8 @@ from django.utils import timezone
 import durable
 from durable.models import CheckpointStatus, RunStatus, StepCheckpoint, WorkflowRun, WorkflowSignal
 from durable.persistence import store
-from durable.runtime.executor import Advanced, advance
+from durable.runtime.executor import AdvanceOutcome, advance
+from durable.transport.poller import poll_once
 from tests.durable.example_workflows import FLAKY_CALLS, effect_count
 from tests.support.inline import finish
 from tests.support.threads import in_threads
@@ -63,7 +64,7 @@ def test_unknown_workflow_is_refused():
 
 def test_send_with_undo_sends_exactly_once_when_nobody_undoes():
     durable.start("mail-2", "send_with_undo", "hello", 0.1)
-    assert advance("mail-2") is Advanced.SUSPENDED
+    assert advance("mail-2") is AdvanceOutcome.SUSPENDED
     run = WorkflowRun.objects.get(pk="mail-2")
     assert run.status == RunStatus.WAITING and run.lease_owner == ""
     assert run.waiting_signal == "undo" and run.wake_at is not None
@@ -71,7 +72,7 @@ def test_send_with_undo_sends_exactly_once_when_nobody_undoes():
     assert runs["mail-2"].result == {"sent": True, "receipt": "receipt-for-hello"}
     assert effect_count("sent:mail-2") == 1
     # Advancing a finished run again changes nothing.
-    assert advance("mail-2") is Advanced.BUSY
+    assert advance("mail-2") is AdvanceOutcome.BUSY
     assert effect_count("sent:mail-2") == 1
     timeline = list(StepCheckpoint.objects.filter(run_id="mail-2").values_list("name", "status"))
     assert timeline == [("wait:undo", "done"), ("deliver", "done")]
@@ -100,7 +101,7 @@ def test_a_signal_sent_before_the_wait_is_reached_is_kept_for_it():
 
 def test_a_signal_a_step_sends_its_own_run_is_received_in_the_same_advance():
     durable.start("notes-1", "notes_to_self")
-    assert advance("notes-1") == Advanced.FINISHED
+    assert advance("notes-1") == AdvanceOutcome.FINISHED
     run = WorkflowRun.objects.get(pk="notes-1")
     assert run.result == "sent from a step of the same run"
     assert WorkflowSignal.objects.get(run_id="notes-1").consumed_position == 1
@@ -115,12 +116,12 @@ def test_a_signal_committed_while_the_lease_waits_for_the_row_is_still_received(
     waiting for the row lock)."""
     from django.db import connection
 
+    from devtools.processes import wait_until
     from durable.runtime.group import GroupTransaction
-    from tests.support.processes import wait_until
     from tests.support.threads import backend_pid, waits_for_a_lock
 
     durable.start("late-commit", "send_with_undo", "hello", 0.05)
-    assert advance("late-commit") == Advanced.SUSPENDED
+    assert advance("late-commit") == AdvanceOutcome.SUSPENDED
     time.sleep(0.1)  # the wait's deadline has passed; the signal was accepted before it
     row_locked, opening = threading.Event(), threading.Event()
     outcomes, executor_pid = [], []
@@ -150,7 +151,7 @@ def test_a_signal_committed_while_the_lease_waits_for_the_row_is_still_received(
         if connection.vendor == "postgresql":
             wait_until(lambda: waits_for_a_lock(executor_pid[0]), 30, 0.01, "no lease waited")
     thread.join(30)
-    assert outcomes == [Advanced.FINISHED]
+    assert outcomes == [AdvanceOutcome.FINISHED]
     run = WorkflowRun.objects.get(pk="late-commit")
     assert run.result == {"sent": False, "undone_by": "in time"}
     assert effect_count("sent:late-commit") == 0
@@ -182,10 +183,10 @@ def test_an_eager_lease_that_waited_for_a_worker_replays_what_the_worker_wrote()
         row_locked.set()
         time.sleep(0.5)  # the eager lease is now waiting for this row
         # Meanwhile a worker (the poller took the run) parks it at its wait, and a cancel wakes it.
-        assert advance("eager-late") is Advanced.SUSPENDED
+        assert advance("eager-late") is AdvanceOutcome.SUSPENDED
         assert durable.send_signal("eager-late", "undo", "in time").accepted
     thread.join(10)
-    assert len(outcomes) == 1 and outcomes[0] in (Advanced.FINISHED, Advanced.BUSY)
+    assert len(outcomes) == 1 and outcomes[0] in (AdvanceOutcome.FINISHED, AdvanceOutcome.BUSY)
     runs = finish(["eager-late"], timeout=5)
     assert runs["eager-late"].result == {"sent": False, "undone_by": "in time"}
     assert effect_count("sent:eager-late") == 0
@@ -204,7 +205,7 @@ def test_a_signal_after_the_timeout_is_rejected_and_changes_nothing():
 
 def test_past_the_deadline_the_sender_decides_the_timeout_and_is_rejected():
     durable.start("mail-6", "send_with_undo", "hello", 0.5)
-    assert advance("mail-6") is Advanced.SUSPENDED  # parks the run at its wait
+    assert advance("mail-6") is AdvanceOutcome.SUSPENDED  # parks the run at its wait
     time.sleep(0.6)  # the deadline passes with no worker around
     verdict = durable.send_signal("mail-6", "undo")
     assert not verdict.accepted and verdict.reason == "wait_timed_out"
@@ -220,7 +221,7 @@ def test_a_wait_deadline_is_fixed_when_first_reached_and_never_moves():
     deadline = StepCheckpoint.objects.get(run_id="mail-7", position=0).deadline
     # A replay before the deadline (e.g. a restarted worker) keeps the same deadline.
     WorkflowRun.objects.filter(pk="mail-7").update(wake_at=None)
-    assert advance("mail-7") is Advanced.SUSPENDED
+    assert advance("mail-7") is AdvanceOutcome.SUSPENDED
     assert StepCheckpoint.objects.get(run_id="mail-7", position=0).deadline == deadline
     assert WorkflowRun.objects.get(pk="mail-7").wake_at == deadline
     runs = finish(["mail-7"])
@@ -262,7 +263,7 @@ def test_replay_divergence_blocks_the_run_naming_both_steps():
     advance("steps-2")
     StepCheckpoint.objects.filter(run_id="steps-2", position=1).update(name="old_step_name")
     WorkflowRun.objects.filter(pk="steps-2").update(wake_at=None)
-    assert advance("steps-2") is Advanced.BLOCKED
+    assert advance("steps-2") is AdvanceOutcome.BLOCKED
     run = WorkflowRun.objects.get(pk="steps-2")
     assert run.status == RunStatus.BLOCKED and run.error == ""
     assert "old_step_name" in run.blocked_reason and "record_effect" in run.blocked_reason
@@ -271,11 +272,11 @@ def test_replay_divergence_blocks_the_run_naming_both_steps():
 
 def test_durable_sleep_holds_no_lease_and_now_is_stable():
     durable.start("sleep-1", "sleeper", 1.0)
-    assert advance("sleep-1") is Advanced.SUSPENDED
+    assert advance("sleep-1") is AdvanceOutcome.SUSPENDED
     run = WorkflowRun.objects.get(pk="sleep-1")
     assert run.lease_owner == "" and run.lease_expires_at is None
     assert run.wake_at - run.created_at >= dt.timedelta(seconds=1.0)
-    assert advance("sleep-1") is Advanced.BUSY, "not due before its wake-up time"
+    assert advance("sleep-1") is AdvanceOutcome.BUSY, "not due before its wake-up time"
     runs = finish(["sleep-1"])
     woke = dt.datetime.fromisoformat(runs["sleep-1"].result)
     assert woke >= run.wake_at
@@ -286,7 +287,7 @@ def test_the_lease_admits_one_executor_and_fences_a_stale_one():
     ttl = dt.timedelta(seconds=30)
     assert store.acquire_lease("lease-1", "owner-a", ttl)
     assert not store.acquire_lease("lease-1", "owner-b", ttl)
-    assert advance("lease-1") is Advanced.BUSY
+    assert advance("lease-1") is AdvanceOutcome.BUSY
     # Once the lease has expired another executor takes over, and the old one is fenced off.
     WorkflowRun.objects.filter(pk="lease-1").update(
         lease_expires_at=timezone.now() - dt.timedelta(seconds=1)
@@ -302,17 +303,17 @@ def test_operator_cancel_stops_a_run_and_fences_its_executor():
     assert durable.cancel("cancel-1", "test")
     assert not durable.cancel("cancel-1")
     assert WorkflowRun.objects.get(pk="cancel-1").status == RunStatus.CANCELLED
-    assert advance("cancel-1") is Advanced.BUSY
+    assert advance("cancel-1") is AdvanceOutcome.BUSY
     assert not durable.send_signal("cancel-1", "undo").accepted
 
 
 def test_poll_once_enqueues_due_runs_once_per_redelivery_interval():
     durable.start("poll-1", "sleeper", 0.5)
     advance("poll-1")
-    assert durable.engine.poll_once() == [], "not due yet"
+    assert poll_once() == [], "not due yet"
     time.sleep(0.6)
-    assert durable.engine.poll_once() == ["poll-1"]
-    assert durable.engine.poll_once() == [], "claimed: not enqueued twice"
+    assert poll_once() == ["poll-1"]
+    assert poll_once() == [], "claimed: not enqueued twice"
 
 
 def test_resume_stuck_workflows_lists_and_advances_inline(capsys):
@@ -341,7 +342,7 @@ def test_twenty_concurrent_starts_of_one_id_make_one_run():
 @pytest.mark.django_db(transaction=True)
 def test_two_workers_racing_on_one_run_one_executes():
     durable.start("race-1", "many_steps", 1, 0.5, 0)
-    outcomes: list[Advanced] = []
+    outcomes: list[AdvanceOutcome] = []
     assert in_threads(2, lambda _: outcomes.append(advance("race-1"))) == []
     assert sorted(o.value for o in outcomes) == ["busy", "finished"]
     assert effect_count("effect:race-1:") == 1
@@ -358,7 +359,7 @@ def test_runs_woken_together_travel_in_few_tasks_and_all_advance():
         advance(run_id)
     time.sleep(0.05)
     OrmQ.objects.all().delete()
-    assert sorted(durable.engine.poll_once()) == sorted(run_ids)
+    assert sorted(poll_once()) == sorted(run_ids)
     assert OrmQ.objects.count() == 3, "9 due runs spread over 3 tasks of 3"
     outcome = tasks.advance_batch_task(run_ids)
     assert outcome == {"finished": 9}
@@ -397,7 +398,7 @@ def test_a_batch_shares_commits_but_a_failing_run_takes_back_only_its_own_writes
     assert effect_count("sent:mixed-bad") == 0
     assert runs["mixed-busy"].lease_owner == "someone-else"
     monkeypatch.undo()
-    assert advance("mixed-bad") is Advanced.FINISHED
+    assert advance("mixed-bad") is AdvanceOutcome.FINISHED
     assert effect_count("sent:mixed-bad") == 1
 
 
@@ -410,7 +411,7 @@ def test_the_step_timeline_records_when_each_command_started_and_finished():
 
 def test_a_signal_accepted_in_time_wins_even_if_the_worker_comes_after_the_deadline():
     durable.start("mail-8", "send_with_undo", "hello", 1.0)
-    assert advance("mail-8") is Advanced.SUSPENDED  # parked at its wait
+    assert advance("mail-8") is AdvanceOutcome.SUSPENDED  # parked at its wait
     assert durable.send_signal("mail-8", "undo", "in time").accepted
     time.sleep(1.1)  # the deadline passes before any worker takes the run
     late = durable.send_signal("mail-8", "undo", "too late")
@@ -449,12 +450,12 @@ def test_a_starting_pusher_hands_out_again_the_engine_tasks_a_killed_cluster_had
     from django_q.conf import Conf
 
     from durable import tasks
-    from durable.transport import djangoq
+    from durable.transport import taskqueue
     from durable.transport.broker import PromptORMBroker
 
     monkeypatch.setattr(Conf, "BULK", 2)
 
-    key = djangoq.broker().list_key
+    key = taskqueue.broker().list_key
     durable.start("orphan-1", "send_with_undo", "hello", 0)  # its task is an engine task
     plain = PromptORMBroker(list_key=key).enqueue("someone else's task")
     killed = PromptORMBroker(list_key=key)
@@ -590,7 +591,7 @@ def test_an_eager_start_that_stopped_after_its_first_checkpoints_is_due_at_once(
 ):
     settings.DURABLE = {**settings.DURABLE, "EAGER_GRACE_SECONDS": 3600}
     durable.start("eager-due", "many_steps", 1, 0, 0, eager=True)
-    assert durable.engine.poll_once() == ["eager-due"], "no grace: it has checkpoints"
+    assert poll_once() == ["eager-due"], "no grace: it has checkpoints"
     finish(["eager-due"])
     assert (effect_count("effect:eager-due:"), effect_count("observed:eager-due:")) == (1, 1)
 
@@ -603,9 +604,9 @@ def test_an_eager_start_whose_process_died_is_taken_by_the_poller_after_the_grac
     # A plain step first: nothing runs in the caller's transaction, all after its commit.
     durable.start("eager-2", "flaky", 0, 1, eager=True)
     assert not StepCheckpoint.objects.filter(run_id="eager-2").exists()
-    assert durable.engine.poll_once() == [], "within the grace the starter may still advance it"
+    assert poll_once() == [], "within the grace the starter may still advance it"
     time.sleep(0.25)
-    assert durable.engine.poll_once() == ["eager-2"]
+    assert poll_once() == ["eager-2"]
     finish(["eager-2"])
     assert FLAKY_CALLS["eager-2"] == 1
     assert WorkflowRun.objects.get(pk="eager-2").result == {"outcome": "ok"}

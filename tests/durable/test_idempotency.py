@@ -10,20 +10,13 @@ from django.contrib.auth.models import Group
 
 import durable
 import tests.durable.step_workflows  # noqa: F401 - registers the workflows
+from devtools.ports import free_port
+from devtools.processes import Process, poller, running, wait_for_http, wait_until, worker
 from durable.models import RunStatus, WorkflowRun
 from tests.durable.step_workflows import KEYS_SEEN
 from tests.support import fake_psp
+from tests.support.environment import process_env
 from tests.support.inline import finish
-from tests.support.processes import (
-    ManagedProcess,
-    free_port,
-    poller,
-    process_env,
-    running,
-    wait_for_http,
-    wait_until,
-    worker,
-)
 
 
 @pytest.mark.django_db
@@ -54,7 +47,7 @@ def test_one_charge_per_confirmed_purchase_across_kills_inside_the_charge_and_ta
         DURABLE_LEASE_SECONDS="2",
         Q_WORKERS="2",
     )
-    psp = ManagedProcess("psp", [sys.executable, "-m", "tests.support.fake_psp", str(port)], env)
+    psp = Process("psp", [sys.executable, "-m", "tests.support.fake_psp", str(port)], env)
     run_ids = [f"pay-{n}" for n in range(4)]
     with running(psp):
         wait_for_http(psp_url)

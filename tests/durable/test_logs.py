@@ -10,6 +10,7 @@ import pytest
 import durable
 from durable.ops import health
 from durable.runtime.executor import advance
+from durable.transport import dispatch
 
 pytestmark = pytest.mark.django_db
 
@@ -56,10 +57,8 @@ def test_heartbeat_probes_log_nothing_at_info(caplog):
     caplog.set_level(logging.INFO)
     queue_logger = logging.getLogger("django-q")
     health.send_worker_probe()  # django-q2 logs "Enqueued [...] <id>", naming no task
-    queue_logger.info(
-        "Worker-1 processing durable heartbeat probe 'durable.ops.health.worker_probe'"
-    )
-    queue_logger.info("Processed 'durable.ops.health.worker_probe' (durable heartbeat probe)")
+    queue_logger.info(f"Worker-1 processing durable heartbeat probe '{dispatch.PROBE_TASK_PATH}'")
+    queue_logger.info(f"Processed '{dispatch.PROBE_TASK_PATH}' (durable heartbeat probe)")
     queue_logger.info("Processed 'durable.tasks.advance' (some run)")
     lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
     assert not [line for line in lines if "probe" in line or "Enqueued" in line], lines
@@ -69,5 +68,6 @@ def test_heartbeat_probes_log_nothing_at_info(caplog):
 def test_probe_lines_show_when_the_health_logger_is_at_debug(caplog):
     caplog.set_level(logging.DEBUG, logger="durable.ops.health")
     caplog.set_level(logging.DEBUG, logger="django-q")
-    logging.getLogger("django-q").info("Processed 'durable.ops.health.worker_probe' (x)")
+    # The task's path alone marks it as a probe (this line names no probe otherwise).
+    logging.getLogger("django-q").info(f"Processed '{dispatch.PROBE_TASK_PATH}' (x)")
     assert [r.levelname for r in caplog.records if "worker_probe" in r.getMessage()] == ["DEBUG"]

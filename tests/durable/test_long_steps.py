@@ -13,11 +13,12 @@ from django.utils import timezone
 
 import durable
 import tests.durable.step_workflows  # noqa: F401 - registers the workflows
+from devtools.processes import poller, running, wait_until, worker
 from durable.models import RunStatus, StepCheckpoint, WorkflowRun
 from durable.persistence import store
-from durable.runtime.executor import Advanced, advance
+from durable.runtime.executor import AdvanceOutcome, advance
 from tests.durable.example_workflows import effect_count
-from tests.support.processes import poller, process_env, running, wait_until, worker
+from tests.support.environment import process_env
 
 pytestmark = [pytest.mark.crash, pytest.mark.django_db(transaction=True)]
 
@@ -66,7 +67,7 @@ def test_a_step_longer_than_the_lease_runs_once_with_two_workers_and_its_run_fin
     assert effect_count("started:long-1:") == 1
 
 
-def advance_in_a_thread(run_id: str, outcome: list[Advanced]) -> threading.Thread:
+def advance_in_a_thread(run_id: str, outcome: list[AdvanceOutcome]) -> threading.Thread:
     """An executor in a thread of this process, with its own connection (closed at its end)."""
 
     def body() -> None:
@@ -91,7 +92,7 @@ def test_the_keeper_renews_the_lease_and_closes_its_connection_when_the_step_ret
     postgres = connection.vendor == "postgresql"
     before = connections_to_the_test_database() if postgres else 0
     durable.start("long-3", "long_step")
-    outcome: list[Advanced] = []
+    outcome: list[AdvanceOutcome] = []
     executor = advance_in_a_thread("long-3", outcome)
     try:
         wait_until(lambda: effect_count("started:long-3:") == 1, 30)
@@ -102,7 +103,7 @@ def test_the_keeper_renews_the_lease_and_closes_its_connection_when_the_step_ret
     finally:
         Group.objects.create(name="release:long-3")
         executor.join()
-    assert outcome == [Advanced.FINISHED]
+    assert outcome == [AdvanceOutcome.FINISHED]
     assert not [t for t in threading.enumerate() if t.name.startswith("lease keeper")]
     if postgres:  # a closed connection's server process ends soon after, not at once
         wait_until(
@@ -115,7 +116,7 @@ def test_the_keeper_renews_the_lease_and_closes_its_connection_when_the_step_ret
 def test_a_step_whose_lease_was_taken_meanwhile_does_not_write_its_result(settings):
     settings.DURABLE = {**settings.DURABLE, "LEASE_SECONDS": 0.3}
     durable.start("long-2", "long_step")
-    outcome: list[Advanced] = []
+    outcome: list[AdvanceOutcome] = []
     executor = advance_in_a_thread("long-2", outcome)
     try:
         wait_until(lambda: effect_count("started:long-2:") == 1, 30)
@@ -128,7 +129,7 @@ def test_a_step_whose_lease_was_taken_meanwhile_does_not_write_its_result(settin
     finally:
         Group.objects.create(name="release:long-2")
         executor.join()
-    assert outcome == [Advanced.LEASE_LOST]
+    assert outcome == [AdvanceOutcome.LEASE_LOST]
     run = WorkflowRun.objects.get(pk="long-2")
     assert run.lease_owner == "thief" and run.status == RunStatus.RUNNING
     assert not StepCheckpoint.objects.filter(run_id="long-2", status="done").exists()

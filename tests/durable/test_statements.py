@@ -16,7 +16,7 @@ import durable
 from durable import WorkflowContext, workflow
 from durable.models import WorkflowRun
 from durable.persistence import store
-from durable.runtime.executor import Advanced, advance
+from durable.runtime.executor import AdvanceOutcome, advance
 from tests.durable.example_workflows import FLAKY_CALLS
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -56,7 +56,7 @@ def cost(action: Callable[[], Any]) -> tuple[int, int]:
     return counts["statements"], counts["commits"]
 
 
-def advanced(run_id: str, expected: Advanced) -> Callable[[], None]:
+def advanced(run_id: str, expected: AdvanceOutcome) -> Callable[[], None]:
     def act() -> None:
         assert advance(run_id) is expected
 
@@ -80,13 +80,13 @@ def test_the_statements_and_commits_of_each_kind_of_advance() -> None:
     measured: dict[str, tuple[int, int]] = {}
 
     durable.start("cost-park", "send_with_undo", "hello", 60)
-    measured["park at a signal wait"] = cost(advanced("cost-park", Advanced.SUSPENDED))
+    measured["park at a signal wait"] = cost(advanced("cost-park", AdvanceOutcome.SUSPENDED))
     assert durable.send_signal("cost-park", "undo", "stop").accepted
-    measured["signal received, run finished"] = cost(advanced("cost-park", Advanced.FINISHED))
+    measured["signal received, run finished"] = cost(advanced("cost-park", AdvanceOutcome.FINISHED))
 
     durable.start("cost-confirm", "send_with_undo", "hello", 0)
     measured["wait timed out, transaction step, run finished"] = cost(
-        advanced("cost-confirm", Advanced.FINISHED)
+        advanced("cost-confirm", AdvanceOutcome.FINISHED)
     )
 
     measured["eager start parked at its wait"] = cost(
@@ -96,17 +96,17 @@ def test_the_statements_and_commits_of_each_kind_of_advance() -> None:
 
     durable.start("cost-kinds", "many_steps", 2, 0, 0)
     measured["transaction steps, plain step, clock, wait"] = cost(
-        advanced("cost-kinds", Advanced.FINISHED)
+        advanced("cost-kinds", AdvanceOutcome.FINISHED)
     )
 
     FLAKY_CALLS.pop("cost-retry", None)
     durable.start("cost-retry", "flaky", 1, 3)
     measured["plain step failed, retry scheduled"] = cost(
-        advanced("cost-retry", Advanced.SUSPENDED)
+        advanced("cost-retry", AdvanceOutcome.SUSPENDED)
     )
 
     durable.start("cost-patch", "every_command_kind")
-    measured["patch, sleep, clock"] = cost(advanced("cost-patch", Advanced.FINISHED))
+    measured["patch, sleep, clock"] = cost(advanced("cost-patch", AdvanceOutcome.FINISHED))
 
     assert measured == COSTS
     assert WorkflowRun.objects.get(pk="cost-patch").result["patched"] is True
@@ -119,14 +119,14 @@ def run_row_reads(queries: CaptureQueriesContext) -> list[str]:
 
 def test_sending_a_signal_reads_the_run_once_and_answers_from_that_read() -> None:
     durable.start("cost-signal", "send_with_undo", "hello", 60)
-    assert advance("cost-signal") is Advanced.SUSPENDED
+    assert advance("cost-signal") is AdvanceOutcome.SUSPENDED
     with CaptureQueriesContext(connection) as queries:
         accepted = durable.send_signal("cost-signal", "undo", "stop")
     assert len(run_row_reads(queries)) == 1, run_row_reads(queries)  # the row lock
     assert accepted.accepted and accepted.run.status == "pending"
     assert accepted.run == durable.get("cost-signal")
 
-    assert advance("cost-signal") is Advanced.FINISHED
+    assert advance("cost-signal") is AdvanceOutcome.FINISHED
     with CaptureQueriesContext(connection) as queries:
         rejected = durable.send_signal("cost-signal", "undo", "late")
     assert len(run_row_reads(queries)) == 1, run_row_reads(queries)
@@ -137,7 +137,7 @@ def test_a_sender_that_decides_the_timeout_answers_with_the_run_it_woke(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     durable.start("cost-late", "send_with_undo", "hello", 60)
-    assert advance("cost-late") is Advanced.SUSPENDED
+    assert advance("cost-late") is AdvanceOutcome.SUSPENDED
     deadline = WorkflowRun.objects.get(pk="cost-late").wake_at
     monkeypatch.setattr(store, "db_now", lambda: deadline)
     with CaptureQueriesContext(connection) as queries:

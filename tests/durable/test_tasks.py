@@ -1,5 +1,5 @@
 """The engine's django-q2 tasks through django-q2's own pusher, worker and monitor loops: who
-acknowledges them with each ORM broker, and the task paths a previous release wrote."""
+acknowledges them with each ORM broker, and the paths django-q2 finds them by."""
 
 from __future__ import annotations
 
@@ -14,16 +14,12 @@ import durable
 from durable import tasks
 from durable.models import RunStatus, WorkflowRun
 from durable.persistence import store
-from durable.transport import djangoq
+from durable.transport import dispatch, taskqueue
 from durable.transport.broker import PromptORMBroker
 from tests.durable.example_workflows import effect_count
 from tests.support.cluster_loops import through_the_cluster, use_orm_broker
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-# As the previous release wrote them into its tasks.
-OLD_TASK_PATH = "durable.queue.advance_task"
-OLD_BATCH_TASK_PATH = "durable.queue.advance_batch_task"
 
 
 @pytest.mark.parametrize("broker_name", ["prompt", "stock"])
@@ -94,36 +90,38 @@ def test_an_engine_task_right_after_another_skips_the_connection_health_check(
     assert WorkflowRun.objects.filter(status=RunStatus.SUCCEEDED).count() == 2
 
 
-def test_new_tasks_name_the_new_paths_and_the_old_paths_still_resolve():
-    assert pydoc.locate(tasks.TASK_PATH) is tasks.advance_task
-    assert pydoc.locate(tasks.BATCH_TASK_PATH) is tasks.advance_batch_task
+def test_every_task_path_finds_its_function_in_durable_tasks():
     # As django-q2's worker finds a task's function (pydoc.locate, see the contract test).
-    assert pydoc.locate(OLD_TASK_PATH) is tasks.advance_task
-    assert pydoc.locate(OLD_BATCH_TASK_PATH) is tasks.advance_batch_task
+    assert pydoc.locate(dispatch.TASK_PATH) is tasks.advance_task
+    assert pydoc.locate(dispatch.BATCH_TASK_PATH) is tasks.advance_batch_task
+    assert pydoc.locate(dispatch.PROBE_TASK_PATH) is tasks.worker_probe
+    assert pydoc.locate(dispatch.PRUNE_TASK_PATH) is tasks.prune_workflows
+    for path in dispatch.ALL_TASK_PATHS:
+        assert path.rsplit(".", 1)[0] == "durable.tasks" and callable(pydoc.locate(path)), path
     durable.start("paths-1", "send_with_undo", "hello", 0)
     [queued] = OrmQ.objects.all()
-    assert djangoq.payload_func(queued.payload) == tasks.TASK_PATH
+    assert taskqueue.payload_func(queued.payload) == dispatch.TASK_PATH
 
 
-@pytest.mark.parametrize("old_path", [OLD_TASK_PATH, OLD_BATCH_TASK_PATH])
-def test_a_task_a_previous_release_wrote_is_run_and_acknowledges_itself(old_path, monkeypatch):
+@pytest.mark.parametrize("path", [dispatch.TASK_PATH, dispatch.BATCH_TASK_PATH])
+def test_a_task_of_each_engine_path_is_run_and_acknowledges_itself(path, monkeypatch):
     broker = use_orm_broker("prompt", monkeypatch)
-    durable.start("old-1", "send_with_undo", "hello", 0)
-    OrmQ.objects.all().delete()  # the run's only task is the one the previous release wrote
-    argument = "old-1" if old_path == OLD_TASK_PATH else ["old-1"]
-    async_task(old_path, argument, broker=broker, task_name="advance old-1")
+    durable.start("path-1", "send_with_undo", "hello", 0)
+    OrmQ.objects.all().delete()  # the run's only task is the one written below
+    argument = "path-1" if path == dispatch.TASK_PATH else ["path-1"]
+    async_task(path, argument, broker=broker, task_name="advance path-1")
     [queued] = OrmQ.objects.all()
     assert through_the_cluster(broker, monkeypatch) == [], "recognised as the engine's"
-    assert WorkflowRun.objects.get(pk="old-1").status == RunStatus.SUCCEEDED
+    assert WorkflowRun.objects.get(pk="path-1").status == RunStatus.SUCCEEDED
     assert not OrmQ.objects.filter(pk=queued.pk).exists()
 
 
-def test_a_starting_pusher_hands_out_again_a_claimed_task_a_previous_release_wrote(monkeypatch):
+def test_a_starting_pusher_hands_out_again_a_claimed_batch_task(monkeypatch):
     monkeypatch.setattr(Conf, "BULK", 2)
     broker = use_orm_broker("prompt", monkeypatch)
-    durable.start("old-orphan", "send_with_undo", "hello", 0)
+    durable.start("orphan", "send_with_undo", "hello", 0)
     OrmQ.objects.all().delete()
-    async_task(OLD_TASK_PATH, "old-orphan", broker=broker, task_name="advance old-orphan")
+    async_task(dispatch.BATCH_TASK_PATH, ["orphan"], broker=broker, task_name="advance 1 run")
     plain = broker.enqueue("someone else's task")
     [(engine_task, _), (plain_task, _)] = PromptORMBroker(broker.list_key).dequeue()
     assert plain_task == plain  # the cluster is killed with both in hand

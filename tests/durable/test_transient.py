@@ -11,14 +11,16 @@ from django.db.utils import OperationalError, ProgrammingError
 
 import durable
 import tests.durable.step_workflows  # noqa: F401 - registers the workflows
+from devtools.ports import free_port
+from devtools.processes import poller, running, wait_until, worker
 from durable.models import CheckpointStatus, RunStatus, StepCheckpoint, WorkflowRun
 from durable.persistence.transient import is_transient
 from durable.runtime import executor
-from durable.runtime.executor import Advanced, advance
+from durable.runtime.executor import AdvanceOutcome, advance
 from tests.durable.example_workflows import effect_count
 from tests.durable.step_workflows import CALLS
+from tests.support.environment import process_env
 from tests.support.inline import finish
-from tests.support.processes import free_port, poller, process_env, running, wait_until, worker
 from tests.support.transient_errors import (
     postgres_conninfo,
     provoke_deadlock,
@@ -161,7 +163,7 @@ def test_a_step_meeting_more_transient_errors_than_its_attempts_still_succeeds(p
     run_id = f"transient-{plain}"
     failures = executor.TRANSIENT_RETRIES_IN_PLACE + 3  # more than max_attempts (3)
     durable.start(run_id, "transient_errors", failures, plain)
-    assert advance(run_id) is Advanced.DEFERRED, "tried in place, then left to the poller"
+    assert advance(run_id) is AdvanceOutcome.DEFERRED, "tried in place, then left to the poller"
     run = WorkflowRun.objects.get(pk=run_id)
     assert run.status != RunStatus.FAILED and run.wake_at is not None and not run.lease_owner
     runs = finish([run_id])

@@ -14,19 +14,13 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 from rest_framework.authtoken.models import Token
 
+from devtools.ports import TEST_SERVERS, free_port
+from devtools.processes import Process, running, wait_for_http, wait_until, web
 from durable.models import RunStatus, WorkflowRun
 from purchases import services
 from purchases.models import Order, Product, Purchase
-from tests.ops.servers import free_port, venv_path
-from tests.ops.test_multi_machine import call
-from tests.support.processes import (
-    ManagedProcess,
-    process_env,
-    running,
-    wait_for_http,
-    wait_until,
-    web,
-)
+from tests.ops.json_http import call
+from tests.support.environment import process_env
 from tests.support.services import require_program
 
 pytestmark = [
@@ -70,12 +64,12 @@ def _sql(statements: str) -> None:
         cursor.execute(statements.format(runs=WorkflowRun._meta.db_table))
 
 
-def skewed(name: str, offset: str | None, command: str, env: dict[str, str]) -> ManagedProcess:
+def skewed(name: str, offset: str | None, command: str, env: dict[str, str]) -> Process:
     """`manage.py command`, its clock (and its children's) `offset` off under faketime."""
     argv = [sys.executable, "manage.py", command]
     if offset is not None:
         argv = [require_program("faketime", "faketime"), "-f", offset, *argv]
-    return ManagedProcess(name, argv, env)
+    return Process(name, argv, env)
 
 
 def lateness(keys: list[str]) -> list[float]:
@@ -108,7 +102,6 @@ def test_skewed_worker_and_poller_clocks_neither_advance_nor_delay_a_confirmatio
     token = Token.objects.create(user=user).key
     Product.objects.create(item_id="gizmo-skew", name="Gizmo", price="4.50", stock=100)
     env = process_env(
-        PATH=venv_path(),
         Q_CLUSTER_NAME="ops-skew",
         REDIS_URL="",
         Q_WORKERS="2",
@@ -117,7 +110,7 @@ def test_skewed_worker_and_poller_clocks_neither_advance_nor_delay_a_confirmatio
         # Long enough that a run enqueued too early is not simply sent again within the test.
         DURABLE_REDELIVER_AFTER_SECONDS="30",
     )
-    port = free_port()
+    port = free_port(TEST_SERVERS)
     url = f"http://127.0.0.1:{port}"
     _sql(_PROBE)
     figures: dict[str, list[float]] = {}

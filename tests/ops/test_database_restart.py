@@ -18,19 +18,12 @@ import pytest
 from django.db import connection
 
 from devtools.pgcluster import ReturnWatch, delay_after_return
-from tests.ops.servers import free_port, venv_path
-from tests.ops.test_multi_machine import call
+from devtools.ports import TEST_SERVERS, free_port
+from devtools.processes import Process, poller, running, wait_for_http, wait_until, web, worker
+from tests.ops.json_http import call
 from tests.support import postgres
-from tests.support.processes import (
-    ManagedProcess,
-    poller,
-    process_env,
-    running,
-    wait_for_http,
-    wait_until,
-    web,
-    worker,
-)
+from tests.support.environment import process_env
+from tests.support.manage import manage_py
 
 pytestmark = [
     pytest.mark.crash,
@@ -77,10 +70,9 @@ def cluster():
 
 
 def test_every_process_reconnects_and_overdue_runs_finish_within_2s_of_a_restart(cluster):
-    base = process_env(PATH=venv_path())
+    base = process_env()
     url = postgres.fresh_database("oneclick_restart_test", base)
     env = process_env(
-        PATH=venv_path(),
         DATABASE_URL=url,
         Q_CLUSTER_NAME="ops-restart",
         REDIS_URL="",
@@ -90,8 +82,8 @@ def test_every_process_reconnects_and_overdue_runs_finish_within_2s_of_a_restart
         # Redelivery would hide a process that failed to take its work back by itself.
         DURABLE_REDELIVER_AFTER_SECONDS="60",
     )
-    token = postgres.manage_py("shell", "-c", SETUP, env=env).split()[-1]
-    port = free_port()
+    token = manage_py("shell", "-c", SETUP, env=env).split()[-1]
+    port = free_port(TEST_SERVERS)
     site = f"http://127.0.0.1:{port}"
     processes = (
         web(env, port, name="ops-restart-web"),
@@ -166,5 +158,5 @@ def test_every_process_reconnects_and_overdue_runs_finish_within_2s_of_a_restart
     print("seconds from max(deadline, return) to confirmation:", sorted(late.items()))
 
 
-def logs(processes: tuple[ManagedProcess, ...]) -> str:
+def logs(processes: tuple[Process, ...]) -> str:
     return "\n".join(process.log()[-3000:] for process in processes)

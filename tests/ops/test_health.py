@@ -13,12 +13,15 @@ from django.db import connection
 from django.test import Client, override_settings
 from django.utils import timezone
 
+from devtools.ports import TEST_SERVERS, free_port
+from devtools.processes import running, wait_for_http, web
+from durable import tasks
 from durable.models import EngineHeartbeat, RunStatus, WorkflowRun
 from durable.ops import health
+from durable.persistence import heartbeats
 from durable.transport import dispatch
 from tests.ops.runs import waiting_run
-from tests.ops.servers import free_port, venv_path
-from tests.support.processes import process_env, running, wait_for_http, web
+from tests.support.environment import process_env
 
 pytestmark = pytest.mark.django_db
 
@@ -51,8 +54,8 @@ def test_readyz_fails_while_no_poller_or_worker_was_seen(client):
 
 
 def test_readyz_is_ok_with_fresh_heartbeats_and_reports_the_backlog(client):
-    health.beat(health.POLLER)
-    health.worker_probe()
+    heartbeats.beat(heartbeats.POLLER)
+    tasks.worker_probe()
     waiting_run("ops-ready-waiting")
     status, body = get(client, "/readyz")
     assert status == 200, body
@@ -78,7 +81,7 @@ def test_a_heartbeat_older_than_the_stale_limit_does_not_count(client):
 
 
 def test_a_worker_holding_a_lease_counts_as_alive_without_a_heartbeat(client):
-    health.beat(health.POLLER)
+    heartbeats.beat(heartbeats.POLLER)
     waiting_run("ops-leased")
     WorkflowRun.objects.filter(pk="ops-leased").update(
         status=RunStatus.RUNNING,
@@ -92,8 +95,8 @@ def test_a_worker_holding_a_lease_counts_as_alive_without_a_heartbeat(client):
 
 
 def test_overdue_runs_fail_readiness_and_are_named_by_count_and_age(client):
-    health.beat(health.POLLER)
-    health.worker_probe()
+    heartbeats.beat(heartbeats.POLLER)
+    tasks.worker_probe()
     for run_id, late in [("ops-late", 300), ("ops-later", 120), ("ops-on-time", 1)]:
         waiting_run(run_id)
         WorkflowRun.objects.filter(pk=run_id).update(
@@ -109,8 +112,8 @@ def test_overdue_runs_fail_readiness_and_are_named_by_count_and_age(client):
 
 
 def test_a_run_late_by_less_than_the_margin_is_not_overdue(client):
-    health.beat(health.POLLER)
-    health.worker_probe()
+    heartbeats.beat(heartbeats.POLLER)
+    tasks.worker_probe()
     waiting_run("ops-just-due")
     WorkflowRun.objects.filter(pk="ops-just-due").update(
         wake_at=timezone.now() - dt.timedelta(seconds=2)
@@ -138,14 +141,14 @@ def test_the_poller_heartbeat_writes_its_row_and_probes_a_worker_once_per_interv
         ticker.tick()  # its probe is unanswered: the poller beats but sends no second probe
         assert dispatch.queue_depth() == depth + 2
         assert EngineHeartbeat.objects.get(kind="poller").last_seen > long_ago
-        health.worker_probe()  # a worker answers
+        tasks.worker_probe()  # a worker answers
         ticker.tick()
         assert dispatch.queue_depth() == depth + 3
 
 
 def test_worker_probe_keeps_one_row_per_process():
-    health.worker_probe()
-    health.worker_probe()
+    tasks.worker_probe()
+    tasks.worker_probe()
     row = EngineHeartbeat.objects.get()
     assert (row.kind, row.pid) == ("worker", os.getpid())
 
@@ -165,8 +168,8 @@ def fetch(url: str) -> tuple[int, dict]:
 
 
 def test_with_the_database_down_both_answer_503_json_not_500():
-    port = free_port()
-    env = process_env(DATABASE_URL=unreachable_database_url(), PATH=venv_path())
+    port = free_port(TEST_SERVERS)
+    env = process_env(DATABASE_URL=unreachable_database_url())
     server = web(env, port, name="ops-web-nodb")
     with running(server):
         wait_for_http(f"http://127.0.0.1:{port}/healthz", timeout=60)

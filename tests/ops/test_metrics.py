@@ -10,29 +10,17 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 from django.utils import timezone
-from prometheus_client.parser import text_string_to_metric_families
 
 import durable
 from durable.models import WorkflowRun
-from durable.ops import health
+from durable.persistence import heartbeats
 from durable.runtime.executor import advance
 from purchases import services
 from tests.durable import example_workflows  # noqa: F401 - registers the example workflows
+from tests.ops.prometheus import samples, value
 from tests.support.inline import finish
 
 pytestmark = pytest.mark.django_db
-
-
-def samples(text: str) -> dict[tuple[str, tuple], float]:
-    return {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
-
-
-def value(figures: dict, name: str, **labels: str) -> float:
-    return figures.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
 @pytest.fixture
@@ -83,7 +71,7 @@ def test_a_scrape_has_the_engine_and_http_figures(staff_client, make_user, produ
     WorkflowRun.objects.filter(pk="m-late").update(
         wake_at=timezone.now() - dt.timedelta(seconds=40)
     )
-    health.beat(health.POLLER)
+    heartbeats.beat(heartbeats.POLLER)
     after = scrape(staff_client)
 
     def grew(name: str, **labels: str) -> float:

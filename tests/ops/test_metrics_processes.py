@@ -10,14 +10,15 @@ import pytest
 from django.contrib.auth import get_user_model
 from rest_framework.authtoken.models import Token
 
+from devtools.ports import TEST_SERVERS, free_port
+from devtools.processes import poller, running, wait_for_http, wait_until, web
+from devtools.processes import worker as cluster
 from durable.models import ACTIVE_STATUSES, WorkflowRun
 from purchases import services
 from purchases.models import Order, Product
-from tests.ops.servers import free_port, venv_path
-from tests.ops.test_metrics import samples, value
-from tests.ops.test_multi_machine import call
-from tests.support.processes import poller, process_env, running, wait_for_http, wait_until, web
-from tests.support.processes import worker as cluster
+from tests.ops.json_http import call
+from tests.ops.prometheus import samples, value
+from tests.support.environment import process_env
 
 pytestmark = [pytest.mark.crash, pytest.mark.django_db(transaction=True)]
 
@@ -37,7 +38,6 @@ def test_one_scrape_of_the_web_process_adds_up_every_process(tmp_path):
     token = Token.objects.create(user=user).key
     Product.objects.create(item_id="gizmo-m", name="Gizmo", price="4.50", stock=10)
     env = process_env(
-        PATH=venv_path(),
         PROMETHEUS_MULTIPROC_DIR=str(tmp_path),
         METRICS_TOKEN=TOKEN,
         Q_CLUSTER_NAME=f"ops-metrics-{uuid.uuid4().hex[:8]}",
@@ -45,7 +45,7 @@ def test_one_scrape_of_the_web_process_adds_up_every_process(tmp_path):
         WEB_CONCURRENCY="2",
         ONECLICK_CANCEL_WINDOW_SECONDS="1",
     )
-    port = free_port()
+    port = free_port(TEST_SERVERS)
     processes = (web(env, port), cluster(env), poller(env))
     with running(*processes):
         wait_for_http(f"http://127.0.0.1:{port}/healthz", timeout=90)

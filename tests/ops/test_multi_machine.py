@@ -11,10 +11,7 @@ process groups of this one, as they would be in production with SQLite and Redis
 from __future__ import annotations
 
 import contextlib
-import json
 import signal
-import urllib.error
-import urllib.request
 import uuid
 from decimal import Decimal
 from typing import Any
@@ -23,20 +20,13 @@ import pytest
 from django.contrib.auth import get_user_model
 from rest_framework.authtoken.models import Token
 
+from devtools.ports import TEST_SERVERS, free_port
+from devtools.processes import Process, poller, running, wait_for_http, wait_until, web, worker
 from durable.models import ACTIVE_STATUSES, RunStatus, WorkflowRun
 from purchases import services
 from purchases.models import Order, Product, Purchase
-from tests.ops.servers import free_port, venv_path
-from tests.support.processes import (
-    ManagedProcess,
-    poller,
-    process_env,
-    running,
-    wait_for_http,
-    wait_until,
-    web,
-    worker,
-)
+from tests.ops.json_http import call
+from tests.support.environment import process_env
 from tests.support.services import require_redis
 
 pytestmark = [pytest.mark.crash, pytest.mark.django_db(transaction=True)]
@@ -50,13 +40,13 @@ class Machine:
     """One machine's processes: web, django-q2 cluster, poller."""
 
     def __init__(self, label: str, env: dict[str, str]) -> None:
-        self.port = free_port()
+        self.port = free_port(TEST_SERVERS)
         self.web = web(env, self.port, name=f"ops-mm-web-{label}")
         self.cluster = worker(env, name=f"ops-mm-worker-{label}")
         self.poller = poller(env, name=f"ops-mm-poller-{label}")
 
     @property
-    def processes(self) -> tuple[ManagedProcess, ...]:
+    def processes(self) -> tuple[Process, ...]:
         return self.web, self.cluster, self.poller
 
     def url(self, path: str) -> str:
@@ -64,19 +54,6 @@ class Machine:
 
     def logs(self) -> str:
         return "\n".join(process.log()[-4000:] for process in self.processes)
-
-
-def call(url: str, token: str | None = None, body: dict[str, Any] | None = None) -> tuple[int, Any]:
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, method="POST" if body is not None else "GET")
-    request.add_header("Content-Type", "application/json")
-    if token:
-        request.add_header("Authorization", f"Token {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
 
 
 def wait_for(predicate: Any, timeout: float, *machines: Machine) -> None:
@@ -111,7 +88,6 @@ def test_one_machine_is_killed_and_the_other_finishes_every_purchase(broker):
     Product.objects.create(item_id="gizmo-mm", name="Gizmo", price="4.50", stock=STOCK)
     cluster_name = f"ops-mm-{uuid.uuid4().hex[:8]}"
     env = process_env(
-        PATH=venv_path(),
         Q_CLUSTER_NAME=cluster_name,
         REDIS_URL=REDIS_URL if broker == "redis" else "",
         Q_WORKERS="2",

@@ -14,9 +14,10 @@ import psycopg
 import pytest
 from django.db import connection
 
+from devtools.processes import ROOT
 from tests.support import pgbouncer
-from tests.support.postgres import manage_py
-from tests.support.processes import ROOT, process_env
+from tests.support.environment import process_env
+from tests.support.manage import manage_py
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),

@@ -8,7 +8,8 @@ import uuid
 import pytest
 from django.test import override_settings
 
-from tests.support.processes import poller, process_env, running, wait_until, worker
+from devtools.processes import poller, running, wait_until, worker
+from tests.support.environment import process_env
 
 pytestmark = [pytest.mark.crash, pytest.mark.django_db(transaction=True)]
 

@@ -10,9 +10,10 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
+from devtools.processes import ROOT
 from durable.models import RunStatus, StepCheckpoint, WorkflowRun
 from tests.ops.runs import finished_run, waiting_run
-from tests.support.processes import ROOT, process_env
+from tests.support.environment import process_env
 
 pytestmark = pytest.mark.django_db
 

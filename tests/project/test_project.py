@@ -11,7 +11,10 @@ import pytest
 from django.core.management import call_command
 from django.db import connection
 
-from tests.support.processes import free_port, process_env, running, wait_for_http, web
+from devtools.ports import free_port
+from devtools.processes import running, wait_for_http, web
+from tests.support.environment import process_env
+from tests.support.manage import run_manage
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -23,14 +26,6 @@ def test_migrations_applied_and_none_missing():
     assert {"purchases_product", "purchases_purchase", "purchases_order"} <= tables
     # No model change is left without its migration.
     call_command("makemigrations", "--check", "--dry-run", verbosity=0)
-
-
-def run_manage(*args: str, env_overrides: dict[str, str]) -> subprocess.CompletedProcess:
-    env = {**os.environ, **env_overrides}
-    return subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
 
 
 def test_check_deploy_passes_with_production_settings():

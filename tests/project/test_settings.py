@@ -8,8 +8,10 @@ import socket
 import pytest
 from django.test import RequestFactory
 
-from tests.project.test_project import run_manage
-from tests.support.processes import free_port, process_env, running, wait_for_http, web
+from devtools.ports import free_port
+from devtools.processes import running, wait_for_http, web
+from tests.support.environment import process_env
+from tests.support.manage import run_manage
 
 PRINT_HEADER = "from django.conf import settings; print(repr(settings.SECURE_PROXY_SSL_HEADER))"
 PRODUCTION = {"DJANGO_DEBUG": "false", "DJANGO_SECRET_KEY": "k" * 60}

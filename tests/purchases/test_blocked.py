@@ -7,8 +7,8 @@ import pytest
 
 from durable.core import registry
 from durable.models import RunStatus, WorkflowRun
-from durable.runtime import blocking
-from durable.runtime.executor import Advanced, advance
+from durable.ops import recovery
+from durable.runtime.executor import AdvanceOutcome, advance
 from purchases import services
 from purchases.models import Order
 from purchases.selectors import DELAYED_MESSAGE
@@ -40,12 +40,12 @@ def incompatible_deploy(monkeypatch):
 
 def park(run_id: str) -> None:
     if WorkflowRun.objects.get(pk=run_id).status == RunStatus.PENDING:
-        assert advance(run_id, fresh=True) is Advanced.SUSPENDED
+        assert advance(run_id, fresh=True) is AdvanceOutcome.SUSPENDED
 
 
 def block(run_id: str) -> None:
     WorkflowRun.objects.filter(pk=run_id).update(status=RunStatus.PENDING, wake_at=None)
-    assert advance(run_id) is Advanced.BLOCKED
+    assert advance(run_id) is AdvanceOutcome.BLOCKED
 
 
 def test_a_blocked_purchase_is_pending_and_delayed_and_a_cancel_in_its_window_wins(
@@ -65,7 +65,7 @@ def test_a_blocked_purchase_is_pending_and_delayed_and_a_cancel_in_its_window_wi
     cancelled = api.post("/api/cancel/k1")
     assert cancelled.status_code == 200 and cancelled.json()["cancelled"] is True
     rollback()
-    assert len(blocking.resume_blocked()) == 2
+    assert len(recovery.resume_blocked()) == 2
     WorkflowRun.objects.filter(pk=run_id_for(alice.pk, "k2")).update(wake_at=None)
     runs = finish([run_id_for(alice.pk, "k1")])
     assert runs[run_id_for(alice.pk, "k1")].result["state"] == "PURCHASE_CANCELLED"

@@ -11,11 +11,12 @@ from decimal import Decimal
 import pytest
 from django.contrib.auth import get_user_model
 
+from devtools.processes import poller, running, wait_until, worker
 from durable.models import RunStatus, WorkflowRun
 from purchases import services
 from purchases.models import Order, Product, Purchase
 from purchases.selectors import purchase_status
-from tests.support.processes import poller, process_env, running, wait_until, worker
+from tests.support.environment import process_env
 
 pytestmark = [pytest.mark.crash, pytest.mark.django_db(transaction=True)]
 

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 import durable
 from durable.models import StepCheckpoint, WorkflowRun
-from durable.runtime.executor import Advanced, advance
+from durable.runtime.executor import AdvanceOutcome, advance
 from purchases import services
 from purchases.models import Order
 
@@ -91,7 +91,7 @@ def test_a_cancel_holding_the_purchase_while_the_worker_checks_out_does_not_dead
     canceller.join(60)
 
     assert errors == []
-    assert answers == {"advance": Advanced.FINISHED, "cancel": False}
+    assert answers == {"advance": AdvanceOutcome.FINISHED, "cancel": False}
     run = WorkflowRun.objects.get(pk=run_id)
     assert run.result["state"] == "PURCHASE_CONFIRMED"
     assert Order.objects.filter(purchase=purchase).count() == 1

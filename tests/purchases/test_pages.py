@@ -9,11 +9,12 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from django.urls import reverse
 
-from durable.engine import drain
 from durable.models import WorkflowSignal
+from durable.ops.recovery import drain
 from purchases import services
 from purchases.models import Order, Product, Purchase
 from tests.purchases.conftest import wait_past_the_window
+from tests.purchases.pages import buy_form_fields, buy_from_catalog, messages_of
 
 # Transactional, so that `on_commit` runs as in production: a purchase is started eagerly by the
 # request that accepts it.
@@ -53,24 +54,6 @@ def window(settings):
         settings.ONECLICK_CANCEL_WINDOW_SECONDS = seconds
 
     return set_window
-
-
-def buy_form_fields(html: str, item_id: str) -> dict[str, str]:
-    """The hidden fields of the catalog's Buy now form for `item_id`."""
-    for form in re.findall(r"<form[^>]*data-buy-form>(.*?)</form>", html, re.S):
-        fields = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', form))
-        if fields.get("item_id") == item_id:
-            return fields
-    raise AssertionError(f"no Buy now form for {item_id} in the page")
-
-
-def messages_of(response) -> list[str]:
-    return [str(message) for message in response.context["messages"]]
-
-
-def buy_from_catalog(client: Client, item_id: str = "widget-001"):
-    fields = buy_form_fields(client.get("/").content.decode(), item_id)
-    return client.post(reverse("buy"), fields, follow=True), fields["key"]
 
 
 # --- sign in and out ------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from django.db import connection
 from django.utils import timezone
 
 from durable.models import WorkflowRun
-from durable.runtime.executor import Advanced, advance
+from durable.runtime.executor import AdvanceOutcome, advance
 from purchases import services
 from purchases.models import Order, Product, Purchase
 from tests.purchases.conftest import wait_past_the_window
@@ -162,7 +162,7 @@ def test_concurrent_buys_of_the_last_unit_never_oversell(make_user, product, set
     monkeypatch.setattr(services, "checkout", all_inside_at_once(8, services.checkout))
 
     def check_out(index: int) -> None:
-        assert advance(run_ids[index]) is Advanced.FINISHED
+        assert advance(run_ids[index]) is AdvanceOutcome.FINISHED
 
     assert in_threads(len(run_ids), check_out) == []
     runs = finish(run_ids)

@@ -10,8 +10,8 @@ import pytest
 from django.test import Client
 from rest_framework.throttling import SimpleRateThrottle
 
-from tests.chaos.hashers import FastPBKDF2PasswordHasher
-from tests.project.test_project import run_manage
+from devtools.chaos.hashers import FastPBKDF2PasswordHasher
+from tests.support.manage import run_manage
 
 pytestmark = pytest.mark.django_db
 
@@ -128,7 +128,7 @@ def test_pending_purchases_per_customer_are_bounded(api, product, settings):
 
 
 def test_the_buy_page_says_so_when_too_many_are_pending(alice, product, settings):
-    from tests.purchases.test_pages import buy_from_catalog, messages_of
+    from tests.purchases.pages import buy_from_catalog, messages_of
 
     settings.ONECLICK_MAX_PENDING_PURCHASES = 1
     client = Client()

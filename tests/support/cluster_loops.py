@@ -42,10 +42,10 @@ def use_orm_broker(name: str, monkeypatch: pytest.MonkeyPatch) -> Any:
     from django.utils.module_loading import import_string
     from django_q.conf import Conf
 
-    from durable.transport import djangoq
+    from durable.transport import taskqueue
 
     path = settings.ORM_BROKERS[name]
     monkeypatch.setattr(Conf, "BROKER_CLASS", path)
     broker = import_string(path)(list_key=Conf.CLUSTER_NAME)
-    monkeypatch.setattr(djangoq, "broker", lambda: broker)
+    monkeypatch.setattr(taskqueue, "broker", lambda: broker)
     return broker

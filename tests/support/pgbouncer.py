@@ -13,13 +13,14 @@ from pathlib import Path
 
 import psycopg
 
-from tests.support.processes import ManagedProcess, free_port
+from devtools.ports import free_port
+from devtools.processes import Process
 from tests.support.services import require_program
 
 
 def start(
     folder: Path, upstream_host: str, upstream_port: int, pool_size: int = 20
-) -> tuple[ManagedProcess, int]:
+) -> tuple[Process, int]:
     """Start PgBouncer in front of `upstream_host:upstream_port` (every database name, trust),
     each database's pool `pool_size` server connections; returns it and its port once it
     accepts connections."""
@@ -41,7 +42,7 @@ def start(
     for path in (users, config):
         path.chmod(0o644)
     argv = [program, *(["-u", "postgres"] if os.geteuid() == 0 else []), str(config)]
-    bouncer = ManagedProcess(f"pgbouncer-{port}", argv, dict(os.environ)).start()
+    bouncer = Process(f"pgbouncer-{port}", argv, dict(os.environ)).start()
     deadline = time.monotonic() + 30
     while True:
         try:

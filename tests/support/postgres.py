@@ -3,11 +3,8 @@ restart (the shared one on 5432 is never touched), and databases on it for real 
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
+from devtools import databases
 from devtools.pgcluster import PrivateCluster
-from tests.support.processes import ROOT
 from tests.support.services import require_program, require_root
 
 CLUSTER = PrivateCluster("oneclick_restart", 5499)
@@ -24,14 +21,5 @@ def restartable_cluster() -> str:
 def fresh_database(name: str, env: dict[str, str]) -> str:
     """An empty database `name` on the private cluster, migrated; returns its URL."""
     url = CLUSTER.create_database(name)
-    manage_py("migrate", "--noinput", env={**env, "DATABASE_URL": url})
+    databases.migrate(url, env)
     return url
-
-
-def manage_py(*args: str, env: dict[str, str]) -> str:
-    """Run a management command to its end; returns its output (fails with it on error)."""
-    done = subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    return done.stdout

@@ -2,7 +2,7 @@ import datetime as dt
 
 from django.core.management.base import BaseCommand
 
-from durable import engine
+from durable.ops import recovery
 
 
 class Command(BaseCommand):
@@ -20,13 +20,13 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options):
-        stuck = engine.find_stuck(dt.timedelta(seconds=options["older_than"]), options["run_id"])
+        stuck = recovery.find_stuck(dt.timedelta(seconds=options["older_than"]), options["run_id"])
         for run in stuck:
             self.stdout.write(f"{run.run_id}\t{run.workflow}\t{run.status}\t{run.why}")
         if options["dry_run"] or not stuck:
             self.stdout.write(f"{len(stuck)} stuck run(s)" + (" (dry run)" if stuck else ""))
             return
-        outcome = engine.resume([run.run_id for run in stuck], inline=options["inline"])
+        outcome = recovery.resume([run.run_id for run in stuck], inline=options["inline"])
         for run_id, what in outcome.items():
             self.stdout.write(f"{run_id}\t{what}")
         self.stdout.write(f"resumed {len(outcome)} run(s)")

@@ -8,7 +8,7 @@ from typing import Any
 
 from durable.core.commands import Command, Now, Patch, Sleep, Step, TransactionStep, WaitForSignal
 from durable.core.replay import Raised, Recorded, Resolved, Suspend
-from durable.runtime.handlers import markers, steps, timers
+from durable.runtime.handlers import markers, steps, waits
 from durable.runtime.handlers.live import LiveCommand
 from durable.runtime.run_transaction import RunTransaction
 
@@ -17,8 +17,8 @@ Handler = Callable[[LiveCommand[Any]], Resolved | Raised | Suspend]
 HANDLERS: dict[type[Command], Handler] = {
     Step: steps.run_step,
     TransactionStep: steps.run_transaction_step,
-    WaitForSignal: timers.wait_for_signal,
-    Sleep: timers.sleep,
+    WaitForSignal: waits.wait_for_signal,
+    Sleep: waits.sleep,
     Now: markers.now,
     Patch: markers.patch,
 }

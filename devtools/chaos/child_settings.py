@@ -8,4 +8,4 @@ environment by the project's settings module, unchanged.
 
 from oneclick_project.settings import *  # noqa: F403
 
-PASSWORD_HASHERS = ["tests.chaos.hashers.FastPBKDF2PasswordHasher"]
+PASSWORD_HASHERS = ["devtools.chaos.hashers.FastPBKDF2PasswordHasher"]

@@ -7,7 +7,7 @@ cancels are in flight), restarts them, waits for every purchase to end, and chec
 against the database. It returns a `ChaosReport`: its `violations` list is empty exactly when every
 invariant held, and `summary()` prints the counts.
 
-The children run the project's settings through tests/chaos/child_settings.py, which only swaps
+The children run the project's settings through devtools/chaos/child_settings.py, which only swaps
 in a cheap password hasher (HTTP Basic hashes the password on every request).
 
 Used by tests/chaos/test_chaos.py (short) and bench/chaos.py (long). The caller gives it a migrated
@@ -23,7 +23,6 @@ import datetime as dt
 import http.client
 import json
 import random
-import socket
 import threading
 import time
 import uuid
@@ -36,24 +35,18 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.db.models import Count
 
+from devtools.chaos.hashers import FastPBKDF2PasswordHasher
+from devtools.environments import NO_RATE_LIMITS
+from devtools.ports import CHAOS_SERVERS, free_port
+from devtools.processes import Process, poller, wait_for_http, web, worker
 from durable.models import ACTIVE_STATUSES, RunStatus, StepCheckpoint, WorkflowRun, WorkflowSignal
 from purchases import services
 from purchases.models import Order, Product, Purchase
 from purchases.services import run_id_for
 from purchases.states import CANCEL_SIGNAL, CANCELLED, CONFIRMED, FAILED
-from tests.chaos.hashers import FastPBKDF2PasswordHasher
-from tests.support.processes import (
-    ManagedProcess,
-    poller,
-    process_env,
-    wait_for_http,
-    web,
-    worker,
-)
 
 PLENTY = "chaos-widget"
 SCARCE = "chaos-scarce"
-PORTS = range(8800, 8900)
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,7 +260,7 @@ class Cluster:
 
     def __init__(self, env: dict[str, str], port: int) -> None:
         self.port = port
-        self.processes: dict[str, ManagedProcess] = {
+        self.processes: dict[str, Process] = {
             "web": web(env, port, name="chaos-web"),
             "worker": worker(env, name="chaos-worker"),
             "poller": poller(env, name="chaos-poller"),
@@ -303,19 +296,6 @@ class Cluster:
         return "\n".join(
             f"--- {name} ({p.log_path})\n{p.log()[-tail:]}" for name, p in self.processes.items()
         )
-
-
-def pick_port(preferred: int | None) -> int:
-    candidates = [preferred] if preferred else random.sample(list(PORTS), len(PORTS))
-    for port in candidates:
-        with socket.socket() as sock:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                sock.bind(("0.0.0.0", port))  # where bin/web's gunicorn binds
-            except OSError:
-                continue
-            return port
-    raise RuntimeError(f"no free port among {candidates[:5]}...")
 
 
 # --- the run ------------------------------------------------------------------------------------
@@ -367,8 +347,9 @@ class ChaosReport:
         )
 
 
-def run_chaos(config: ChaosConfig) -> ChaosReport:
-    """One chaos run against the database Django is connected to (see the module docstring)."""
+def run_chaos(config: ChaosConfig, child_env: dict[str, str]) -> ChaosReport:
+    """One chaos run against the database Django is connected to (see the module docstring);
+    `child_env` is the children's environment, on that same database."""
     from django.db import connection
 
     seed = config.seed if config.seed is not None else random.randrange(2**32)
@@ -376,7 +357,7 @@ def run_chaos(config: ChaosConfig) -> ChaosReport:
     run_tag = uuid.uuid4().hex[:6]
     started = time.time()
     password = f"chaos-{uuid.uuid4().hex}"
-    # Hashed as the children's settings (tests.chaos.child_settings) check it.
+    # Hashed as the children's settings (devtools.chaos.child_settings) check it.
     encoded = FastPBKDF2PasswordHasher().encode(password, FastPBKDF2PasswordHasher().salt())
     user_model = get_user_model()
     users = [
@@ -396,20 +377,17 @@ def run_chaos(config: ChaosConfig) -> ChaosReport:
     )
     initial_stock = dict(Product.objects.values_list("item_id", "stock"))
     plans = make_plan(config, rng, run_tag)
-    port = pick_port(config.port)
-    env = process_env(
+    port = free_port(range(config.port, config.port + 1) if config.port else CHAOS_SERVERS)
+    env = dict(
+        child_env,
         ONECLICK_CANCEL_WINDOW_SECONDS=str(config.window_seconds),
-        # A few customers buy at machine speed, and purchases stay pending while processes are
-        # down, retried after every kill: the rate limits are not what this run checks.
-        ONECLICK_MAX_PENDING_PURCHASES="0",
-        ONECLICK_THROTTLE_USER="off",
-        ONECLICK_THROTTLE_BUY="off",
-        ONECLICK_THROTTLE_CANCEL="off",
+        # Purchases also stay pending while processes are down, retried after every kill.
+        **NO_RATE_LIMITS,
         Q_CLUSTER_NAME=config.cluster_name or f"chaos-{run_tag}",
         Q_WORKERS=str(config.q_workers),
         WEB_CONCURRENCY="2",
         WEB_THREADS="4",
-        DJANGO_SETTINGS_MODULE="tests.chaos.child_settings",
+        DJANGO_SETTINGS_MODULE="devtools.chaos.child_settings",
     )
     cluster = Cluster(env, port)
     client = Client(port, config.request_timeout)

@@ -1,4 +1,4 @@
-"""A cheap password hasher for the chaos run's child processes (tests/chaos/child_settings.py)."""
+"""A cheap password hasher for the chaos run's children (devtools/chaos/child_settings.py)."""
 
 from __future__ import annotations
 
