@@ -39,7 +39,8 @@ run: install $(BIN)/.installed-localstripe
 lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	# The import contracts of pyproject.toml: durable/'s layers, no cycle, durable alone.
+	# The import contracts of pyproject.toml: durable/'s layers, no cycle, durable alone; the
+	# harness (devtools/) and bench/ apart from tests/.
 	$(BIN)/lint-imports
 
 format: install-dev

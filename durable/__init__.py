@@ -16,6 +16,7 @@ from durable.core.step_context import StepInfo, current_step
 from durable.errors import (
     DurableError,
     LeaseLost,
+    OutcomeUnknown,
     ReplayDivergence,
     RunConflict,
     RunNotFound,
@@ -30,6 +31,7 @@ __all__ = [
     "TIMED_OUT",
     "DurableError",
     "LeaseLost",
+    "OutcomeUnknown",
     "ReplayDivergence",
     "RunConflict",
     "RunHandle",

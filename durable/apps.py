@@ -16,8 +16,8 @@ class DurableConfig(AppConfig):
         # Workflows must be registered in every process that may replay them (web and workers).
         for module in getattr(settings, "DURABLE", {}).get("WORKFLOW_MODULES", []):
             import_module(module)
-        from durable.ops.recovery import on_worker_start
+        from durable.ops.worker_heartbeat import on_worker_spawn
         from durable.tasks import before_engine_task
         from durable.transport import taskqueue
 
-        taskqueue.connect_signals(before_engine_task, on_worker_start)
+        taskqueue.connect_signals(before_engine_task, on_worker_spawn)

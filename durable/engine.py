@@ -97,7 +97,9 @@ def start(
     json_args = to_json(list(args))
     # No savepoint inside a caller's transaction (it costs two round trips): a used id raises
     # nothing in there, and any other error is one the caller's transaction cannot survive.
-    with transaction.atomic(savepoint=False):
+    # Its log lines and counts wait for the commit: a start rolled back with its caller's
+    # transaction never happened.
+    with transaction.atomic(savepoint=False), runlog.on_commit():
         grace = conf.seconds("EAGER_GRACE_SECONDS") if eager else None
         run, created = store.create_run(run_id, name, json_args, grace, latest_version(name))
         if created:

@@ -49,6 +49,14 @@ class StepFailed(DurableError):
 _RECORDED_STEP_FAILURE = re.compile(r"^StepFailed: step '(?P<step>[^']+)' failed: ")
 
 
+class OutcomeUnknown(DurableError):
+    """Raised by a plain step's function that cannot tell whether its effect happened (a
+    timeout, a refused connection, a 5xx or 429 answer). With the step's `unknown_for` set, the
+    attempt does not use up `max_attempts`: the step is tried again, under the same idempotency
+    key, until `unknown_for` seconds have passed, then its run is blocked for an operator. Without
+    it, a failed attempt like any other exception."""
+
+
 class StepInterrupted(DurableError):
     """A plain step's attempt ended without an outcome: its worker died (or lost the run's
     lease) while the step ran. Counted as a failed attempt."""

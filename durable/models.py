@@ -98,6 +98,12 @@ class StepCheckpoint(models.Model):
     deadline = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # A plain step with `unknown_for`: how many of its attempts had an unknown outcome (not
+    # counted against max_attempts; an attempt is presumed unknown until it answers, so one whose
+    # worker died stays so), and since when, by the database's clock: the start of the horizon
+    # after which the run is blocked. An operator's resume clears it (a new horizon).
+    unknown_attempts = models.PositiveIntegerField(default=0)
+    unknown_since = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["run", "position"]

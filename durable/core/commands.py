@@ -64,13 +64,17 @@ class Command:
 class Step(Command):
     """Call `fn(*args)`; checkpoint its JSON result. At least once: a crash before the checkpoint
     commits runs it again. Retried with exponential backoff up to `max_attempts`; an attempt
-    that outlasts `timeout` seconds is abandoned and counts as failed. Not part of what replay
-    compares, so they may change under runs in flight."""
+    that outlasts `timeout` seconds is abandoned and counts as failed. With `unknown_for`, an
+    attempt whose outcome is unknown (OutcomeUnknown, StepTimedOut, its worker died) is retried
+    without counting, for `unknown_for` seconds from the first such attempt, then the run is
+    blocked. None of these is part of what replay compares, so they may change under runs in
+    flight."""
 
     fn: Callable[..., Any] = field(repr=False)
     args: tuple[Any, ...] = ()
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
     timeout: float | None = None
+    unknown_for: float | None = None
 
     kind = "step"
 
@@ -155,14 +159,23 @@ class WorkflowContext:
         name: str | None = None,
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         timeout: float | None = None,
+        unknown_for: float | None = None,
     ) -> Step:
         """Run `fn(*args)` as a checkpointed step (at least once). Each attempt may last at most
         `timeout` seconds (it then runs in a thread of its own, abandoned when late); the lease
         is renewed however long it lasts. `durable.current_step()` gives `fn` its idempotency
-        key."""
+        key.
+
+        `unknown_for` seconds: an attempt whose outcome is unknown (`fn` raised OutcomeUnknown,
+        the attempt timed out, or its worker died during it) does not use up `max_attempts`; it
+        is retried with the usual backoff, under the same key, until `unknown_for` seconds (by
+        the database's clock) have passed since the first such attempt. Then the run is
+        blocked, never failed, until an operator resumes it (a new horizon, the same key)."""
         if timeout is not None and timeout <= 0:
             raise ValueError("a step's timeout must be positive")
-        return Step(name or _callable_name(fn), fn, args, max_attempts, timeout)
+        if unknown_for is not None and unknown_for <= 0:
+            raise ValueError("a step's unknown_for must be positive")
+        return Step(name or _callable_name(fn), fn, args, max_attempts, timeout, unknown_for)
 
     def transaction(
         self,

@@ -20,7 +20,10 @@ from durable.errors import ReplayDivergence, StepFailed
 class Recorded:
     """A checkpoint as replay sees it. `done` False means the command started but has no result
     yet (a wait that is still open, a step between retries). `kind` is the command's kind
-    ("step", "wait", "patch"...); empty means unknown, and only the name is compared."""
+    ("step", "wait", "patch"...); empty means unknown, and only the name is compared.
+    `error`: a finished command's final error, or a pending step's last failed attempt's.
+    `unknown_attempts` and `unknown_since`: a plain step's attempts whose outcome is unknown, and
+    the start of their horizon (see `WorkflowContext.step`'s `unknown_for`)."""
 
     name: str
     done: bool
@@ -29,6 +32,8 @@ class Recorded:
     attempts: int = 0
     deadline: dt.datetime | None = None
     kind: str = ""
+    unknown_attempts: int = 0
+    unknown_since: dt.datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,10 +52,12 @@ class Raised:
 
 @dataclass(frozen=True, slots=True)
 class Suspend:
-    """`execute` suspended the run: nothing more can happen before `wake_at` (or a signal)."""
+    """`execute` suspended the run: nothing more can happen before `wake_at` (or a signal).
+    `blocks`: nothing more can happen before an operator resumes it, for `reason`."""
 
     wake_at: dt.datetime | None
     reason: str
+    blocks: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,8 +3,9 @@ probe of the workers, resuming runs blocked for a version a live worker now has)
 and /readyz views.
 
 A poller writes its own heartbeat and, as often, enqueues a probe task; the django-q2 worker that
-runs the probe (durable.tasks.worker_probe) writes a worker heartbeat. A fresh worker heartbeat
-therefore proves the whole path a run's task takes: broker, cluster, worker, database.
+runs the probe (durable.tasks.worker_probe) writes a worker heartbeat, proving the whole path a
+run's task takes: broker, cluster, worker, database. A probe reaches one worker, so each worker
+process also beats on its own (durable/ops/worker_heartbeat.py).
 """
 
 from __future__ import annotations
@@ -120,6 +121,7 @@ def readyz(request: HttpRequest) -> JsonResponse:
             "overdue": status.overdue,
             "oldest_overdue_seconds": status.oldest_overdue_seconds,
             "blocked": status.blocked,
+            "blocked_outcome_unknown": status.blocked_outcome_unknown,
         },
     }
     return JsonResponse(body, status=503 if problems else 200)
@@ -139,8 +141,14 @@ def _problems(status: run_reports.EngineStatus) -> list[str]:
             f"{status.overdue} run(s) overdue by more than {conf.get('OVERDUE_SECONDS'):g}s "
             f"(oldest {status.oldest_overdue_seconds:.1f}s past its wake-up time)"
         )
-    if status.blocked:
+    unreplayable = status.blocked - status.blocked_outcome_unknown
+    if unreplayable:
         problems.append(
-            f"{status.blocked} workflow run(s) blocked: the deployed code cannot replay them"
+            f"{unreplayable} workflow run(s) blocked: the deployed code cannot replay them"
+        )
+    if status.blocked_outcome_unknown:
+        problems.append(
+            f"{status.blocked_outcome_unknown} workflow run(s) blocked: a step's outcome stayed "
+            "unknown past its unknown_for (an operator must resume them)"
         )
     return problems

@@ -3,9 +3,10 @@ them, advance them here, or resume blocked runs once code that can replay them i
 
 A blocked run (durable/runtime/blocked_runs.py) keeps its checkpoints, workflow signals and
 deadlines; nothing re-enqueues it until `resume_blocked` does: when a worker that has its version
-starts, when the poller sees such a worker alive, through `resume_stuck_workflows`, or from the
-admin. A run that still cannot be replayed is blocked again (and logged only if its reason is
-new).
+starts, when the poller sees such a worker alive, through `resume_stuck_workflows` or
+`workflows resume`, or from the admin. A run that still cannot be replayed is blocked again (and
+logged only if its reason is new). A run blocked because a step's outcome stayed unknown is
+resumed only by an operator (a new horizon for the step, the same key).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from django.utils import timezone
 from durable.core import registry
 from durable.models import ACTIVE_STATUSES, RunStatus, WorkflowRun
 from durable.persistence import heartbeats, store
-from durable.runtime.blocked_runs import MISSING
+from durable.runtime.blocked_runs import MISSING, OUTCOME_UNKNOWN
 from durable.runtime.executor import AdvanceOutcome, advance
 from durable.transport import dispatch
 
@@ -73,7 +74,8 @@ def find_stuck(
 def resume(run_ids: Iterable[str], *, inline: bool = False) -> dict[str, str]:
     """Re-enqueue the runs (or advance them in this process when `inline`). Blocked runs are
     made runnable again first: replayed by code that can, they finish; otherwise they are
-    blocked again."""
+    blocked again. A run that is not due yet (or held by a worker) is left to the poller at its
+    wake-up time, which the extra task never delays."""
     run_ids = list(run_ids)
     unblocked = set(resume_blocked(run_ids, enqueue=not inline))
     outcome: dict[str, str] = {}
@@ -84,7 +86,7 @@ def resume(run_ids: Iterable[str], *, inline: bool = False) -> dict[str, str]:
             outcome[run_id] = drain(run_id).value
         else:
             with transaction.atomic():
-                WorkflowRun.objects.filter(pk=run_id).update(enqueued_at=store.db_now_expression())
+                store.mark_enqueued_if_due(run_id)
                 dispatch.enqueue(run_id)
             outcome[run_id] = "enqueued"
     return outcome
@@ -111,10 +113,16 @@ def resume_blocked(
 ) -> list[str]:
     """Make blocked runs runnable again and (unless not `enqueue`) enqueue them, atomically:
     those in `run_ids` (all when None) whose workflow version is in `versions` ("name@version";
-    any when None). Returns the ids resumed."""
+    any when None). Returns the ids resumed.
+
+    Runs named in `run_ids` are an operator's choice: a step whose outcome was unknown starts a
+    new `unknown_for` horizon. Without `run_ids` (new code is live), runs blocked for an unknown
+    outcome are left for an operator."""
     runs = Q()
     if run_ids is not None:
         runs &= Q(pk__in=list(run_ids))
+    else:
+        runs &= ~Q(blocked_reason__startswith=OUTCOME_UNKNOWN)
     if versions is not None:
         of_versions = Q(pk__in=[])
         for entry in versions:
@@ -123,6 +131,8 @@ def resume_blocked(
         runs &= of_versions
     with transaction.atomic():
         ids = store.unblock_runs(runs, timezone.now())
+        if ids and run_ids is not None:
+            store.restart_unknown_horizons(ids)
         if ids and enqueue:
             dispatch.enqueue_many(ids)
     if ids:

@@ -1,8 +1,9 @@
 """Operators' views of the engine (run lists, one run's timeline, engine status) and their
-cancel of a run.
+cancel and resume of a run.
 
-Used by the `workflows` management command and the health endpoints. `cancel_run` goes through
-`durable.engine.cancel` like every other cancel; everything else only reads.
+Used by the `workflows` management command and the health endpoints. `cancel_run` and
+`resume_run` go through `durable.engine.cancel` and `recovery.resume` like every other cancel and
+resume; everything else only reads.
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ from durable.models import (
     WorkflowRun,
     WorkflowSignal,
 )
+from durable.ops import recovery
 from durable.persistence import heartbeats, store
+from durable.runtime.blocked_runs import OUTCOME_UNKNOWN
 from durable.transport import dispatch
 
 # `--status` accepts a run status or one of these groups.
@@ -112,6 +115,18 @@ def cancel_run(run_id: str, reason: str) -> str:
     return f"cancelled run {run_id!r}: {reason}"
 
 
+def resume_run(run_id: str, *, inline: bool = False) -> str:
+    """Resume a run as an operator does, with `recovery.resume` (a blocked run is replayed
+    again; a step whose outcome stayed unknown is tried again, under the same key, with a new
+    horizon), and say so. RunNotFound if there is no such run; AlreadyFinished (and nothing
+    changes) if it had finished."""
+    run = store.get_run(run_id)
+    if run.is_finished:
+        raise AlreadyFinished(f"run {run_id!r} had already finished ({run.status}); not resumed")
+    outcome = recovery.resume([run_id], inline=inline)[run_id]
+    return f"resumed run {run_id!r}: {outcome}"
+
+
 # --- engine status ------------------------------------------------------------------------------
 
 
@@ -135,6 +150,8 @@ class EngineStatus:
     oldest_overdue_seconds: float | None
     queue_depth: int | None
     blocked: int = 0
+    # Of the blocked runs, those whose step's outcome stayed unknown: an operator resumes them.
+    blocked_outcome_unknown: int = 0
 
 
 def engine_status() -> EngineStatus:
@@ -152,6 +169,10 @@ def engine_status() -> EngineStatus:
     )
     by_status = {row["status"]: row["n"] for row in counts}
     overdue = overdue_runs(active, now).aggregate(n=Count("id"), oldest=Min("wake_at"))
+    blocked = WorkflowRun.objects.filter(status=RunStatus.BLOCKED).aggregate(
+        n=Count("id"),
+        outcome_unknown=Count("id", filter=Q(blocked_reason__startswith=OUTCOME_UNKNOWN)),
+    )
     return EngineStatus(
         pollers=_heartbeats(heartbeats.POLLER, now),
         workers=_heartbeats(heartbeats.WORKER, now),
@@ -160,13 +181,9 @@ def engine_status() -> EngineStatus:
         overdue=overdue["n"],
         oldest_overdue_seconds=_age(now, overdue["oldest"]),
         queue_depth=dispatch.queue_depth(),
-        blocked=blocked_count(),
+        blocked=blocked["n"],
+        blocked_outcome_unknown=blocked["outcome_unknown"],
     )
-
-
-def blocked_count() -> int:
-    """How many runs are blocked: the deployed code cannot replay them (a partial index)."""
-    return WorkflowRun.objects.filter(status=RunStatus.BLOCKED).count()
 
 
 def _heartbeats(kind: str, now: dt.datetime) -> HeartbeatSummary:

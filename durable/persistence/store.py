@@ -310,6 +310,14 @@ def unblock_runs(runs: Q, now: dt.datetime) -> list[str]:
     return ids
 
 
+def restart_unknown_horizons(run_ids: list[str]) -> None:
+    """Inside a transaction: forget when the unknown outcomes of the runs' unfinished steps
+    began, so that their next attempt starts a new `unknown_for` horizon."""
+    StepCheckpoint.objects.filter(
+        run_id__in=run_ids, status=CheckpointStatus.PENDING, unknown_since__isnull=False
+    ).update(unknown_since=None)
+
+
 def release_lease(run_id: str, owner: str) -> None:
     """Give the lease back without changing anything else (the run stays runnable)."""
     WorkflowRun.objects.filter(pk=run_id, lease_owner=owner).update(
@@ -353,16 +361,29 @@ def wake(run_id: str) -> None:
 def load_history(run_id: str) -> dict[int, Recorded]:
     """The run's checkpoints by position, as the replay core reads them."""
     rows = sql.fetch_all(
-        "SELECT position, name, status, result, error, attempts, deadline, kind "
-        f"FROM {_CHECKPOINTS} WHERE run_id = %s",
+        "SELECT position, name, status, result, error, attempts, deadline, kind, "
+        f"unknown_attempts, unknown_since FROM {_CHECKPOINTS} WHERE run_id = %s",
         [run_id],
     )
-    return {
-        position: recorded(
-            name, kind, status, sql.read_json(result), error, attempts, sql.read_datetime(deadline)
-        )
-        for position, name, status, result, error, attempts, deadline, kind in rows
-    }
+    return {row[0]: _recorded_row(*row[1:]) for row in rows}
+
+
+def _recorded_row(
+    name: str,
+    status: str,
+    result: Any,
+    error: str,
+    attempts: int,
+    deadline: Any,
+    kind: str,
+    unknown_attempts: int,
+    unknown_since: Any,
+) -> Recorded:
+    """A row of `load_history`'s query as the replay core reads it."""
+    return recorded(
+        name, kind, status, sql.read_json(result), error, attempts, sql.read_datetime(deadline),
+        unknown_attempts=unknown_attempts, unknown_since=sql.read_datetime(unknown_since),
+    )  # fmt: skip
 
 
 def recorded(
@@ -373,17 +394,29 @@ def recorded(
     error: str,
     attempts: int,
     deadline: dt.datetime | None,
+    *,
+    unknown_attempts: int = 0,
+    unknown_since: dt.datetime | None = None,
 ) -> Recorded:
     """A checkpoint's columns as the replay core reads them."""
     return Recorded(
         name=name,
         done=status != CheckpointStatus.PENDING,
         result=result,
-        error=error if status == CheckpointStatus.ERROR else None,
+        error=_recorded_error(status, error),
         attempts=attempts,
         deadline=deadline,
         kind=kind,
+        unknown_attempts=unknown_attempts,
+        unknown_since=unknown_since,
     )
+
+
+def _recorded_error(status: str, error: str) -> str | None:
+    """A finished checkpoint's final error (None for a result), or a pending one's last."""
+    if status == CheckpointStatus.PENDING:
+        return error or None
+    return error if status == CheckpointStatus.ERROR else None
 
 
 def save_checkpoint(
@@ -397,6 +430,8 @@ def save_checkpoint(
     error: str = "",
     attempts: int = 1,
     deadline: dt.datetime | None = None,
+    unknown_attempts: int = 0,
+    unknown_since: dt.datetime | None = None,
 ) -> None:
     """Insert or complete the checkpoint at `position` (inside a fenced transaction), in one
     statement; a checkpoint already there keeps its `started_at`."""
@@ -408,7 +443,8 @@ def save_checkpoint(
             StepCheckpoint(
                 run_id=run_id, position=position, name=name, kind=kind, status=status,
                 result=result, error=error, attempts=attempts, deadline=deadline,
-                finished_at=finished_at,
+                finished_at=finished_at, unknown_attempts=unknown_attempts,
+                unknown_since=unknown_since,
             )
         ],
         update_conflicts=True,
@@ -419,6 +455,7 @@ def save_checkpoint(
 
 _CHECKPOINT_OUTCOME = [
     "name", "kind", "status", "result", "error", "attempts", "deadline", "finished_at",
+    "unknown_attempts", "unknown_since",
 ]  # fmt: skip
 
 
@@ -445,6 +482,8 @@ def insert_checkpoint(
     started_at: dt.datetime | None = None,
     status: str = CheckpointStatus.DONE,
     error: str = "",
+    unknown_attempts: int = 0,
+    unknown_since: dt.datetime | None = None,
 ) -> None:
     """Insert the checkpoint of a command that had none (inside a fenced transaction; one
     statement, the hot path): finished unless `status` is PENDING."""
@@ -463,6 +502,8 @@ def insert_checkpoint(
             "deadline": deadline,
             "started_at": started_at or now,
             "finished_at": None if status == CheckpointStatus.PENDING else now,
+            "unknown_attempts": unknown_attempts,
+            "unknown_since": unknown_since,
         },
     )
 
@@ -587,6 +628,13 @@ def due_runs_query(redeliver_after: dt.timedelta):
             Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=db_now_expression(-redeliver_after))
         )
     )
+
+
+def mark_enqueued_if_due(run_id: str) -> None:
+    """Note that a task is being enqueued for the run, only if it is due and free now (by the
+    database's clock). A task for a run that is not due, or is held, finds it busy: noting it
+    would make the poller skip the run for `REDELIVER_AFTER_SECONDS` once it falls due."""
+    due_runs_query(dt.timedelta(0)).filter(pk=run_id).update(enqueued_at=db_now_expression())
 
 
 def claim_due_runs(redeliver_after: dt.timedelta, limit: int) -> list[str]:

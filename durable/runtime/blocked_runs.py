@@ -1,9 +1,11 @@
-"""Runs the deployed code cannot replay: blocked (never failed), or given back for a live worker
+"""Runs that cannot go on by themselves: blocked (never failed), or given back for a live worker
 that has their workflow version.
 
 A run is blocked when replay diverges from its history, when its workflow version is registered
-by no live worker, or when its stored arguments no longer fit the workflow's signature. It keeps
-its checkpoints, workflow signals and deadlines until it is resumed (durable/ops/recovery.py).
+by no live worker, when its stored arguments no longer fit the workflow's signature, or when a
+plain step's outcome stayed unknown past its `unknown_for` (OUTCOME_UNKNOWN: only an operator
+resumes it). It keeps its checkpoints, workflow signals and deadlines until it is resumed
+(durable/ops/recovery.py).
 """
 
 from __future__ import annotations
@@ -16,7 +18,11 @@ from durable.models import RunStatus
 from durable.persistence import heartbeats, store
 from durable.runtime import runlog
 
+# The kinds of block, as the start of the reason: a workflow version no live worker has, and a
+# step whose outcome stayed unknown past its `unknown_for`. Any other reason is code that cannot
+# replay the run (divergence, arguments that do not fit).
 MISSING = "no worker has"
+OUTCOME_UNKNOWN = "outcome unknown"
 # A worker lacking a run's version gives it back for this long, for a worker that has it.
 UNKNOWN_VERSION_RETRY_SECONDS = 2.0
 

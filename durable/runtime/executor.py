@@ -263,6 +263,11 @@ def _advance_leased(
         tx.begin()
         blocked_runs.block(run_id, tx.owner, leased.workflow, str(outcome.error))
         return AdvanceOutcome.BLOCKED
+    if isinstance(outcome, Suspended) and outcome.suspend.blocks:
+        # A step whose outcome stayed unknown past its horizon: an operator decides.
+        tx.begin()
+        blocked_runs.block(run_id, tx.owner, leased.workflow, outcome.suspend.reason)
+        return AdvanceOutcome.BLOCKED
     if not isinstance(outcome, Suspended):
         status, result, error = _ending(outcome)
         tx.begin()
@@ -284,6 +289,13 @@ def _advance_leased(
 
 
 def _ending(outcome: Completed | Crashed) -> tuple[str, Any, str]:
-    if isinstance(outcome, Completed):
+    """The run's final status, result and error. A returned value JSON cannot hold is a bug in
+    the workflow: the run fails with an error naming its type (raising here would roll the
+    advance back, and every redelivery would meet it again)."""
+    if isinstance(outcome, Crashed):
+        return RunStatus.FAILED, None, outcome.error
+    try:
         return RunStatus.SUCCEEDED, to_json(outcome.value), ""
-    return RunStatus.FAILED, None, outcome.error
+    except (TypeError, ValueError) as exc:
+        error = f"{type(exc).__name__}: the workflow returned a value JSON cannot hold: {exc}"
+        return RunStatus.FAILED, None, error

@@ -5,19 +5,46 @@ line-oriented parser can follow a run from start to end."""
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import logging
+from collections.abc import Iterator
+from contextvars import ContextVar
 from typing import Any
+
+from django.db import transaction
 
 from durable.runtime import metrics
 
 logger = logging.getLogger("durable.runs")
 
+_ON_COMMIT: ContextVar[bool] = ContextVar("durable_runlog_on_commit", default=False)
+
+
+@contextlib.contextmanager
+def on_commit() -> Iterator[None]:
+    """The transitions made inside are logged and counted once the surrounding transaction
+    commits, never if it rolls back: a start inside its caller's transaction (whose run may
+    never exist) is told to operators only once it does."""
+    token = _ON_COMMIT.set(True)
+    try:
+        yield
+    finally:
+        _ON_COMMIT.reset(token)
+
 
 def transition(run_id: str, workflow: str, status: str, **fields: Any) -> None:
     """Log that run `run_id` of `workflow` is now `status`, with `fields` (None values left
     out). A failed or blocked run logs at ERROR, every other transition at INFO. Counted in the
-    metrics."""
+    metrics. Inside `on_commit`, both wait for the transaction's commit."""
+    if _ON_COMMIT.get():
+        transaction.on_commit(functools.partial(_record, run_id, workflow, status, fields))
+        return
+    _record(run_id, workflow, status, fields)
+
+
+def _record(run_id: str, workflow: str, status: str, fields: dict[str, Any]) -> None:
     metrics.run_transition(workflow, str(status))
     level = logging.ERROR if status in {"failed", "blocked"} else logging.INFO
     if not logger.isEnabledFor(level):

@@ -111,3 +111,10 @@ def sleeper(ctx: WorkflowContext, seconds: float) -> Generator[Any, Any, str]:
     yield ctx.sleep(seconds)
     woke = yield ctx.now()
     return woke.isoformat()
+
+
+@workflow("returns_a_set")
+def returns_a_set(ctx: WorkflowContext) -> Generator[Any, Any, Any]:
+    """A bug in workflow code: it returns a value JSON cannot hold."""
+    woke = yield ctx.now()
+    return {"woke": woke.isoformat(), "ids": {1, 2}}

@@ -12,7 +12,7 @@ from typing import Any
 from django.contrib.auth.models import Group
 
 import durable
-from durable import StepFailed, WorkflowContext, workflow
+from durable import OutcomeUnknown, StepFailed, WorkflowContext, workflow
 from tests.support import fake_psp
 from tests.support.transient_errors import provoke_transient_error
 
@@ -178,3 +178,55 @@ def step_with_timeout(
 def buggy_transaction_unhandled(ctx: WorkflowContext) -> Generator[Any, Any, Any]:
     """The failing transactional step, whose final failure the workflow lets through."""
     yield ctx.transaction(write_then_fail, ctx.run_id)
+
+
+# Per run: what the next calls of `answer_once_known` do ("unknown" or "fail"); then answer.
+NEXT_CALLS: dict[str, list[str]] = {}
+
+
+def answer_once_known(run_id: str) -> str:
+    """Notes its idempotency key; then, as the run's next scripted call says, raises
+    OutcomeUnknown, or fails (a definite error), or answers its key."""
+    key = durable.current_step().idempotency_key
+    KEYS_SEEN.setdefault(run_id, []).append(key)
+    script = NEXT_CALLS.get(run_id, [])
+    call = script.pop(0) if script else "answer"
+    if call == "unknown":
+        raise OutcomeUnknown("the provider did not answer")
+    if call == "fail":
+        raise ValueError(f"card declined (call {len(KEYS_SEEN[run_id])})")
+    return key
+
+
+@workflow("step_with_unknown_outcomes")
+def step_with_unknown_outcomes(
+    ctx: WorkflowContext, max_attempts: int, unknown_for: float | None
+) -> Generator[Any, Any, Any]:
+    """One plain step whose first calls cannot tell whether their effect happened."""
+    try:
+        key = yield ctx.step(
+            answer_once_known, ctx.run_id, max_attempts=max_attempts, unknown_for=unknown_for
+        )
+    except StepFailed as exc:
+        return {"failed": exc.error}
+    return {"key": key}
+
+
+@workflow("timed_out_step_with_unknown_outcomes")
+def timed_out_step_with_unknown_outcomes(
+    ctx: WorkflowContext, hanging_calls: int
+) -> Generator[Any, Any, Any]:
+    """A plain step with a timeout whose first calls never answer in time, each an unknown
+    outcome (one attempt allowed)."""
+    answer = yield ctx.step(
+        hang_first_calls, ctx.run_id, hanging_calls, timeout=0.3, max_attempts=1, unknown_for=60
+    )
+    return {"answer": answer}
+
+
+@workflow("pay_when_known")
+def pay_when_known(ctx: WorkflowContext, psp_url: str, amount: str) -> Generator[Any, Any, Any]:
+    """A charge allowed one attempt whose outcome, should its worker die, is unknown."""
+    charge = yield ctx.step(charge_card, psp_url, amount, max_attempts=1, unknown_for=600)
+    yield ctx.transaction(record_payment, ctx.run_id, charge["id"])
+    return {"state": "CONFIRMED", "charge_id": charge["id"]}

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 import durable
 from durable.models import CheckpointStatus, RunStatus, StepCheckpoint, WorkflowRun, WorkflowSignal
+from durable.ops import recovery
 from durable.persistence import store
 from durable.runtime.executor import AdvanceOutcome, advance
 from durable.transport.poller import poll_once
@@ -314,6 +315,35 @@ def test_poll_once_enqueues_due_runs_once_per_redelivery_interval():
     time.sleep(0.6)
     assert poll_once() == ["poll-1"]
     assert poll_once() == [], "claimed: not enqueued twice"
+
+
+@pytest.mark.parametrize("eager", [False, True], ids=["worker", "eager"])
+def test_a_workflow_returning_a_value_json_cannot_hold_fails_naming_its_type(eager):
+    durable.start("returns-set", "returns_a_set", eager=eager)
+    if not eager:
+        assert advance("returns-set") is AdvanceOutcome.FINISHED
+    run = WorkflowRun.objects.get(pk="returns-set")
+    assert run.status == RunStatus.FAILED and run.result is None
+    assert run.error.startswith("TypeError: the workflow returned a value JSON cannot hold: ")
+    assert "Object of type set is not JSON serializable" in run.error
+    assert poll_once() == [], "finished: not handed out again"
+
+
+def wait_until_due(run_id: str) -> None:
+    """Until the run's wake-up time has come by the engine's clock (no timing asserted)."""
+    wake_at = WorkflowRun.objects.get(pk=run_id).wake_at
+    while store.db_now() < wake_at:
+        time.sleep(0.02)
+
+
+def test_resuming_a_run_that_is_not_due_does_not_keep_the_poller_from_it_when_due():
+    durable.start("resume-early", "sleeper", 0.5)
+    assert advance("resume-early") is AdvanceOutcome.SUSPENDED
+    # "Resume now" before its wake-up time: its task finds it not due yet.
+    assert recovery.resume(["resume-early"]) == {"resume-early": "enqueued"}
+    assert advance("resume-early") is AdvanceOutcome.BUSY
+    wait_until_due("resume-early")
+    assert poll_once() == ["resume-early"], "due: the poller hands it out at once"
 
 
 def test_resume_stuck_workflows_lists_and_advances_inline(capsys):

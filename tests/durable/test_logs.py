@@ -6,8 +6,11 @@ import logging
 import re
 
 import pytest
+from django.db import transaction
+from prometheus_client import REGISTRY
 
 import durable
+from durable.models import WorkflowRun
 from durable.ops import health
 from durable.runtime.executor import advance
 from durable.transport import dispatch
@@ -30,6 +33,7 @@ def transitions(caplog, run_id: str) -> list[dict[str, str]]:
     return found
 
 
+@pytest.mark.django_db(transaction=True)  # a start logs once it commits
 def test_every_run_transition_logs_one_key_value_line(caplog):
     caplog.set_level(logging.INFO, logger="durable.runs")
     durable.start("log-1", "send_with_undo", "hello", 30)
@@ -71,3 +75,31 @@ def test_probe_lines_show_when_the_health_logger_is_at_debug(caplog):
     # The task's path alone marks it as a probe (this line names no probe otherwise).
     logging.getLogger("django-q").info(f"Processed '{dispatch.PROBE_TASK_PATH}' (x)")
     assert [r.levelname for r in caplog.records if "worker_probe" in r.getMessage()] == ["DEBUG"]
+
+
+def transitions_counted(workflow: str, status: str) -> float:
+    sample = REGISTRY.get_sample_value(
+        "durable_run_transitions_total", {"workflow": workflow, "status": status}
+    )
+    return sample or 0.0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_eager_start_logs_and_counts_its_transitions_only_once_it_commits(caplog):
+    caplog.set_level(logging.INFO, logger="durable.runs")
+    counted = {s: transitions_counted("send_with_undo", s) for s in ("pending", "waiting")}
+    with pytest.raises(RuntimeError), transaction.atomic():
+        durable.start("log-rolled-back", "send_with_undo", "hello", 30, eager=True)
+        raise RuntimeError("the caller's transaction fails after the start")
+    assert not WorkflowRun.objects.filter(pk="log-rolled-back").exists()
+    assert transitions(caplog, "log-rolled-back") == []
+    assert {s: transitions_counted("send_with_undo", s) for s in counted} == counted
+    with transaction.atomic():
+        durable.start("log-committed", "send_with_undo", "hello", 30, eager=True)
+        assert transitions(caplog, "log-committed") == [], "not before the commit"
+    assert [line["status"] for line in transitions(caplog, "log-committed")] == [
+        "pending", "waiting",
+    ]  # fmt: skip
+    assert {s: transitions_counted("send_with_undo", s) for s in counted} == {
+        s: n + 1 for s, n in counted.items()
+    }

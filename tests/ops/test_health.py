@@ -64,7 +64,7 @@ def test_readyz_is_ok_with_fresh_heartbeats_and_reports_the_backlog(client):
     assert body["workers"]["alive"] == 1
     assert body["runs"] == {
         "pending": 0, "running": 0, "waiting": 1, "overdue": 0, "oldest_overdue_seconds": None,
-        "blocked": 0,
+        "blocked": 0, "blocked_outcome_unknown": 0,
     }  # fmt: skip
     assert isinstance(body["queue_depth"], int)
 

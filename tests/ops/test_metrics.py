@@ -52,6 +52,7 @@ def test_only_staff_or_the_token_may_scrape(make_user, settings, staff_client):
     assert Client().get("/metrics", HTTP_AUTHORIZATION="Bearer ").status_code == 403
 
 
+@pytest.mark.django_db(transaction=True)  # a purchase confirmed in its start counts on commit
 def test_a_scrape_has_the_engine_and_http_figures(staff_client, make_user, product, settings):
     before = scrape(staff_client)
     customer = make_user("carol")

@@ -91,7 +91,13 @@ def test_cancel_stops_an_active_run_and_refuses_a_finished_one():
         workflows("cancel", "ops-cancel")
 
 
-@pytest.mark.parametrize("action", ["show", "cancel"])
+def test_resume_refuses_a_finished_run():
+    finished_run("ops-resume-done")
+    with pytest.raises(CommandError, match="already finished \\(succeeded\\); not resumed"):
+        workflows("resume", "ops-resume-done")
+
+
+@pytest.mark.parametrize("action", ["show", "cancel", "resume"])
 def test_an_unknown_run_is_a_clear_command_error(action: str):
     with pytest.raises(CommandError, match="no workflow run 'ops-nope'"):
         workflows(action, "ops-nope")

@@ -16,8 +16,8 @@ from django.test import Client
 from rest_framework.throttling import SimpleRateThrottle
 
 from oneclick_project.settings import cache_from_url
-from tests.project.test_project import run_manage
-from tests.purchases.test_throttling import basic
+from tests.purchases.sign_ins import basic
+from tests.support.manage import run_manage
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -53,7 +53,7 @@ def small_store(request, settings, tmp_path) -> Iterator[str]:
 
 
 def test_no_live_lockout_or_count_is_culled(small_store, make_user, settings):
-    settings.PASSWORD_HASHERS = ["tests.purchases.test_throttling.CountingHasher"]
+    settings.PASSWORD_HASHERS = ["tests.purchases.sign_ins.CountingHasher"]
     make_user("alice", "pw-alice-123")
     limit = int(SimpleRateThrottle.THROTTLE_RATES["auth_failure"].split("/")[0])
     for n in range(limit):

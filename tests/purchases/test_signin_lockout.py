@@ -11,7 +11,7 @@ from django.test import Client, RequestFactory
 from rest_framework.authtoken.models import Token
 from rest_framework.throttling import SimpleRateThrottle
 
-from tests.purchases.test_throttling import CountingHasher, assert_throttled, basic
+from tests.purchases.sign_ins import CountingHasher, assert_throttled, basic
 
 pytestmark = pytest.mark.django_db
 
@@ -20,7 +20,7 @@ PASSWORD = "pw-staff-123"
 
 @pytest.fixture
 def hashes(settings) -> type[CountingHasher]:
-    settings.PASSWORD_HASHERS = ["tests.purchases.test_throttling.CountingHasher"]
+    settings.PASSWORD_HASHERS = ["tests.purchases.sign_ins.CountingHasher"]
     return CountingHasher
 
 

@@ -3,48 +3,21 @@ rates, a bound on pending purchases per customer. Refusals are 429 JSON with Ret
 
 from __future__ import annotations
 
-import base64
-import threading
-
 import pytest
 from django.test import Client
 from rest_framework.throttling import SimpleRateThrottle
 
-from devtools.chaos.hashers import FastPBKDF2PasswordHasher
+from tests.purchases.sign_ins import CountingHasher, assert_throttled, basic
 from tests.support.manage import run_manage
 
 pytestmark = pytest.mark.django_db
 
 
-class CountingHasher(FastPBKDF2PasswordHasher):
-    """Counts every password hash computed (checking a password, or hashing one)."""
-
-    calls = 0
-    _lock = threading.Lock()
-
-    def encode(self, password: str, salt: str, iterations: int | None = None) -> str:
-        with self._lock:
-            type(self).calls += 1
-        return super().encode(password, salt, iterations)
-
-
 @pytest.fixture
 def counting_hasher(settings):
-    settings.PASSWORD_HASHERS = ["tests.purchases.test_throttling.CountingHasher"]
+    settings.PASSWORD_HASHERS = ["tests.purchases.sign_ins.CountingHasher"]
     CountingHasher.calls = 0
     return CountingHasher
-
-
-def basic(username: str, password: str, address: str) -> dict[str, str]:
-    token = base64.b64encode(f"{username}:{password}".encode()).decode()
-    return {"HTTP_AUTHORIZATION": f"Basic {token}", "REMOTE_ADDR": address}
-
-
-def assert_throttled(response) -> None:
-    assert response.status_code == 429
-    assert response["Content-Type"] == "application/json"
-    assert int(response["Retry-After"]) > 0
-    assert "detail" in response.json()
 
 
 def test_a_basic_brute_force_is_cut_off_and_costs_no_more_hashing(make_user, counting_hasher):

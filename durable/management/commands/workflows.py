@@ -11,8 +11,8 @@ from durable.ops import replaycheck, run_reports
 
 class Command(BaseCommand):
     help = (
-        "List workflow runs, show one run's step timeline and workflow signals, cancel a run, "
-        "replay stored histories against the code on disk, or export one as a test fixture."
+        "List workflow runs, show one run's step timeline and workflow signals, cancel or resume "
+        "a run, replay stored histories against the code on disk, or export one as a test fixture."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -31,6 +31,14 @@ class Command(BaseCommand):
         cancel = actions.add_parser("cancel", help="stop an active run where it is")
         cancel.add_argument("run_id")
         cancel.add_argument("--reason", default="cancelled by an operator (manage.py workflows)")
+        resume = actions.add_parser(
+            "resume", help="make a run go on now: a blocked one is replayed again, a step whose "
+            "outcome stayed unknown is tried again (same key, new horizon)",
+        )  # fmt: skip
+        resume.add_argument("run_id")
+        resume.add_argument(
+            "--inline", action="store_true", help="advance it in this process (no cluster needed)"
+        )
         check = actions.add_parser(
             "replay-check", help="replay recent runs' histories on this code; exit 1 if any diverge"
         )
@@ -51,6 +59,8 @@ class Command(BaseCommand):
                 output = run_reports.format_run_detail(run_reports.run_detail(options["run_id"]))
             elif options["action"] == "replay-check":
                 output = self._replay_check(options)
+            elif options["action"] == "resume":
+                output = run_reports.resume_run(options["run_id"], inline=options["inline"])
             elif options["action"] == "export":
                 output = json.dumps(testing.export_history(options["run_id"]), indent=2)
             else:

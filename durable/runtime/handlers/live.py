@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Final, Generic, TypeVar
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.utils import timezone
@@ -23,6 +23,29 @@ C = TypeVar("C", bound=Command)
 def to_json(value: Any) -> Any:
     """The value exactly as it will come back from the database, so live and replay agree."""
     return json.loads(json.dumps(value, cls=DjangoJSONEncoder))
+
+
+@dataclass(frozen=True, slots=True)
+class UnknownOutcomes:
+    """A plain step's attempts whose outcome is unknown, and the database's time of the first
+    of them (the start of the `unknown_for` horizon; None before any, or after a resume)."""
+
+    attempts: int = 0
+    since: dt.datetime | None = None
+
+    @classmethod
+    def of(cls, recorded: Recorded | None) -> UnknownOutcomes:
+        """As recorded on the step's checkpoint (none without one)."""
+        if recorded is None:
+            return NO_UNKNOWN_OUTCOMES
+        return cls(recorded.unknown_attempts, recorded.unknown_since)
+
+    def one_more(self, now: dt.datetime) -> UnknownOutcomes:
+        """With one more unknown attempt, made at `now` (which starts the horizon if none is)."""
+        return UnknownOutcomes(self.attempts + 1, self.since or now)
+
+
+NO_UNKNOWN_OUTCOMES: Final = UnknownOutcomes()
 
 
 @dataclass(slots=True)
@@ -46,18 +69,33 @@ class LiveCommand(Generic[C]):
         return (timezone.now() - self.started_at).total_seconds()
 
     def save(
-        self, status: str, *, attempts: int, error: str = "", deadline: dt.datetime | None = None
+        self,
+        status: str,
+        *,
+        attempts: int,
+        error: str = "",
+        deadline: dt.datetime | None = None,
+        unknown: UnknownOutcomes = NO_UNKNOWN_OUTCOMES,
     ) -> None:
         """Insert or update the command's checkpoint as `status` (inside the fenced group)."""
-        self._write(status, None, attempts=attempts, error=error, deadline=deadline)
+        self._write(
+            status, None, attempts=attempts, error=error, deadline=deadline, unknown=unknown
+        )
         self._has_row = True
 
     def finish(
-        self, result: Any, *, attempts: int = 1, deadline: dt.datetime | None = None
+        self,
+        result: Any,
+        *,
+        attempts: int = 1,
+        deadline: dt.datetime | None = None,
+        unknown: UnknownOutcomes = NO_UNKNOWN_OUTCOMES,
     ) -> None:
         """Record the command's result (inside the fenced group): one INSERT when it has no
         checkpoint yet, the hot path; else its checkpoint is completed."""
-        self._write(CheckpointStatus.DONE, result, attempts=attempts, deadline=deadline)
+        self._write(
+            CheckpointStatus.DONE, result, attempts=attempts, deadline=deadline, unknown=unknown
+        )
 
     def _write(
         self,
@@ -67,16 +105,19 @@ class LiveCommand(Generic[C]):
         attempts: int,
         error: str = "",
         deadline: dt.datetime | None = None,
+        unknown: UnknownOutcomes = NO_UNKNOWN_OUTCOMES,
     ) -> None:
         if not self._has_row:
             # The lease makes this the run's only writer: no row can have appeared meanwhile.
             store.insert_checkpoint(
                 self.tx.run_id, self.position, name=self.command.name, kind=self.command.kind,
                 status=status, result=result, error=error, attempts=attempts, deadline=deadline,
-                started_at=self.started_at,
+                started_at=self.started_at, unknown_attempts=unknown.attempts,
+                unknown_since=unknown.since,
             )  # fmt: skip
         else:
             store.save_checkpoint(
                 self.tx.run_id, self.position, name=self.command.name, kind=self.command.kind,
                 status=status, result=result, error=error, attempts=attempts, deadline=deadline,
+                unknown_attempts=unknown.attempts, unknown_since=unknown.since,
             )  # fmt: skip

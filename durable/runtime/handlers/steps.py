@@ -14,32 +14,49 @@ from durable.core import step_context
 from durable.core.commands import Step, TransactionStep
 from durable.core.replay import Raised, Resolved, Suspend, describe
 from durable.core.step_context import StepInfo
-from durable.errors import LeaseLost, StepInterrupted
+from durable.errors import LeaseLost, OutcomeUnknown, StepInterrupted, StepTimedOut
 from durable.models import CheckpointStatus
 from durable.persistence import store
 from durable.persistence.transient import is_transient
-from durable.runtime import metrics
-from durable.runtime.handlers.live import LiveCommand, to_json
+from durable.runtime import blocked_runs, metrics
+from durable.runtime.handlers.live import (
+    NO_UNKNOWN_OUTCOMES,
+    LiveCommand,
+    UnknownOutcomes,
+    to_json,
+)
 from durable.runtime.lease_keeper import LeaseKeeper
 from durable.runtime.timeouts import call_with_timeout
 
 # The executor's log: where operators already look for a run's failed attempts.
 logger = logging.getLogger("durable.runtime.executor")
 
+# What a step with `unknown_for` takes for an attempt whose effect may or may not have happened
+# (a worker that died during the attempt is one too: its attempt stays presumed unknown).
+UNKNOWN_OUTCOMES = (OutcomeUnknown, StepTimedOut)
+
 
 def run_step(live: LiveCommand[Step]) -> Resolved | Raised | Suspend:
-    """A plain step: at least once, outside any transaction, the run's lease kept meanwhile."""
+    """A plain step: at least once, outside any transaction, the run's lease kept meanwhile.
+    With `unknown_for`, attempts whose outcome is unknown do not count (`_unknown_outcome`)."""
     command, tx = live.command, live.tx
     attempt = (live.recorded.attempts if live.recorded else 0) + 1
-    if attempt > command.max_attempts:
+    unknown = UnknownOutcomes.of(live.recorded)
+    if attempt - unknown.attempts > command.max_attempts:
         # Each attempt is recorded before it starts, and the last one never came back.
         return _failed(
             live, attempt - 1,
             StepInterrupted(f"its worker died or lost the run during attempt {attempt - 1}"),
+            unknown,
         )  # fmt: skip
+    tx.begin()
+    if command.unknown_for is not None and _past_horizon(live, unknown):
+        return _blocked(live, attempt - 1, live.recorded.error if live.recorded else None)
+    # An attempt is presumed of unknown outcome until it answers: one whose worker dies stays so.
+    presumed = unknown if command.unknown_for is None else unknown.one_more(tx.now())
     # The attempt is counted before the call (a worker killed inside the step used it up),
     # and commits with what came before: no lock is held while the outside world is called.
-    _record_attempt(live, attempt)
+    _record_attempt(live, attempt, presumed)
     tx.commit()
     try:
         # However long the call takes, the run stays ours (a takeover would run it twice).
@@ -48,12 +65,14 @@ def run_step(live: LiveCommand[Step]) -> Resolved | Raised | Suspend:
     except Exception as exc:
         if is_transient(exc):
             # Tried again without counting an attempt (`executor.advance`).
-            _record_attempt(live, attempt - 1)
+            _record_attempt(live, attempt - 1, unknown)
             tx.commit()
             raise
-        return _failed(live, attempt, exc)
+        if command.unknown_for is not None and isinstance(exc, UNKNOWN_OUTCOMES):
+            return _unknown_outcome(live, attempt, exc, presumed)
+        return _failed(live, attempt, exc, unknown)
     tx.begin()
-    live.finish(result, attempts=attempt)
+    live.finish(result, attempts=attempt, unknown=unknown)
     metrics.step_finished(command.name, live.elapsed(), ok=True)
     return Resolved(result)
 
@@ -86,30 +105,84 @@ def _call(live: LiveCommand[Step], attempt: int) -> Any:
         return call_with_timeout(command.fn, command.args, command.timeout)
 
 
-def _record_attempt(live: LiveCommand[Step], attempts: int) -> None:
+def _record_attempt(live: LiveCommand[Step], attempts: int, unknown: UnknownOutcomes) -> None:
     live.tx.begin()
-    live.save(CheckpointStatus.PENDING, attempts=attempts)
+    live.save(CheckpointStatus.PENDING, attempts=attempts, unknown=unknown)
 
 
-def _failed(live: LiveCommand[Step], attempt: int, exc: Exception) -> Raised | Suspend:
-    """Record a failed attempt: the step's final error, or a retry after a backoff."""
+def _failed(
+    live: LiveCommand[Step],
+    attempt: int,
+    exc: Exception,
+    unknown: UnknownOutcomes = NO_UNKNOWN_OUTCOMES,
+) -> Raised | Suspend:
+    """Record a failed attempt, one of `max_attempts` (the `unknown` outcomes before it do not
+    count): the step's final error, or a retry after a backoff."""
     command, tx = live.command, live.tx
     error = describe(exc)
     metrics.step_finished(command.name, live.elapsed(), ok=False)
-    final = attempt >= command.max_attempts
+    counted = attempt - unknown.attempts
     logger.warning(
         "run %s step=%d name=%s attempt %d/%d failed: %s",
-        tx.run_id, live.position, command.name, attempt, command.max_attempts, error,
+        tx.run_id, live.position, command.name, counted, command.max_attempts, error,
     )  # fmt: skip
     tx.begin()
-    if final:
-        live.save(CheckpointStatus.ERROR, error=error, attempts=attempt)
+    if counted >= command.max_attempts:
+        live.save(CheckpointStatus.ERROR, error=error, attempts=attempt, unknown=unknown)
         return Raised(error)
+    return _retry_later(live, attempt, error, unknown)
+
+
+def _unknown_outcome(
+    live: LiveCommand[Step], attempt: int, exc: Exception, unknown: UnknownOutcomes
+) -> Suspend:
+    """Record an attempt whose outcome is unknown (`unknown` counts it): retried after a
+    backoff, without using up an attempt, until the horizon; past it the run is blocked."""
+    command, tx = live.command, live.tx
+    error = describe(exc)
+    metrics.step_finished(command.name, live.elapsed(), ok=False)
+    logger.warning(
+        "run %s step=%d name=%s attempt %d: outcome unknown (%d so far, since %s): %s",
+        tx.run_id, live.position, command.name, attempt, unknown.attempts,
+        unknown.since.isoformat() if unknown.since else "?", error,
+    )  # fmt: skip
+    tx.begin()
+    if _past_horizon(live, unknown):
+        live.save(CheckpointStatus.PENDING, error=error, attempts=attempt, unknown=unknown)
+        return _blocked(live, attempt, error)
+    return _retry_later(live, attempt, error, unknown)
+
+
+def _retry_later(
+    live: LiveCommand[Step], attempt: int, error: str, unknown: UnknownOutcomes
+) -> Suspend:
+    """Inside the fenced group: record the attempt's error and park the run until its retry,
+    RETRY_BACKOFF_SECONDS doubling with each attempt, capped by RETRY_BACKOFF_MAX_SECONDS."""
+    command, tx = live.command, live.tx
     backoff = min(
         conf.get("RETRY_BACKOFF_SECONDS") * 2 ** (attempt - 1),
         conf.get("RETRY_BACKOFF_MAX_SECONDS"),
     )
     wake_at = tx.now() + dt.timedelta(seconds=backoff)
-    live.save(CheckpointStatus.PENDING, error=error, attempts=attempt)
+    live.save(CheckpointStatus.PENDING, error=error, attempts=attempt, unknown=unknown)
     store.suspend_run(tx.run_id, tx.owner, wake_at)
     return Suspend(wake_at, f"retry {command.name}")
+
+
+def _past_horizon(live: LiveCommand[Step], unknown: UnknownOutcomes) -> bool:
+    """Whether the step's `unknown_for` seconds have passed since its first unknown outcome (by
+    the database's clock, read with the fence)."""
+    assert live.command.unknown_for is not None
+    if unknown.since is None:
+        return False
+    return live.tx.now() >= unknown.since + dt.timedelta(seconds=live.command.unknown_for)
+
+
+def _blocked(live: LiveCommand[Step], attempt: int, error: str | None) -> Suspend:
+    """The run must wait for an operator: the step's outcome stayed unknown past its horizon."""
+    last = error or f"its worker died or lost the run during attempt {attempt}"
+    reason = (
+        f"{blocked_runs.OUTCOME_UNKNOWN}: step {live.command.name!r} (position {live.position}) "
+        f"for {live.command.unknown_for:g}s; last error: {last}"
+    )
+    return Suspend(None, reason, blocks=True)
