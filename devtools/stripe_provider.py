@@ -13,57 +13,26 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
-import subprocess
 import sys
-import tempfile
-import time
-import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
+from devtools.environments import child_env
+from devtools.ports import free_port
+from devtools.processes import READY_TIMEOUT, Process, running, wait_for_http
 from devtools.stripe_proxy import ProxyControl
 
 TEST_API_KEY = "sk_test_oneclick"
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 30.0) -> None:
-    """Block until something listens on 127.0.0.1:`port`; fail if `process` died first."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{process.args} exited with {process.returncode}")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
-            return
-        time.sleep(0.05)
-    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
 
 
 @contextlib.contextmanager
-def _process(name: str, *args: str) -> Iterator[subprocess.Popen]:
-    log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - open for the child's lifetime
-        prefix=f"oneclick-{name}-", suffix=".log", delete=False
-    )
-    process = subprocess.Popen(
-        [sys.executable, "-m", *args], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-        start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )  # fmt: skip
-    try:
+def _running(name: str, module: str, *args: str, ready_on: int) -> Iterator[Process]:
+    """`python -m module args` for the block, once port `ready_on` answers HTTP."""
+    process = Process(name, [sys.executable, "-m", module, *args], child_env())
+    with running(process):
+        wait_for_http(f"http://127.0.0.1:{ready_on}/", READY_TIMEOUT, process)
         yield process
-    finally:
-        process.kill()
-        process.wait(timeout=15)
-        log.close()
-        Path(log.name).unlink(missing_ok=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,23 +57,21 @@ class LocalProvider:
     def proxied(self) -> Iterator[Proxied]:
         """A fresh idempotency proxy in front of this localstripe, for the block."""
         port, control_port = free_port(), free_port()
-        with _process(
+        with _running(
             "stripe-proxy", "devtools.stripe_proxy", "--port", str(port),
             "--control-port", str(control_port), "--upstream", self.api_base,
-        ) as process:  # fmt: skip
-            wait_for_port(control_port, process)
-            wait_for_port(port, process)
-            yield Proxied(
-                f"http://127.0.0.1:{port}", ProxyControl(f"http://127.0.0.1:{control_port}")
-            )
+            ready_on=control_port,
+        ):  # fmt: skip
+            wait_for_http(f"http://127.0.0.1:{port}/", READY_TIMEOUT)
+            control = ProxyControl(f"http://127.0.0.1:{control_port}")
+            yield Proxied(f"http://127.0.0.1:{port}", control)
 
 
 @contextlib.contextmanager
 def local_provider() -> Iterator[LocalProvider]:
     """localstripe on a free port of 127.0.0.1, state in memory only, for the block."""
     port = free_port()
-    with _process("localstripe", "devtools.localstripe_server", "--port", str(port)) as process:
-        wait_for_port(port, process)
+    with _running("localstripe", "devtools.localstripe_server", "--port", str(port), ready_on=port):
         yield LocalProvider(f"http://127.0.0.1:{port}")
 
 

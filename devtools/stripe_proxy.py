@@ -92,8 +92,13 @@ class _ApiHandler(BaseHTTPRequestHandler):
                 state.charge_requests += 1
         if key is None:
             return self._send(self._forward(body), is_charge=is_charge)
-        # Stripe's key covers the request's parameters: the same key with others is refused.
-        fingerprint = hashlib.sha256(f"{self.command} {self.path}\n".encode() + body).hexdigest()
+        # Stripe's key covers the request's parameters (not their order: a retry may encode a
+        # dict read back from a checkpoint, which PostgreSQL's jsonb reorders): the same key
+        # with other parameters is refused.
+        parameters = sorted(urllib.parse.parse_qsl(body.decode(), keep_blank_values=True))
+        fingerprint = hashlib.sha256(
+            repr((self.command, self.path, parameters)).encode()
+        ).hexdigest()
         early = self._known(key, fingerprint)
         if early is not None:
             return self._send(*early)

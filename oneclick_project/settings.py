@@ -378,6 +378,9 @@ STRIPE_API_BASE = os.environ.get("STRIPE_API_BASE", "").rstrip("/")
 # the same idempotency key) before the step's retries take over.
 STRIPE_TIMEOUT_SECONDS = env_float("STRIPE_TIMEOUT_SECONDS", 10.0)
 STRIPE_MAX_NETWORK_RETRIES = int(env_float("STRIPE_MAX_NETWORK_RETRIES", 1))
+# One attempt to charge is abandoned after this long (its outcome is then unknown: tried again
+# under the same key). Above STRIPE_TIMEOUT_SECONDS times the SDK's tries.
+ONECLICK_CHARGE_TIMEOUT_SECONDS = env_float("ONECLICK_CHARGE_TIMEOUT_SECONDS", 30.0)
 # Prices are charged in this currency, in its minor units (cents for usd).
 ONECLICK_CURRENCY = os.environ.get("ONECLICK_CURRENCY", "usd").strip().lower()
 # A charge whose outcome is unknown (timeout, connection refused, 5xx, 429) is retried under its

@@ -54,6 +54,7 @@ class PurchaseResultSerializer(serializers.Serializer):
     item_id = serializers.CharField()
     order_id = serializers.CharField(required=False)
     reason = serializers.CharField(required=False)
+    message = serializers.CharField(required=False, help_text="The provider's, for a decline")
 
 
 class StatusSerializer(serializers.Serializer):
@@ -62,6 +63,14 @@ class StatusSerializer(serializers.Serializer):
     item_id = serializers.CharField(required=False)
     cancel_until = serializers.DateTimeField(required=False)
     result = PurchaseResultSerializer(required=False)
+    payment_state = serializers.ChoiceField(
+        ["charging"], required=False, help_text="After the window: the card is being charged"
+    )
+    waiting_on_provider = serializers.BooleanField(
+        required=False, help_text="The provider has not answered yet: asked again, same key"
+    )
+    delayed = serializers.BooleanField(required=False)
+    message = serializers.CharField(required=False)
 
 
 class CancelSerializer(StatusSerializer):

@@ -21,6 +21,8 @@ DEMO_PRODUCTS = [
 ]
 DEMO_USERNAME = "demo"
 DEMO_PASSWORD = "demo"
+# Where the demo's purchase emails go (`make run` prints them on the console).
+DEMO_EMAIL = "demo@example.com"
 # Stripe's test PaymentMethod for a Visa that charges (test mode and local providers only).
 DEMO_CARD = "pm_card_visa"
 
@@ -41,7 +43,9 @@ def seed_demo(*, force: bool = False) -> list[str]:
             report.append("demo user: skipped (DEBUG is off; pass --force to create it anyway)")
             return report
         user_model = get_user_model()
-        user, created = user_model.objects.get_or_create(username=DEMO_USERNAME)
+        user, created = user_model.objects.get_or_create(
+            username=DEMO_USERNAME, defaults={"email": DEMO_EMAIL}
+        )
         if created:
             user.set_password(DEMO_PASSWORD)
             user.save(update_fields=["password"])

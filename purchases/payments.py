@@ -123,22 +123,17 @@ def attach_card(customer_id: str, payment_method: str, *, user_id: int, email: s
     return Card(customer_id, method.id, card.brand if card else "", card.last4 if card else "")
 
 
-def charge(
-    *, customer_id: str, payment_method_id: str, amount: int, currency: str, metadata: dict
-) -> dict[str, Any]:
-    """Charge `amount` (minor units) off-session to the saved card, under the running step's
+def charge(request: dict[str, Any]) -> dict[str, Any]:
+    """Charge `request["amount"]` (minor units of `request["currency"]`) off-session to the
+    saved card (`customer`, `payment_method`), with its `metadata`, under the running step's
     idempotency key: a retry after a crash, a timeout or a takeover is the same charge.
 
     Returns `{"paid": True, "payment_intent": "pi_..."}` or, for a definite refusal (a decline,
     an invalid request), `{"paid": False, "message": <the provider's message>}`. Raises
     durable.OutcomeUnknown when the answer is not known (timeout, connection error, 409, 429,
     5xx, or a provider that does not accept our key): the charge may or may not have happened,
-    and only the same key may ask again."""
-    params = {
-        "amount": amount, "currency": currency, "customer": customer_id,
-        "payment_method": payment_method_id, "off_session": True, "confirm": True,
-        "metadata": metadata,
-    }  # fmt: skip
+    and only the same key may ask again. Reads no database."""
+    params = {**request, "off_session": True, "confirm": True}
     try:
         result = _create_payment_intent(params, durable.current_step().idempotency_key)
     except durable.OutcomeUnknown:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
@@ -18,6 +19,7 @@ from django.db.models import F
 from django.utils import timezone
 
 import durable
+from durable.models import RunStatus
 from purchases import payments
 from purchases.keys import KEY_RULE, is_valid_key
 from purchases.models import MAX_STOCK, Order, PaymentState, Product, Purchase, SavedCard
@@ -166,6 +168,9 @@ def buy(user: AbstractBaseUser, key: str, item_id: Any) -> BuyResult:
         # Only a worker can have moved the run since: still pending as far as this answer goes.
         return BuyResult(purchase, True, pending_status(purchase))
     # Started eagerly: the run was advanced in the transaction, and its handle says where it is.
+    if run.status != RunStatus.WAITING:
+        # Not parked at its window (there was none): checkout wrote the purchase's payment.
+        purchase.refresh_from_db(fields=["payment_state", "payment_message", "cancelled_at"])
     return BuyResult(purchase, True, purchase_status(purchase, run=run))
 
 
@@ -242,12 +247,14 @@ def new_order_number() -> str:
 
 
 def checkout(run_id: str) -> dict[str, Any]:
-    """Take one unit of stock and create the order, inside the step's transaction.
+    """Take one unit of stock and create the order awaiting payment (the purchase's payment is
+    then charging), inside the step's transaction; returns the order number and `charge`, the
+    payment to ask for (payments.charge's request: the card, price and currency of the click).
 
     Never oversells: the stock decrement is conditional in one UPDATE. Out of stock returns
     `{"ok": False, "reason": "out_of_stock"}` and creates nothing. The order copies the price
     fixed at purchase time. No purchase for `run_id` raises Purchase.DoesNotExist."""
-    # Two plain statements, kept by measurement: this runs once per purchase inside the run's
+    # Plain statements, kept by measurement: this runs once per purchase inside the run's
     # transaction (on SQLite, while the write lock is held), and the same two statements
     # written in the ORM (a conditional F() update with a subquery and a create) lowered the
     # engine's end-to-end throughput by more than 10% on both databases (issue 16's A/B).
@@ -271,7 +278,21 @@ def checkout(run_id: str) -> dict[str, Any]:
             f"SELECT %s, id, unit_price, %s FROM {purchases} WHERE run_id = %s",
             [order_number, created_at, run_id],
         )
-    return {"ok": True, "order_id": order_number}
+        # The payment is charging now, and what to charge comes back in the same statement:
+        # the charge step then needs no database (it may run in a thread of its own).
+        cursor.execute(
+            f"UPDATE {purchases} SET payment_state = %s WHERE run_id = %s RETURNING "
+            f"{connection.ops.quote_name('key')}, user_id, customer_id, payment_method_id, "
+            "unit_price, currency",
+            [PaymentState.CHARGING.value, run_id],
+        )
+        key, user_id, customer, payment_method, price, currency = cursor.fetchone()
+    charge = {
+        "customer": customer, "payment_method": payment_method, "currency": currency,
+        "amount": payments.minor_units(Decimal(str(price)), currency),
+        "metadata": {"purchase": key, "user_id": str(user_id), "order_number": order_number},
+    }  # fmt: skip
+    return {"ok": True, "order_id": order_number, "charge": charge}
 
 
 def record_cancellation(run_id: str) -> None:
@@ -286,30 +307,6 @@ def add_stock(product: Product, units: int) -> bool:
         stock=F("stock") + units
     )
     return added == 1
-
-
-def reserve(run_id: str) -> dict[str, Any]:
-    """`checkout`, with the order awaiting payment: the purchase's payment is now charging."""
-    outcome = checkout(run_id)
-    if outcome["ok"]:
-        Purchase.objects.filter(run_id=run_id).update(payment_state=PaymentState.CHARGING)
-    return outcome
-
-
-def charge(run_id: str) -> dict[str, Any]:
-    """Charge the purchase's card for its price, both fixed at the click (a plain step: see
-    payments.charge for the answers and for durable.OutcomeUnknown)."""
-    purchase = Purchase.objects.select_related("order").get(run_id=run_id)
-    return payments.charge(
-        customer_id=purchase.customer_id,
-        payment_method_id=purchase.payment_method_id,
-        amount=payments.minor_units(purchase.unit_price, purchase.currency),
-        currency=purchase.currency,
-        metadata={
-            "purchase": purchase.key, "user_id": str(purchase.user_id),
-            "order_number": purchase.order.order_number,
-        },
-    )  # fmt: skip
 
 
 def record_payment(run_id: str, payment_intent: str) -> None:
