@@ -35,8 +35,12 @@ def customers(count: int, payment_method: str = "pm_card_visa", prefix: str = "c
 
 
 def through(proxy: Proxied, **overrides: str) -> dict[str, str]:
-    """The environment of a cluster and a poller whose provider is behind `proxy`."""
-    return process_env(STRIPE_API_BASE=proxy.api_base, Q_WORKERS="2", **overrides)
+    """The environment of a cluster and a poller whose provider is behind `proxy` (and whose
+    emails go nowhere unless `overrides` say: there is no mail server to retry against)."""
+    quiet = {"EMAIL_BACKEND": "django.core.mail.backends.locmem.EmailBackend"}
+    return process_env(
+        **{"STRIPE_API_BASE": proxy.api_base, "Q_WORKERS": "2", **quiet, **overrides}
+    )
 
 
 def finished(purchases: list[Purchase]):
