@@ -279,7 +279,7 @@ ApiRootSerializer = inline_serializer(
     "ApiRoot",
     {
         name: serializers.CharField()
-        for name in ["purchases", "buy", *KEYED_ENDPOINTS, "schema", "docs"]
+        for name in ["purchases", "buy", *KEYED_ENDPOINTS, "payment_method", "schema", "docs"]
     },
 )
 
@@ -304,6 +304,7 @@ class ApiRootView(APIView):
                 "purchases": link("api-purchases"),
                 "buy": link("api-buy", new_key()),
                 **keyed,
+                "payment_method": link("api-payment-method"),
                 "schema": link("api-schema"),
                 "docs": link("api-docs"),
             }

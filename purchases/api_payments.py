@@ -12,10 +12,12 @@ from rest_framework.views import APIView
 
 from purchases import selectors, services
 from purchases.api import THROTTLED, ErrorSerializer, LimitedJSONParser, error, invalid_body
+from purchases.payments import PAYMENT_METHOD_ID
 
 
 class PaymentMethodRequest(serializers.Serializer):
-    payment_method = serializers.CharField(
+    payment_method = serializers.RegexField(
+        PAYMENT_METHOD_ID.pattern,
         max_length=255,
         help_text="A PaymentMethod id: from Stripe.js in production; in test mode one of "
         "Stripe's test ids, such as pm_card_visa or pm_card_chargeCustomerFail (declines).",

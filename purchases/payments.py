@@ -9,6 +9,7 @@ tried again under the same idempotency key).
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
@@ -25,6 +26,11 @@ ZERO_DECIMAL_CURRENCIES = frozenset(
     {"bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga"}
     | {"pyg", "rwf", "ugx", "vnd", "vuv", "xaf", "xof", "xpf"}
 )
+
+
+# A PaymentMethod id as Stripe makes them (pm_ and letters and digits; its test ids, such as
+# pm_card_visa, have underscores): anything else is refused before asking the provider.
+PAYMENT_METHOD_ID = re.compile(r"^pm_[A-Za-z0-9_]{1,250}$")
 
 
 class ProviderUnavailable(Exception):
@@ -92,6 +98,8 @@ def attach_card(customer_id: str, payment_method: str, *, user_id: int, email: s
     once per user: the creation's idempotency key names the user) and make it the customer's
     default. InvalidPaymentMethod when the provider refuses it; ProviderUnavailable when it
     cannot be reached or fails."""
+    if not PAYMENT_METHOD_ID.fullmatch(payment_method):
+        raise InvalidPaymentMethod("not a PaymentMethod id (pm_ followed by letters and digits)")
     if not configured():
         raise ProviderUnavailable("payments are not configured (STRIPE_API_KEY is not set)")
     api = client().v1

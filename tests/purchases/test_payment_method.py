@@ -56,7 +56,9 @@ def test_saving_a_card_makes_the_provider_customer_once_and_attaches_the_card(
     assert api_carol.get("/api/payment-method").json()["last4"] == "0341"
 
 
-@pytest.mark.parametrize("payment_method", ["pm_nonsense", "", None, 42])
+@pytest.mark.parametrize(
+    "payment_method", ["pm_nonsense", "", None, 42, "0{\u00e7\u00f7", "pm_card_visa/../x", "pm_"]
+)
 def test_a_bad_payment_method_is_a_400_naming_the_field(api_carol, carol, payment_method):
     response = put_card(api_carol, payment_method)
     assert response.status_code == 400, response.content
