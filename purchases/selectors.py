@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from django.contrib.auth.base_user import AbstractBaseUser
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from durable import StepFailed
 from durable.models import CheckpointStatus, RunStatus, StepCheckpoint
@@ -158,10 +158,15 @@ def _order(purchase: Purchase) -> Order | None:
 
 def _charge_retrying(run_id: str) -> bool:
     """Whether the run's charge has had an attempt without an answer (since an operator's last
-    resume) and has not answered since."""
-    return StepCheckpoint.objects.filter(
-        run_id=run_id, name="charge", status=CheckpointStatus.PENDING, unknown_attempts__gt=0
-    ).exists()
+    resume) and has not answered since. The attempt in flight counts as unknown until it answers
+    (the engine presumes so), so it takes an error recorded or a second unknown attempt."""
+    return (
+        StepCheckpoint.objects.filter(
+            run_id=run_id, name="charge", status=CheckpointStatus.PENDING, unknown_attempts__gt=0
+        )
+        .filter(~Q(error="") | Q(unknown_attempts__gte=2))
+        .exists()
+    )
 
 
 def failure_reason(error: str) -> str:
