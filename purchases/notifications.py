@@ -26,18 +26,27 @@ def message_id(idempotency_key: str) -> str:
     return f"<{digest}.purchase@{domain}>"
 
 
-def email_outcome(run_id: str, outcome: dict[str, Any]) -> dict[str, Any]:
-    """Email the purchase's customer its `outcome` (confirmed, cancelled or failed). A customer
-    without an address gets nothing (`{"sent": False}`); a mail server error raises, and the
-    step tries again."""
+def compose_email(run_id: str, outcome: dict[str, Any]) -> dict[str, Any] | None:
+    """The email telling the purchase's customer its `outcome` (confirmed, cancelled or
+    failed): `{"to", "subject", "body"}`, or None for a customer without an address. A
+    transactional step: what is sent is written down before sending, and `send_email` then
+    needs no database."""
     purchase = Purchase.objects.select_related("user", "product").get(run_id=run_id)
     address = getattr(purchase.user, "email", "")
     if not address:
-        return {"sent": False}
-    key = durable.current_step().idempotency_key
+        return None
     subject, body = _text(purchase, outcome)
-    EmailMessage(subject, body, to=[address], headers={"Message-ID": message_id(key)}).send()
-    return {"sent": True, "message_id": message_id(key)}
+    return {"to": [address], "subject": subject, "body": body}
+
+
+def send_email(email: dict[str, Any]) -> dict[str, str]:
+    """Send `email` (compose_email's) through Django's email framework, with the Message-ID of
+    the running step's key; a mail server error raises and the step tries again."""
+    mid = message_id(durable.current_step().idempotency_key)
+    EmailMessage(
+        email["subject"], email["body"], to=email["to"], headers={"Message-ID": mid}
+    ).send()
+    return {"message_id": mid}
 
 
 def _text(purchase: Purchase, outcome: dict[str, Any]) -> tuple[str, str]:

@@ -46,6 +46,8 @@ def tell(
     """Email the customer how the purchase ended (at least once), then return that outcome. A
     mail server that keeps failing costs the email, never the outcome."""
     outcome = {"state": state, "item_id": item_id, **details}
-    with contextlib.suppress(StepFailed):
-        yield ctx.step(notifications.email_outcome, ctx.run_id, outcome, max_attempts=8)
+    email = yield ctx.transaction(notifications.compose_email, ctx.run_id, outcome)
+    if email is not None:
+        with contextlib.suppress(StepFailed):
+            yield ctx.step(notifications.send_email, email, max_attempts=8)
     return outcome

@@ -79,7 +79,7 @@ def test_a_purchase_keeps_its_run_row_and_order_but_loses_the_run_history(make_u
     user = make_user()
     purchase = confirmed_purchase(user, "old-order", days_ago=90)
     order_number = Order.objects.get(purchase=purchase).order_number
-    # wait, checkout, charge, record_payment, email_outcome
+    # wait, checkout, charge, record_payment, compose_email (a customer without an address)
     assert history(purchase.run_id)[0] == 5
     finished_run("ops-unprotected", days_ago=90)
 

@@ -69,7 +69,7 @@ def test_a_confirmed_purchase_is_charged_once_for_its_price_and_says_so(
     assert purchase.order.order_number in email.subject
     assert "Visa \u2022\u2022\u2022\u2022 4242 was charged 9.99 USD" in email.body
     # The Message-ID is the email step's key's: the same on every attempt of that step.
-    step = purchase.run.checkpoints.get(name="email_outcome")
+    step = purchase.run.checkpoints.get(name="send_email")
     assert email.extra_headers["Message-ID"] == message_id(f"{purchase.run_id}:{step.position}")
     assert email.message()["Message-ID"] == email.extra_headers["Message-ID"]
 
@@ -146,7 +146,7 @@ def test_a_mail_server_that_keeps_failing_costs_the_email_not_the_outcome(
     monkeypatch.setattr("django.core.mail.EmailMessage.send", refuse)
     purchase = buy_and_finish(shopper, "k1")
     assert purchase.run.result["state"] == "PURCHASE_CONFIRMED"
-    email_step = purchase.run.checkpoints.get(name="email_outcome")
+    email_step = purchase.run.checkpoints.get(name="send_email")
     assert (email_step.status, email_step.attempts) == ("error", 8)
 
 
