@@ -61,7 +61,7 @@ def _demo_card(user: AbstractBaseUser) -> str:
     if not payments.configured():
         return "demo card: skipped (no STRIPE_API_KEY)"
     saved = SavedCard.objects.filter(user=user).first()
-    if saved is not None and saved.usable and payments.card_exists(saved.customer_id):
+    if saved is not None and saved.usable and payments.customer_exists(saved.customer_id):
         return f"demo card: exists ({saved})"
     try:
         try:

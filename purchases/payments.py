@@ -9,6 +9,7 @@ tried again under the same idempotency key).
 
 from __future__ import annotations
 
+import hashlib
 import re
 import time
 from dataclasses import dataclass
@@ -95,7 +96,7 @@ def minor_units(amount: Decimal, currency: str) -> int:
 
 def attach_card(customer_id: str, payment_method: str, *, user_id: int, email: str) -> Card:
     """Attach `payment_method` to the provider customer `customer_id` (made now when it is "",
-    once per user: the creation's idempotency key names the user) and make it the customer's
+    once per user and address: the creation's idempotency key names both) and make it the customer's
     default. InvalidPaymentMethod when the provider refuses it; ProviderUnavailable when it
     cannot be reached or fails."""
     if not PAYMENT_METHOD_ID.fullmatch(payment_method):
@@ -108,7 +109,8 @@ def attach_card(customer_id: str, payment_method: str, *, user_id: int, email: s
         if not customer_id:
             customer = api.customers.create(
                 params={"email": email, "metadata": {"user_id": str(user_id)}},
-                options={"idempotency_key": f"oneclick-customer-{user_id}"},
+                # Two first saves at once make one customer; another address, another key.
+                options={"idempotency_key": f"oneclick-customer-{user_id}-{_digest(email)}"},
             )
             customer_id = customer.id
         method = api.payment_methods.attach(payment_method, params={"customer": customer_id})
@@ -181,12 +183,16 @@ def _create_payment_intent(params: dict[str, Any], key: str) -> dict[str, Any]:
     )
 
 
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
 def _message(exc: stripe.StripeError, default: str) -> str:
     error = exc.error
     return (error.message if error is not None and error.message else None) or default
 
 
-def card_exists(customer_id: str) -> bool:
+def customer_exists(customer_id: str) -> bool:
     """Whether the provider knows the customer (False also when it cannot be reached)."""
     try:
         client().v1.customers.retrieve(customer_id)
