@@ -16,7 +16,7 @@ from django.utils import timezone
 from devtools.stripe_provider import TEST_API_KEY, captured_charges
 from durable.models import RunStatus, StepCheckpoint, WorkflowRun
 from durable.runtime.executor import advance
-from purchases import services
+from purchases import payments, services
 from purchases.models import Order, PaymentState, Product, Purchase
 from purchases.notifications import message_id
 from tests.purchases.conftest import wait_past_the_window
@@ -189,3 +189,11 @@ def test_an_unknown_outcome_is_asked_again_under_its_key_then_waits_for_an_opera
     assert purchase.run.result["state"] == "PURCHASE_CONFIRMED"
     assert len(captured_charges(direct, purchase.customer_id)) == 1
     assert report["charge_requests"] == 1, "refused connections never reached the provider"
+
+
+@pytest.mark.parametrize(
+    ("amount", "currency", "minor"),
+    [("9.99", "usd", 999), ("0.50", "EUR", 50), ("1.005", "usd", 101), ("500", "jpy", 500)],
+)
+def test_prices_are_charged_in_the_currencys_minor_units(amount, currency, minor):
+    assert payments.minor_units(Decimal(amount), currency) == minor
