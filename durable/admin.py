@@ -123,7 +123,8 @@ class WorkflowRunAdmin(admin.ModelAdmin):
     fields = readonly_fields = (
         "id", "workflow", "args", "status", "overdue", "result", "error", "lease_owner",
         "lease_expires_ms", "wake_at_ms", "waiting_signal", "enqueued_ms", "created_ms",
-        "updated_ms", "finished_ms", "workflow_version", "blocked_reason", "blocked_ms",
+        "updated_ms", "finished_ms", "workflow_version", "blocked_kind", "blocked_reason",
+        "blocked_ms",
     )  # fmt: skip
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[WorkflowRun]:

@@ -1,6 +1,6 @@
 """Workflow state kept in the application's database: runs, step checkpoints, workflow signals.
 
-The models are plain; every query the engine makes lives in `durable.persistence.store`.
+The models are plain; the queries of a run's life live in `durable.persistence.store`.
 """
 
 from __future__ import annotations
@@ -20,6 +20,19 @@ class RunStatus(models.TextChoices):
     # The code deployed cannot replay the run (divergence, missing workflow or version, arguments
     # that no longer fit): it keeps its state and resumes once code that can replay it is back.
     BLOCKED = "blocked", "Blocked"
+
+
+class BlockedKind(models.TextChoices):
+    """Why a run is blocked, for the code that resumes it (the reason beside it is for people)."""
+
+    # Its history diverges from the code, or its arguments no longer fit: an operator resumes it
+    # once code that can replay it is deployed.
+    CANNOT_REPLAY = "cannot_replay", "Code cannot replay it"
+    # No live worker has its workflow version: resumed when a worker that has it is seen.
+    VERSION_MISSING = "version_missing", "No worker has its version"
+    # A plain step's outcome stayed unknown past its `unknown_for`: only an operator resumes it
+    # (the step is tried again under the same idempotency key, for a new horizon).
+    OUTCOME_UNKNOWN = "outcome_unknown", "A step's outcome stayed unknown"
 
 
 ACTIVE_STATUSES = (RunStatus.PENDING, RunStatus.RUNNING, RunStatus.WAITING)
@@ -49,6 +62,9 @@ class WorkflowRun(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     # Why the run is (or was last) blocked, and since when; kept after it resumes, for history.
+    blocked_kind = models.CharField(
+        max_length=20, choices=BlockedKind.choices, blank=True, default=""
+    )
     blocked_reason = models.TextField(blank=True, default="")
     blocked_at = models.DateTimeField(null=True, blank=True)
 

@@ -299,7 +299,7 @@ def cache_from_url(url: str) -> dict[str, object]:
 
 # Throttles count in the default cache. It must be shared by the processes that serve requests
 # (Django's default, local memory, would give each gunicorn process a limit of its own), and
-# keep every live count (bench/RESULTS.md, "Where the limits count"): Redis when one is
+# keep every live count (README, "Where the limits count"): Redis when one is
 # configured (one count across machines), else files on this machine, which need no server.
 CACHES = {
     "default": cache_from_url(

@@ -171,7 +171,10 @@ MUTANTS: tuple[Mutant, ...] = (
         "durable/runtime/executor.py",
         (
             (
-                "blocked_runs.block(run_id, tx.owner, leased.workflow, str(outcome.error))\n"
+                "blocked_runs.block(\n"
+                "            run_id, tx.owner, leased.workflow, BlockedKind.CANNOT_REPLAY, "
+                "str(outcome.error)\n"
+                "        )\n"
                 "        return AdvanceOutcome.BLOCKED",
                 "store.finish_run(run_id, tx.owner, RunStatus.FAILED, None, str(outcome.error))"
                 "\n        return AdvanceOutcome.FINISHED",

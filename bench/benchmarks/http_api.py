@@ -6,11 +6,35 @@ show what hashing the password on every request costs. The load generator runs o
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 from bench.lib.context import BenchContext
 from bench.lib.httpload import Request, run_load
+from bench.lib.machine import ROOT
 from bench.lib.stats import summary
 
 WINDOW = "5"
+# BENCH_HTTP_LIMITS=on: the web processes count every request in the rate limits' cache, as in
+# production, at rates too high to refuse any: what counting costs in the store DJANGO_CACHE_URL
+# names (files by default, db://table, redis://...). Off (the default): no per-user rates.
+COUNTING_RATE = "1000000/s"
+
+
+def limits_overrides(ctx: BenchContext) -> dict[str, str]:
+    """The web's environment for BENCH_HTTP_LIMITS, recorded in the result's settings."""
+    if os.environ.get("BENCH_HTTP_LIMITS", "off") != "on":
+        ctx.result.settings["rate limits"] = "off (user, buy and cancel rates)"
+        return {}
+    store = ctx.env.get("DJANGO_CACHE_URL") or ctx.env.get("REDIS_URL") or "file (var/cache)"
+    if store.startswith("db://"):
+        subprocess.run(
+            [sys.executable, "manage.py", "createcachetable"], cwd=ROOT, env=ctx.env, check=True
+        )
+    ctx.result.settings["rate limits"] = f"counted at {COUNTING_RATE} in {store}"
+    rates = ("USER", "BUY", "CANCEL")
+    return {f"ONECLICK_THROTTLE_{name}": COUNTING_RATE for name in rates}
 
 
 def load_phase(
@@ -42,7 +66,7 @@ def run(ctx: BenchContext) -> None:
     )
     ctx.start_poller(ONECLICK_CANCEL_WINDOW_SECONDS=WINDOW)
     ctx.start_worker(ONECLICK_CANCEL_WINDOW_SECONDS=WINDOW)
-    _, port = ctx.start_web(ONECLICK_CANCEL_WINDOW_SECONDS=WINDOW)
+    _, port = ctx.start_web(ONECLICK_CANCEL_WINDOW_SECONDS=WINDOW, **limits_overrides(ctx))
     token, basic = ctx.seed.token_header, ctx.seed.basic_header
     body = {"item_id": ctx.seed.item_id}
     # Warm every gunicorn worker and thread up (imports, connections) before measuring.

@@ -22,9 +22,8 @@ from django.db.models import Q
 from django.utils import timezone
 
 from durable.core import registry
-from durable.models import ACTIVE_STATUSES, RunStatus, WorkflowRun
+from durable.models import ACTIVE_STATUSES, BlockedKind, RunStatus, WorkflowRun
 from durable.persistence import heartbeats, store
-from durable.runtime.blocked_runs import MISSING, OUTCOME_UNKNOWN
 from durable.runtime.executor import AdvanceOutcome, advance
 from durable.transport import dispatch
 
@@ -122,7 +121,7 @@ def resume_blocked(
     if run_ids is not None:
         runs &= Q(pk__in=list(run_ids))
     else:
-        runs &= ~Q(blocked_reason__startswith=OUTCOME_UNKNOWN)
+        runs &= ~Q(blocked_kind=BlockedKind.OUTCOME_UNKNOWN)
     if versions is not None:
         of_versions = Q(pk__in=[])
         for entry in versions:
@@ -154,7 +153,9 @@ def resume_versions_now_live() -> list[str]:
     """For the poller: resume the runs blocked because no live worker had their workflow version,
     once a live worker lists it (a worker can look stale while idle between probes)."""
     missing = (
-        WorkflowRun.objects.filter(status=RunStatus.BLOCKED, blocked_reason__startswith=MISSING)
+        WorkflowRun.objects.filter(
+            status=RunStatus.BLOCKED, blocked_kind=BlockedKind.VERSION_MISSING
+        )
         .values_list("workflow", "workflow_version")
         .distinct()
     )

@@ -21,6 +21,7 @@ from durable.errors import DurableError
 from durable.models import (
     ACTIVE_STATUSES,
     FINISHED_STATUSES,
+    BlockedKind,
     EngineHeartbeat,
     RunStatus,
     StepCheckpoint,
@@ -29,7 +30,6 @@ from durable.models import (
 )
 from durable.ops import recovery
 from durable.persistence import heartbeats, store
-from durable.runtime.blocked_runs import OUTCOME_UNKNOWN
 from durable.transport import dispatch
 
 # `--status` accepts a run status or one of these groups.
@@ -171,7 +171,7 @@ def engine_status() -> EngineStatus:
     overdue = overdue_runs(active, now).aggregate(n=Count("id"), oldest=Min("wake_at"))
     blocked = WorkflowRun.objects.filter(status=RunStatus.BLOCKED).aggregate(
         n=Count("id"),
-        outcome_unknown=Count("id", filter=Q(blocked_reason__startswith=OUTCOME_UNKNOWN)),
+        outcome_unknown=Count("id", filter=Q(blocked_kind=BlockedKind.OUTCOME_UNKNOWN)),
     )
     return EngineStatus(
         pollers=_heartbeats(heartbeats.POLLER, now),

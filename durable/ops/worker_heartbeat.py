@@ -6,6 +6,7 @@ workflow version a live worker has are resumed whenever they were blocked."""
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import threading
 from typing import Any
 
@@ -53,6 +54,9 @@ class WorkerHeartbeat:
 
 def on_worker_spawn(sender: Any = None, **kwargs: Any) -> None:
     """django-q2's post_spawn signal, in each new worker process: what a worker's start does
-    (`recovery.on_worker_start`), then its own heartbeat thread, for the process's lifetime."""
+    (`recovery.on_worker_start`), then its own heartbeat thread, for the process's lifetime.
+    django-q2's worker loop run in a process the cluster did not spawn (a test's) gets no
+    thread: it would outlive the loop and beat for a process that is no worker."""
     recovery.on_worker_start(sender, **kwargs)
-    WorkerHeartbeat().start()
+    if multiprocessing.current_process().name != "MainProcess":
+        WorkerHeartbeat().start()

@@ -23,6 +23,7 @@ from durable.core.replay import Recorded
 from durable.errors import LeaseLost, RunNotFound
 from durable.models import (
     ACTIVE_STATUSES,
+    BlockedKind,
     CheckpointStatus,
     RunStatus,
     StepCheckpoint,
@@ -248,8 +249,9 @@ def suspend_run(run_id: str, owner: str, wake_at: dt.datetime | None, signal: st
     )
 
 
-def block_run(run_id: str, owner: str, reason: str) -> str:
-    """Inside a fenced transaction: park the run as BLOCKED with `reason`, keeping all its state
+def block_run(run_id: str, owner: str, kind: BlockedKind, reason: str) -> str:
+    """Inside a fenced transaction: park the run as BLOCKED, of `kind`, with `reason` (for
+    people), keeping all its state
     (checkpoints, workflow signals, deadlines), and release it. Nothing wakes a blocked run but
     `unblock_runs`. Returns the reason it was last blocked for before ("" if never)."""
     previous = (
@@ -260,6 +262,7 @@ def block_run(run_id: str, owner: str, reason: str) -> str:
         WorkflowRun,
         {
             "status": RunStatus.BLOCKED,
+            "blocked_kind": kind,
             "blocked_reason": reason,
             "blocked_at": now,
             "wake_at": None,

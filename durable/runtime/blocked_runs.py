@@ -14,22 +14,22 @@ import datetime as dt
 
 from django.utils import timezone
 
-from durable.models import RunStatus
+from durable.models import BlockedKind, RunStatus
 from durable.persistence import heartbeats, store
 from durable.runtime import runlog
 
-# The kinds of block, as the start of the reason: a workflow version no live worker has, and a
-# step whose outcome stayed unknown past its `unknown_for`. Any other reason is code that cannot
-# replay the run (divergence, arguments that do not fit).
+# The start of the reason (for people) of a run blocked as BlockedKind.VERSION_MISSING, and of
+# one blocked as BlockedKind.OUTCOME_UNKNOWN.
 MISSING = "no worker has"
 OUTCOME_UNKNOWN = "outcome unknown"
 # A worker lacking a run's version gives it back for this long, for a worker that has it.
 UNKNOWN_VERSION_RETRY_SECONDS = 2.0
 
 
-def block(run_id: str, owner: str, workflow: str, reason: str) -> None:
-    """Inside the run's fenced transaction: block it with `reason`, logging once per reason."""
-    previous = store.block_run(run_id, owner, reason)
+def block(run_id: str, owner: str, workflow: str, kind: BlockedKind, reason: str) -> None:
+    """Inside the run's fenced transaction: block it as `kind` with `reason` (for people), logging
+    once per reason."""
+    previous = store.block_run(run_id, owner, kind, reason)
     if previous != reason:
         runlog.transition(run_id, workflow, RunStatus.BLOCKED, reason=reason)
 
@@ -46,5 +46,5 @@ def not_registered_here(run_id: str, owner: str, workflow: str, version: int) ->
         wake_at = timezone.now() + dt.timedelta(seconds=UNKNOWN_VERSION_RETRY_SECONDS)
         store.defer_run(run_id, owner, wake_at)
         return True
-    block(run_id, owner, workflow, f"{MISSING} {workflow} v{version}")
+    block(run_id, owner, workflow, BlockedKind.VERSION_MISSING, f"{MISSING} {workflow} v{version}")
     return False

@@ -41,7 +41,7 @@ from durable.core.replay import (
     drive,
 )
 from durable.errors import LeaseLost, WorkflowArgumentsMismatch, WorkflowNotRegistered
-from durable.models import RunStatus, WorkflowRun
+from durable.models import BlockedKind, RunStatus, WorkflowRun
 from durable.persistence import store
 from durable.persistence.transient import is_transient
 from durable.runtime import blocked_runs, handlers, runlog
@@ -233,7 +233,7 @@ def _advance_leased(
         return AdvanceOutcome.BLOCKED
     except WorkflowArgumentsMismatch as exc:
         tx.begin()
-        blocked_runs.block(run_id, tx.owner, leased.workflow, str(exc))
+        blocked_runs.block(run_id, tx.owner, leased.workflow, BlockedKind.CANNOT_REPLAY, str(exc))
         return AdvanceOutcome.BLOCKED
     if tx.may_commit:  # leased (a run advanced in its creating transaction never is)
         runlog.transition(run_id, leased.workflow, RunStatus.RUNNING, owner=tx.owner)
@@ -261,12 +261,16 @@ def _advance_leased(
     if isinstance(outcome, Diverged):
         # Nothing ran live before a divergence: replay stops at the first recorded mismatch.
         tx.begin()
-        blocked_runs.block(run_id, tx.owner, leased.workflow, str(outcome.error))
+        blocked_runs.block(
+            run_id, tx.owner, leased.workflow, BlockedKind.CANNOT_REPLAY, str(outcome.error)
+        )
         return AdvanceOutcome.BLOCKED
     if isinstance(outcome, Suspended) and outcome.suspend.blocks:
         # A step whose outcome stayed unknown past its horizon: an operator decides.
         tx.begin()
-        blocked_runs.block(run_id, tx.owner, leased.workflow, outcome.suspend.reason)
+        blocked_runs.block(
+            run_id, tx.owner, leased.workflow, BlockedKind.OUTCOME_UNKNOWN, outcome.suspend.reason
+        )
         return AdvanceOutcome.BLOCKED
     if not isinstance(outcome, Suspended):
         status, result, error = _ending(outcome)

@@ -4,11 +4,13 @@ and code that can (a rollback, a patch, the right version) resumes it where it w
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 import io
 import json
 import logging
 
 import pytest
+from django.apps import apps as django_apps
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 from django.core.management import CommandError, call_command
@@ -18,7 +20,14 @@ from django.utils import timezone
 
 import durable
 from durable.core import registry
-from durable.models import CheckpointStatus, EngineHeartbeat, RunStatus, StepCheckpoint, WorkflowRun
+from durable.models import (
+    BlockedKind,
+    CheckpointStatus,
+    EngineHeartbeat,
+    RunStatus,
+    StepCheckpoint,
+    WorkflowRun,
+)
 from durable.ops import health, recovery
 from durable.runtime.executor import AdvanceOutcome, advance
 from durable.transport.poller import poll_once
@@ -73,6 +82,7 @@ def test_a_divergence_blocks_the_run_with_its_state_logs_once_and_a_rollback_fin
         assert advance("div-1") is AdvanceOutcome.BLOCKED
         run = WorkflowRun.objects.get(pk="div-1")
         assert run.status == RunStatus.BLOCKED and run.error == "" and run.blocked_at
+        assert run.blocked_kind == BlockedKind.CANNOT_REPLAY
         assert "wait:cancel" not in run.blocked_reason and "'audit'" not in run.blocked_reason
         assert "transaction 'mark'" in run.blocked_reason and "wait 'wait:go'" in run.blocked_reason
         wait = StepCheckpoint.objects.get(run_id="div-1", position=0)
@@ -115,6 +125,7 @@ def test_arguments_that_no_longer_fit_block_but_a_type_error_inside_the_body_fai
     assert advance("sig-1") is AdvanceOutcome.BLOCKED
     run = WorkflowRun.objects.get(pk="sig-1")
     assert run.status == RunStatus.BLOCKED and "extra" in run.blocked_reason
+    assert run.blocked_kind == BlockedKind.CANNOT_REPLAY
     code(flows.body_type_error)
     wake_now("bug-1")
     StepCheckpoint.objects.filter(run_id="bug-1").update(deadline=timezone.now())
@@ -128,6 +139,7 @@ def test_a_version_no_live_worker_has_blocks_and_one_a_live_worker_has_is_left_t
     assert advance("ver-1") is AdvanceOutcome.BLOCKED
     run = WorkflowRun.objects.get(pk="ver-1")
     assert run.status == RunStatus.BLOCKED and run.blocked_reason == "no worker has deploy_flow v2"
+    assert run.blocked_kind == BlockedKind.VERSION_MISSING
     EngineHeartbeat.objects.create(
         kind="worker", host="other", pid=1, last_seen=timezone.now(), workflows=["deploy_flow@2"]
     )
@@ -150,6 +162,32 @@ def test_the_poller_resumes_a_run_blocked_for_its_version_once_a_live_worker_lis
     )
     health.PollerHeartbeat().tick()
     assert WorkflowRun.objects.get(pk="ver-2").status == RunStatus.PENDING
+
+
+def test_the_poller_resumes_by_the_kind_of_block_whatever_its_reason_says():
+    durable.start("ver-3", "deploy_flow", "x", 30)
+    WorkflowRun.objects.filter(pk="ver-3").update(workflow_version=4)
+    assert advance("ver-3") is AdvanceOutcome.BLOCKED
+    # The reason is for people: rewording it must not stop the resumption.
+    WorkflowRun.objects.filter(pk="ver-3").update(blocked_reason="deploy_flow v4: on no worker")
+    EngineHeartbeat.objects.create(
+        kind="worker", host="other", pid=3, last_seen=timezone.now(), workflows=["deploy_flow@4"]
+    )
+    health.PollerHeartbeat().tick()
+    assert WorkflowRun.objects.get(pk="ver-3").status == RunStatus.PENDING
+
+
+def test_runs_blocked_before_the_kind_existed_get_it_from_their_reason():
+    migration = importlib.import_module("durable.migrations.0005_run_blocked_kind")
+    for run_id, reason in [("old-v", "no worker has deploy_flow v9"), ("old-d", "diverged")]:
+        durable.start(run_id, "deploy_flow", "x", 30)
+        WorkflowRun.objects.filter(pk=run_id).update(
+            status=RunStatus.BLOCKED, blocked_reason=reason, blocked_kind=""
+        )
+    migration.kind_from_reason(django_apps, None)
+    kinds = dict(WorkflowRun.objects.values_list("id", "blocked_kind"))
+    assert kinds["old-v"] == BlockedKind.VERSION_MISSING
+    assert kinds["old-d"] == BlockedKind.CANNOT_REPLAY
 
 
 def test_new_runs_start_on_the_highest_version_and_older_runs_keep_theirs(code):

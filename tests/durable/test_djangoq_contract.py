@@ -24,6 +24,8 @@ from django_q.signals import post_spawn, pre_execute
 from django_q.signing import SignedPackage
 from django_q.tasks import async_task
 
+from durable.ops.worker_heartbeat import on_worker_spawn
+from durable.tasks import before_engine_task
 from durable.transport import taskqueue
 from tests.support.cluster_loops import through_the_cluster, use_orm_broker
 
@@ -276,10 +278,7 @@ def test_the_engine_is_connected_to_pre_execute_and_post_spawn():
         post_spawn.disconnect(dispatch_uid="durable.on_worker_start"),
         "durable's post_spawn receiver is connected",
     )
-    from durable.ops.recovery import on_worker_start
-    from durable.tasks import before_engine_task
-
-    taskqueue.connect_signals(before_engine_task, on_worker_start)
+    taskqueue.connect_signals(before_engine_task, on_worker_spawn)
 
 
 def test_a_task_lock_is_a_datetime_compared_by_the_database_clock():

@@ -14,7 +14,7 @@ from django.utils import timezone
 import durable
 import tests.durable.step_workflows  # noqa: F401 - registers the workflows
 from durable.core import registry
-from durable.models import CheckpointStatus, RunStatus, StepCheckpoint, WorkflowRun
+from durable.models import BlockedKind, CheckpointStatus, RunStatus, StepCheckpoint, WorkflowRun
 from durable.ops import recovery
 from durable.runtime import blocked_runs
 from durable.runtime.executor import advance
@@ -68,6 +68,7 @@ def test_past_its_horizon_the_run_is_blocked_for_an_operator_never_failed(short_
     start("unknown-2", ["unknown"] * 10_000, max_attempts=1, unknown_for=0.3)
     run = advance_until_blocked_or_finished("unknown-2")
     assert run.status == RunStatus.BLOCKED, (run.status, run.error)
+    assert run.blocked_kind == BlockedKind.OUTCOME_UNKNOWN
     assert run.blocked_reason.startswith(
         f"{blocked_runs.OUTCOME_UNKNOWN}: step 'answer_once_known' (position 0) for 0.3s"
     )

@@ -11,7 +11,7 @@ import durable
 import tests.durable.deploy_workflows  # noqa: F401 - registers deploy_flow v1
 from devtools.processes import poller, running, wait_until, worker
 from durable.core import registry
-from durable.models import EngineHeartbeat, RunStatus, WorkflowRun
+from durable.models import BlockedKind, EngineHeartbeat, RunStatus, WorkflowRun
 from durable.ops import run_reports
 from durable.ops.worker_heartbeat import WorkerHeartbeat
 from durable.persistence import heartbeats, store
@@ -29,7 +29,9 @@ def test_a_workers_beats_resume_runs_blocked_for_its_version_after_it_started(se
         durable.start("late-block", "deploy_flow", "x", 30)
         # Blocked after this worker started, by a worker that saw no live one with the version.
         WorkflowRun.objects.filter(pk="late-block").update(
-            status=RunStatus.BLOCKED, blocked_reason="no worker has deploy_flow v1"
+            status=RunStatus.BLOCKED,
+            blocked_kind=BlockedKind.VERSION_MISSING,
+            blocked_reason="no worker has deploy_flow v1",
         )
         wait_until(lambda: WorkflowRun.objects.get(pk="late-block").status == RunStatus.PENDING, 30)
     finally:
