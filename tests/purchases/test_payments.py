@@ -176,7 +176,7 @@ def test_an_unknown_outcome_is_asked_again_under_its_key_then_waits_for_an_opera
         charge_step = StepCheckpoint.objects.get(run_id=purchase.run_id, name="charge")
         assert charge_step.unknown_attempts > 3, "unknown outcomes do not use up its 3 attempts"
         run = WorkflowRun.objects.get(pk=purchase.run_id)
-        assert "charge" in run.blocked_reason
+        assert run.blocked_kind == "outcome_unknown" and "charge" in run.blocked_reason
         status = services.purchase_status(purchase, refresh=True).as_json()
         assert status["status"] == "pending" and status["waiting_on_provider"] is True
         assert captured_charges(direct, purchase.customer_id) == []
