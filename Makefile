@@ -3,6 +3,9 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
+# `make run`'s local Stripe-compatible server (localstripe, development only) and the SDK's
+# settings pointing at it; set STRIPE_API_KEY (and no STRIPE_API_BASE) to use Stripe's test mode.
+LOCALSTRIPE_PORT ?= 8420
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .PHONY: install install-dev run test mutants lint format bench clean
@@ -12,7 +15,11 @@ $(BIN)/.installed: requirements.txt
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
 	touch $@
 
-$(BIN)/.installed-dev: requirements.txt requirements-dev.txt $(BIN)/.installed
+$(BIN)/.installed-localstripe: requirements-localstripe.txt $(BIN)/.installed
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-localstripe.txt
+	touch $@
+
+$(BIN)/.installed-dev: requirements.txt requirements-localstripe.txt requirements-dev.txt $(BIN)/.installed
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
@@ -20,10 +27,14 @@ install: $(BIN)/.installed
 
 install-dev: $(BIN)/.installed-dev
 
-run: install
+run: export STRIPE_API_KEY ?= sk_test_local
+run: export STRIPE_API_BASE ?= http://127.0.0.1:$(LOCALSTRIPE_PORT)
+run: export LOCALSTRIPE_PORT := $(LOCALSTRIPE_PORT)
+run: install $(BIN)/.installed-localstripe
 	DJANGO_DEBUG=$${DJANGO_DEBUG:-true} $(BIN)/python manage.py migrate --noinput
-	DJANGO_DEBUG=$${DJANGO_DEBUG:-true} $(BIN)/python manage.py seed_demo
-	DJANGO_DEBUG=$${DJANGO_DEBUG:-true} PORT=$(PORT) $(BIN)/honcho start
+	# The demo's Visa is saved at the local provider, which honcho has not started yet.
+	DJANGO_DEBUG=$${DJANGO_DEBUG:-true} bin/with-localstripe $(BIN)/python manage.py seed_demo
+	DJANGO_DEBUG=$${DJANGO_DEBUG:-true} PORT=$(PORT) $(BIN)/honcho -f Procfile.dev start
 
 lint: install-dev
 	$(BIN)/ruff check .
@@ -50,4 +61,5 @@ bench: install-dev
 	$(BIN)/python bench/run_all.py $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) db.sqlite3* test_db.sqlite3* staticfiles .pytest_cache .import_linter_cache
+	rm -rf $(VENV) db.sqlite3* test_db.sqlite3* staticfiles .pytest_cache .import_linter_cache \
+	  var/localstripe.pickle

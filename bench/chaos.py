@@ -64,23 +64,25 @@ def _run(args: argparse.Namespace) -> int:
     from django.db import connection
 
     from devtools.chaos.driver import ChaosConfig, run_chaos
+    from devtools.stripe_provider import configured_provider
 
     started = time.time()
     call_command("migrate", verbosity=0)
     print(f"migrated {connection.vendor} database {connection.settings_dict['NAME']}", flush=True)
-    report = run_chaos(
-        ChaosConfig(
-            purchases=args.purchases,
-            users=args.users,
-            window_seconds=args.window,
-            span_seconds=args.span,
-            kills=args.kills,
-            q_workers=args.workers,
-            scarce_stock=max(3, args.purchases // 30),
-            seed=args.seed,
-        ),
-        production_env(os.environ["DATABASE_URL"], **FAST_TIMERS),
+    config = ChaosConfig(
+        purchases=args.purchases,
+        users=args.users,
+        window_seconds=args.window,
+        span_seconds=args.span,
+        kills=args.kills,
+        q_workers=args.workers,
+        scarce_stock=max(3, args.purchases // 30),
+        seed=args.seed,
     )
+    # Every purchase charges a saved card: a local provider unless one is configured (its
+    # settings reach the children's environment).
+    with configured_provider():
+        report = run_chaos(config, production_env(os.environ["DATABASE_URL"], **FAST_TIMERS))
     connection.close()
     print(report.summary())
     for violation in report.violations:

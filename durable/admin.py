@@ -5,6 +5,7 @@ change runs."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Callable
 
 from django.contrib import admin, messages
@@ -43,9 +44,10 @@ class ReadOnlyInline(admin.TabularInline):
 
 class StepCheckpointInline(ReadOnlyInline):
     model = StepCheckpoint
+    # Results and errors shortened (the whole text on hover) so the timeline fits the page.
     fields = readonly_fields = (
-        "position", "name", "kind", "status", "result", "error", "attempts", "deadline_ms",
-        "started_ms", "finished_ms", "took",
+        "position", "name", "kind", "status", "short_result", "short_error", "attempts",
+        "deadline_ms", "started_ms", "finished_ms", "took",
     )  # fmt: skip
     ordering = ("position",)
     verbose_name_plural = "Step timeline"
@@ -57,6 +59,21 @@ class StepCheckpointInline(ReadOnlyInline):
     @admin.display(description="duration")
     def took(self, checkpoint: StepCheckpoint) -> str:
         return run_reports.duration(checkpoint.started_at, checkpoint.finished_at)
+
+    @admin.display(description="result")
+    def short_result(self, checkpoint: StepCheckpoint) -> str:
+        return _shortened(json.dumps(checkpoint.result) if checkpoint.result is not None else "")
+
+    @admin.display(description="error")
+    def short_error(self, checkpoint: StepCheckpoint) -> str:
+        return _shortened(checkpoint.error)
+
+
+def _shortened(text: str, limit: int = 80) -> str:
+    """The first line of `text`, at most `limit` characters, the whole text as its title."""
+    line = text.splitlines()[0] if text else ""
+    short = line if len(line) <= limit and line == text else f"{line[:limit]}\u2026"
+    return format_html('<span title="{}" style="overflow-wrap: anywhere">{}</span>', text, short)
 
 
 class WorkflowSignalInline(ReadOnlyInline):
@@ -101,7 +118,9 @@ class WorkflowRunAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
     inlines = (StepCheckpointInline, WorkflowSignalInline)
     actions = ("resume_now", "cancel_runs", "retry_blocked")
-    readonly_fields = (
+    # `fields` too: the change page is read-only, and would otherwise show each model field
+    # beside its millisecond column (Lease expires at and lease expires, ...).
+    fields = readonly_fields = (
         "id", "workflow", "args", "status", "overdue", "result", "error", "lease_owner",
         "lease_expires_ms", "wake_at_ms", "waiting_signal", "enqueued_ms", "created_ms",
         "updated_ms", "finished_ms", "workflow_version", "blocked_kind", "blocked_reason",

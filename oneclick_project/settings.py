@@ -268,6 +268,8 @@ THROTTLE_RATES = {
     "buy": env_rate("ONECLICK_THROTTLE_BUY", "120/min"),
     "cancel": env_rate("ONECLICK_THROTTLE_CANCEL", "120/min"),
     "auth_failure": env_rate("ONECLICK_THROTTLE_AUTH_FAILURES", "10/min"),
+    # Saving a card calls the payment provider.
+    "payment_method": env_rate("ONECLICK_THROTTLE_PAYMENT_METHOD", "30/min"),
 }
 # A customer may have this many purchases in their cancel window at once (0: no limit).
 ONECLICK_MAX_PENDING_PURCHASES = int(env_float("ONECLICK_MAX_PENDING_PURCHASES", 10))
@@ -366,6 +368,44 @@ ONECLICK_CANCEL_WINDOW_SECONDS = env_float("ONECLICK_CANCEL_WINDOW_SECONDS", 5.0
 # the workers a task per purchase (false: a worker does it).
 ONECLICK_EAGER_START = env_bool("ONECLICK_EAGER_START", True)
 
+# --- payments (Stripe's API) and email ----------------------------------------------------------
+# A secret key (sk_live_... or sk_test_...). Empty: no card can be saved and no purchase bought.
+STRIPE_API_KEY = os.environ.get("STRIPE_API_KEY", "")
+# Another address for Stripe's API: `make run` and the tests point it at a local fake
+# (localstripe, development only). Empty: Stripe itself.
+STRIPE_API_BASE = os.environ.get("STRIPE_API_BASE", "").rstrip("/")
+# One call to the provider: connect and read timeouts, and the SDK's own quick retries (under
+# the same idempotency key) before the step's retries take over.
+STRIPE_TIMEOUT_SECONDS = env_float("STRIPE_TIMEOUT_SECONDS", 10.0)
+STRIPE_MAX_NETWORK_RETRIES = int(env_float("STRIPE_MAX_NETWORK_RETRIES", 1))
+# One attempt to charge is abandoned after this long (its outcome is then unknown: tried again
+# under the same key). Above STRIPE_TIMEOUT_SECONDS times the SDK's tries.
+ONECLICK_CHARGE_TIMEOUT_SECONDS = env_float("ONECLICK_CHARGE_TIMEOUT_SECONDS", 30.0)
+# Prices are charged in this currency, in its minor units (cents for usd).
+ONECLICK_CURRENCY = os.environ.get("ONECLICK_CURRENCY", "usd").strip().lower()
+# A charge whose outcome is unknown (timeout, connection refused, 5xx, 429) is retried under its
+# idempotency key for this long before its purchase waits for an operator (never FAILED).
+# Stripe replays a key's first answer for 24 hours: keep this well below that.
+ONECLICK_CHARGE_UNKNOWN_FOR_MINUTES = env_float("ONECLICK_CHARGE_UNKNOWN_FOR_MINUTES", 30.0)
+if ONECLICK_CHARGE_UNKNOWN_FOR_MINUTES >= 12 * 60:
+    raise ImproperlyConfigured(
+        "ONECLICK_CHARGE_UNKNOWN_FOR_MINUTES must stay well below Stripe's 24 hours of key replay"
+    )
+# Email: the console in development; SMTP configured from the environment in production.
+EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND") or (
+    "django.core.mail.backends.console.EmailBackend"
+    if DEBUG
+    else "django.core.mail.backends.smtp.EmailBackend"
+)
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
+EMAIL_PORT = int(env_float("EMAIL_PORT", 25))
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_TIMEOUT = env_float("EMAIL_TIMEOUT_SECONDS", 10.0)
+EMAIL_FILE_PATH = os.environ.get("EMAIL_FILE_PATH", str(BASE_DIR / "var" / "mail"))
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "oneclick <shop@oneclick.invalid>")
+
 # --- durable engine -----------------------------------------------------------------------------
 DURABLE = {
     # A worker that dies holds its runs for at most this long before another takes them over.
@@ -453,5 +493,7 @@ LOGGING = {
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
         "django-q": {"filters": ["demote_probes"]},
+        # The SDK logs every request at INFO.
+        "stripe": {"level": "WARNING"},
     },
 }

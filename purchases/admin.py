@@ -11,7 +11,7 @@ from django.utils.html import format_html
 
 from durable.models import ACTIVE_STATUSES
 from purchases import services
-from purchases.models import MAX_STOCK, Order, Product, Purchase
+from purchases.models import MAX_STOCK, Order, Product, Purchase, SavedCard
 from purchases.selectors import purchase_status
 from purchases.states import FINAL_STATES, STATE_PREFIX, short_state
 
@@ -97,16 +97,32 @@ class PurchaseStateFilter(admin.SimpleListFilter):
 
 @admin.register(Purchase)
 class PurchaseAdmin(admin.ModelAdmin):
-    list_display = ("key", "user", "product", "state", "cancel_until", "created_at", "workflow_run")
-    list_filter = (PurchaseStateFilter, "created_at", "user")
-    search_fields = ("key", "user__username", "product__item_id")
+    list_display = (
+        "key", "user", "product", "state", "payment_state", "cancel_until", "created_at",
+        "workflow_run",
+    )  # fmt: skip
+    list_filter = (PurchaseStateFilter, "payment_state", "created_at", "user")
+    search_fields = ("key", "user__username", "product__item_id", "payment_intent_id")
     list_select_related = ("user", "product", "run")
     date_hierarchy = "created_at"
     readonly_fields = (
-        "user", "key", "product", "unit_price", "cancel_until", "workflow_run", "state",
-        "created_at", "cancelled_at",
+        "user", "key", "product", "unit_price", "currency", "cancel_until", "workflow_run",
+        "state", "created_at", "cancelled_at", "card", "customer_id", "payment_method_id",
+        "payment_state", "payment_intent_id", "payment_message", "paid_at",
     )  # fmt: skip
-    exclude = ("run",)
+    fieldsets = (
+        (None, {"fields": ("user", "key", "product", "state", "workflow_run")}),
+        ("Window", {"fields": ("created_at", "cancel_until", "cancelled_at")}),
+        (
+            "Payment",
+            {
+                "fields": (
+                    "unit_price", "currency", "card", "payment_state", "payment_intent_id",
+                    "paid_at", "payment_message", "customer_id", "payment_method_id",
+                )
+            },
+        ),
+    )  # fmt: skip
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -127,6 +143,10 @@ class PurchaseAdmin(admin.ModelAdmin):
     def state(self, purchase: Purchase) -> str:
         return purchase_status(purchase).state
 
+    @admin.display(description="card")
+    def card(self, purchase: Purchase) -> str:
+        return purchase.card_label or "-"
+
     @admin.display(description="workflow run")
     def workflow_run(self, purchase: Purchase) -> str:
         if not purchase.run_id:
@@ -146,4 +166,17 @@ class OrderAdmin(admin.ModelAdmin):
         return False
 
     def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(SavedCard)
+class SavedCardAdmin(admin.ModelAdmin):
+    """Read-only: a card is saved by its customer, through the provider."""
+
+    list_display = ("user", "__str__", "customer_id", "payment_method_id", "updated_at")
+    search_fields = ("user__username", "customer_id", "payment_method_id")
+    readonly_fields = ("user", "customer_id", "payment_method_id", "brand", "last4", "updated_at")
+    list_select_related = ("user",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -54,6 +54,7 @@ class PurchaseResultSerializer(serializers.Serializer):
     item_id = serializers.CharField()
     order_id = serializers.CharField(required=False)
     reason = serializers.CharField(required=False)
+    message = serializers.CharField(required=False, help_text="The provider's, for a decline")
 
 
 class StatusSerializer(serializers.Serializer):
@@ -62,6 +63,14 @@ class StatusSerializer(serializers.Serializer):
     item_id = serializers.CharField(required=False)
     cancel_until = serializers.DateTimeField(required=False)
     result = PurchaseResultSerializer(required=False)
+    payment_state = serializers.ChoiceField(
+        ["charging"], required=False, help_text="After the window: the card is being charged"
+    )
+    waiting_on_provider = serializers.BooleanField(
+        required=False, help_text="The provider has not answered yet: asked again, same key"
+    )
+    delayed = serializers.BooleanField(required=False)
+    message = serializers.CharField(required=False)
 
 
 class CancelSerializer(StatusSerializer):
@@ -93,6 +102,22 @@ def error(exc: services.PurchaseError, code: int) -> Response:
         body["field"] = exc.field
         body[exc.field] = [exc.message]
     return Response(body, status=code)
+
+
+def invalid_body(request: Request, body: serializers.Serializer, field: str) -> Response | None:
+    """A 400 naming the field at fault when the request's body is not a JSON object (then
+    `field`) or not valid for `body`; None when `body` validated it."""
+    if not isinstance(request.data, dict):
+        return Response(
+            {"detail": "The body must be a JSON object.", "field": field},
+            status=status.HTTP_400_BAD_REQUEST,
+        )
+    if not body.is_valid():
+        return Response(
+            {"detail": "Invalid request.", "field": next(iter(body.errors)), **body.errors},
+            status=status.HTTP_400_BAD_REQUEST,
+        )
+    return None
 
 
 def not_found(key: str) -> Response:
@@ -130,17 +155,10 @@ class BuyView(APIView):
         examples=[OpenApiExample("widget", value={"item_id": "widget-001"}, request_only=True)],
     )
     def post(self, request: Request, key: str) -> Response:
-        if not isinstance(request.data, dict):
-            return Response(
-                {"detail": "The body must be a JSON object.", "field": "item_id"},
-                status=status.HTTP_400_BAD_REQUEST,
-            )
         body = BuyRequest(data=request.data)
-        if not body.is_valid():
-            return Response(
-                {"detail": "Invalid request.", "field": next(iter(body.errors)), **body.errors},
-                status=status.HTTP_400_BAD_REQUEST,
-            )
+        refused = invalid_body(request, body, "item_id")
+        if refused is not None:
+            return refused
         try:
             bought = services.buy(request.user, key, body.validated_data["item_id"])
         except services.KeyConflict as exc:
@@ -261,7 +279,7 @@ ApiRootSerializer = inline_serializer(
     "ApiRoot",
     {
         name: serializers.CharField()
-        for name in ["purchases", "buy", *KEYED_ENDPOINTS, "schema", "docs"]
+        for name in ["purchases", "buy", *KEYED_ENDPOINTS, "payment_method", "schema", "docs"]
     },
 )
 
@@ -286,6 +304,7 @@ class ApiRootView(APIView):
                 "purchases": link("api-purchases"),
                 "buy": link("api-buy", new_key()),
                 **keyed,
+                "payment_method": link("api-payment-method"),
                 "schema": link("api-schema"),
                 "docs": link("api-docs"),
             }

@@ -22,9 +22,10 @@ def json_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
 
     A body that is not JSON, not of a JSON media type or too large is a 400 naming the `field`."""
     response = exception_handler(exc, context)
+    field = getattr(context.get("view"), "body_field", BODY_FIELD)
     if isinstance(exc, ParseError | UnsupportedMediaType):
         return Response(
-            {"detail": str(exc.detail), "field": BODY_FIELD}, status=status.HTTP_400_BAD_REQUEST
+            {"detail": str(exc.detail), "field": field}, status=status.HTTP_400_BAD_REQUEST
         )
     if response is not None:
         return response
@@ -33,7 +34,7 @@ def json_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
             {
                 "detail": "Request body is larger than the server accepts.",
                 "code": "too_large",
-                "field": BODY_FIELD,
+                "field": field,
             },
             status=status.HTTP_400_BAD_REQUEST,
         )

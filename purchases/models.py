@@ -43,6 +43,42 @@ class Product(models.Model):
             raise ValidationError({"stock": f"At most {MAX_STOCK:,} units."})
 
 
+def card_label(brand: str, last4: str) -> str:
+    """A card as people see it: "Visa \u2022\u2022\u2022\u2022 4242"."""
+    return f"{brand.capitalize() or 'Card'} \u2022\u2022\u2022\u2022 {last4}"
+
+
+class PaymentState(models.TextChoices):
+    """Where a purchase's payment is: none (window open, cancelled, out of stock), charging (the
+    order is written and the card is being charged), paid, or declined."""
+
+    NONE = "", "no payment"
+    CHARGING = "charging", "charging"
+    PAID = "paid", "paid"
+    DECLINED = "declined", "declined"
+
+
+class SavedCard(models.Model):
+    """A customer's card at the payment provider: what a one-click purchase charges."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="saved_card"
+    )
+    customer_id = models.CharField("provider customer", max_length=255)
+    payment_method_id = models.CharField(max_length=255, blank=True, default="")
+    brand = models.CharField(max_length=32, blank=True, default="")
+    last4 = models.CharField(max_length=4, blank=True, default="")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return card_label(self.brand, self.last4)
+
+    @property
+    def usable(self) -> bool:
+        """Whether a purchase can charge it (a customer with a payment method)."""
+        return bool(self.customer_id and self.payment_method_id)
+
+
 class Purchase(models.Model):
     """A customer's one-click purchase. `key` is the customer's idempotency key, scoped to them."""
 
@@ -61,6 +97,20 @@ class Purchase(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     cancelled_at = models.DateTimeField(null=True, blank=True)
+    # The payment, fixed at the click: the price above in this currency, to this card.
+    currency = models.CharField(max_length=3, default="usd")
+    customer_id = models.CharField("provider customer", max_length=255, blank=True, default="")
+    payment_method_id = models.CharField(max_length=255, blank=True, default="")
+    card_brand = models.CharField(max_length=32, blank=True, default="")
+    card_last4 = models.CharField(max_length=4, blank=True, default="")
+    payment_state = models.CharField(
+        max_length=16, choices=PaymentState.choices, default=PaymentState.NONE, db_index=True
+    )
+    payment_intent_id = models.CharField("PaymentIntent", max_length=255, blank=True, default="")
+    payment_message = models.TextField(
+        blank=True, default="", help_text="The provider's message when it declined the charge"
+    )
+    paid_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -70,6 +120,11 @@ class Purchase(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key} by {self.user} ({self.product.item_id})"
+
+    @property
+    def card_label(self) -> str:
+        """The card this purchase charges, as people see it ("" for none)."""
+        return card_label(self.card_brand, self.card_last4) if self.payment_method_id else ""
 
 
 class Order(models.Model):

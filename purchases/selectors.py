@@ -6,16 +6,20 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from django.contrib.auth.base_user import AbstractBaseUser
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from durable import StepFailed
-from durable.models import RunStatus
-from purchases.models import Order, Product, Purchase
+from durable.models import CheckpointStatus, RunStatus, StepCheckpoint
+from purchases.models import Order, PaymentState, Product, Purchase, SavedCard
 from purchases.states import CANCELLED, CONFIRMED, FAILED, short_state
 
 DELAYED_MESSAGE = (
     "Your purchase is delayed by maintenance on our side. Nothing is lost: it will complete as "
     "you decided, and a cancel made inside the window is honoured."
+)
+PROVIDER_MESSAGE = (
+    "Our payment provider has not answered yet. We keep asking, and your card is charged at "
+    "most once: your purchase completes as soon as it answers."
 )
 
 
@@ -43,10 +47,16 @@ class PurchaseStatus:
     cancel_until: Any
     result: dict[str, Any] | None
     delayed: bool = False
+    # The payment: PaymentState's value, and whether the provider's answer is awaited (an
+    # attempt's outcome was unknown: it is being asked again under the same key).
+    payment_state: str = ""
+    waiting_on_provider: bool = False
 
     @property
     def message(self) -> str:
         """What to tell the customer about a delayed purchase ("" otherwise)."""
+        if self.waiting_on_provider:
+            return PROVIDER_MESSAGE
         return DELAYED_MESSAGE if self.delayed else ""
 
     @property
@@ -65,7 +75,11 @@ class PurchaseStatus:
                 "item_id": self.item_id,
                 "cancel_until": self.cancel_until.isoformat().replace("+00:00", "Z"),
             }
-            if self.delayed:
+            if self.payment_state:
+                body["payment_state"] = self.payment_state
+            if self.waiting_on_provider:
+                body |= {"waiting_on_provider": True, "message": self.message}
+            elif self.delayed:
                 body |= {"delayed": True, "message": self.message}
             return body
         return {"key": self.key, "status": "done", "result": self.result}
@@ -88,6 +102,7 @@ def purchase_status(
         run = purchase.run
         if refresh:
             run.refresh_from_db()
+            purchase.refresh_from_db(fields=["payment_state", "payment_message", "cancelled_at"])
     item_id = purchase.product.item_id
     result: dict[str, Any] | None = None
     if run.status == RunStatus.SUCCEEDED:
@@ -95,16 +110,63 @@ def purchase_status(
     elif run.status == RunStatus.FAILED:
         result = {"state": FAILED, "item_id": item_id, "reason": failure_reason(run.error)}
     elif run.status == RunStatus.CANCELLED:
-        # Stopped by an operator: if checkout had committed, the order stands.
-        order = Order.objects.filter(purchase=purchase).first()
-        if order is not None:
+        # Stopped by an operator: if checkout had committed (and nothing is left to charge),
+        # the order stands.
+        order = _order(purchase)
+        if order is not None and purchase.payment_state != PaymentState.CHARGING:
             result = {"state": CONFIRMED, "item_id": item_id, "order_id": order.order_number}
         else:
             result = {"state": CANCELLED, "item_id": item_id}
+    else:
+        result = decided_result(purchase)
+    blocked = run.status == RunStatus.BLOCKED
+    charging = result is None and purchase.payment_state == PaymentState.CHARGING
     return PurchaseStatus(
         purchase.key, item_id, "done" if result else "pending", purchase.cancel_until, result,
-        delayed=run.status == RunStatus.BLOCKED,
+        delayed=blocked, payment_state=purchase.payment_state,
+        waiting_on_provider=charging and (blocked or _charge_retrying(purchase.run_id)),
     )  # fmt: skip
+
+
+def decided_result(purchase: Purchase) -> dict[str, Any] | None:
+    """The result the purchase's run is about to return, once its outcome is written (paid,
+    declined or cancelled) and only the email is left to send; None before."""
+    item_id = purchase.product.item_id
+    if purchase.payment_state == PaymentState.PAID:
+        order = _order(purchase)
+        return {
+            "state": CONFIRMED,
+            "item_id": item_id,
+            "order_id": order.order_number if order else "",
+        }
+    if purchase.payment_state == PaymentState.DECLINED:
+        return {
+            "state": FAILED, "item_id": item_id, "reason": "payment_declined",
+            "message": purchase.payment_message,
+        }  # fmt: skip
+    if purchase.cancelled_at is not None:
+        return {"state": CANCELLED, "item_id": item_id}
+    return None
+
+
+def _order(purchase: Purchase) -> Order | None:
+    try:
+        return purchase.order
+    except Order.DoesNotExist:
+        return None
+
+
+def _charge_retrying(run_id: str) -> bool:
+    """Whether the run's charge has had an attempt without an answer (since an operator's last
+    resume) and has not answered since. The attempt in flight counts as unknown until it answers
+    (the engine presumes so), so it takes an error recorded or a second unknown attempt."""
+    return (
+        StepCheckpoint.objects.filter(
+            run_id=run_id, name="charge", status=CheckpointStatus.PENDING, unknown_attempts__gt=0
+        )
+        .filter(~Q(error="") | Q(unknown_attempts__gte=2))
+        .exists()
+    )
 
 
 def failure_reason(error: str) -> str:
@@ -124,3 +186,9 @@ def purchases_of(user: AbstractBaseUser) -> QuerySet[Purchase]:
 def active_products() -> QuerySet[Product]:
     """The catalog: active products by name."""
     return Product.objects.filter(active=True).order_by("name")
+
+
+def saved_card(user: AbstractBaseUser) -> SavedCard | None:
+    """The card the user's one-click purchases charge, if they saved one."""
+    card = SavedCard.objects.filter(user=user).first()
+    return card if card is not None and card.usable else None

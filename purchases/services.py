@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
@@ -18,8 +19,10 @@ from django.db.models import F
 from django.utils import timezone
 
 import durable
+from durable.models import RunStatus
+from purchases import payments
 from purchases.keys import KEY_RULE, is_valid_key
-from purchases.models import MAX_STOCK, Order, Product, Purchase
+from purchases.models import MAX_STOCK, Order, PaymentState, Product, Purchase, SavedCard
 from purchases.selectors import PurchaseStatus, pending_status, purchase_status
 from purchases.states import CANCEL_SIGNAL, CANCELLED, WORKFLOW, short_state
 
@@ -54,6 +57,22 @@ class KeyConflict(PurchaseError):
 
 class TooManyPending(PurchaseError):
     """The customer already has ONECLICK_MAX_PENDING_PURCHASES purchases in their window."""
+
+
+class NoPaymentMethod(PurchaseError):
+    """The customer has no saved card to charge: nothing was started."""
+
+    field = "payment_method"
+
+
+class InvalidPaymentMethod(PurchaseError):
+    """The provider refused the payment method given to save."""
+
+    field = "payment_method"
+
+
+class PaymentsUnavailable(PurchaseError):
+    """The payment provider could not be reached (or is not configured): try again later."""
 
 
 class PurchaseNotFound(PurchaseError):
@@ -102,12 +121,18 @@ def buy(user: AbstractBaseUser, key: str, item_id: Any) -> BuyResult:
         .annotate(clock=durable.database_now_expression())
         .first()
     )
-    if product is None or _too_many_pending(user):
+    card = SavedCard.objects.filter(user=user).first()
+    if product is None or card is None or not card.usable or _too_many_pending(user):
         existing = _existing(user, key)
         if existing is not None:
             return _same_purchase(existing, item_id)
         if product is None:
             raise UnknownItem(f"no product with item_id {item_id!r}")
+        if card is None or not card.usable:
+            raise NoPaymentMethod(
+                "Save a card first (PUT /api/payment-method, or your account page): a one-click "
+                "purchase charges your saved card."
+            )
         raise TooManyPending(
             "You have too many purchases waiting: wait until their cancel windows close."
         )
@@ -120,9 +145,12 @@ def buy(user: AbstractBaseUser, key: str, item_id: Any) -> BuyResult:
             # The purchase first: an eager start runs the workflow in this transaction, up to
             # its cancel window (or, with no window, its checkout), and it reads the purchase.
             # The foreign key to the run is checked at commit.
+            # The price, the currency and the card are fixed here, at the click.
             purchase = Purchase.objects.create(
                 user=user, key=key, product=product, unit_price=product.price,
-                cancel_until=cancel_until, run_id=run_id,
+                cancel_until=cancel_until, run_id=run_id, currency=settings.ONECLICK_CURRENCY,
+                customer_id=card.customer_id, payment_method_id=card.payment_method_id,
+                card_brand=card.brand, card_last4=card.last4,
             )  # fmt: skip
             run, _ = durable.start(
                 run_id, WORKFLOW, product.item_id, cancel_until.isoformat(),
@@ -140,6 +168,9 @@ def buy(user: AbstractBaseUser, key: str, item_id: Any) -> BuyResult:
         # Only a worker can have moved the run since: still pending as far as this answer goes.
         return BuyResult(purchase, True, pending_status(purchase))
     # Started eagerly: the run was advanced in the transaction, and its handle says where it is.
+    if run.status != RunStatus.WAITING:
+        # Not parked at its window (there was none): checkout wrote the purchase's payment.
+        purchase.refresh_from_db(fields=["payment_state", "payment_message", "cancelled_at"])
     return BuyResult(purchase, True, purchase_status(purchase, run=run))
 
 
@@ -216,12 +247,14 @@ def new_order_number() -> str:
 
 
 def checkout(run_id: str) -> dict[str, Any]:
-    """Take one unit of stock and create the order, inside the step's transaction.
+    """Take one unit of stock and create the order awaiting payment (the purchase's payment is
+    then charging), inside the step's transaction; returns the order number and `charge`, the
+    payment to ask for (payments.charge's request: the card, price and currency of the click).
 
     Never oversells: the stock decrement is conditional in one UPDATE. Out of stock returns
     `{"ok": False, "reason": "out_of_stock"}` and creates nothing. The order copies the price
     fixed at purchase time. No purchase for `run_id` raises Purchase.DoesNotExist."""
-    # Two plain statements, kept by measurement: this runs once per purchase inside the run's
+    # Plain statements, kept by measurement: this runs once per purchase inside the run's
     # transaction (on SQLite, while the write lock is held), and the same two statements
     # written in the ORM (a conditional F() update with a subquery and a create) lowered the
     # engine's end-to-end throughput by more than 10% on both databases (issue 16's A/B).
@@ -245,7 +278,21 @@ def checkout(run_id: str) -> dict[str, Any]:
             f"SELECT %s, id, unit_price, %s FROM {purchases} WHERE run_id = %s",
             [order_number, created_at, run_id],
         )
-    return {"ok": True, "order_id": order_number}
+        # The payment is charging now, and what to charge comes back in the same statement:
+        # the charge step then needs no database (it may run in a thread of its own).
+        cursor.execute(
+            f"UPDATE {purchases} SET payment_state = %s WHERE run_id = %s RETURNING "
+            f"{connection.ops.quote_name('key')}, user_id, customer_id, payment_method_id, "
+            "unit_price, currency",
+            [PaymentState.CHARGING.value, run_id],
+        )
+        key, user_id, customer, payment_method, price, currency = cursor.fetchone()
+    charge = {
+        "customer": customer, "payment_method": payment_method, "currency": currency,
+        "amount": payments.minor_units(Decimal(str(price)), currency),
+        "metadata": {"purchase": key, "user_id": str(user_id), "order_number": order_number},
+    }  # fmt: skip
+    return {"ok": True, "order_id": order_number, "charge": charge}
 
 
 def record_cancellation(run_id: str) -> None:
@@ -260,3 +307,53 @@ def add_stock(product: Product, units: int) -> bool:
         stock=F("stock") + units
     )
     return added == 1
+
+
+def record_payment(run_id: str, payment_intent: str) -> None:
+    """The charge went through: note its PaymentIntent on the purchase, which is paid."""
+    Purchase.objects.filter(run_id=run_id).update(
+        payment_state=PaymentState.PAID, payment_intent_id=payment_intent, paid_at=timezone.now()
+    )
+
+
+def record_decline(run_id: str, message: str) -> None:
+    """The card was declined: the order goes and its unit goes back to stock, and the purchase
+    keeps the provider's message. Nothing was charged."""
+    purchase = Purchase.objects.get(run_id=run_id)
+    if Order.objects.filter(purchase=purchase).delete()[0]:
+        Product.objects.filter(pk=purchase.product_id).update(stock=F("stock") + 1)
+    Purchase.objects.filter(pk=purchase.pk).update(
+        payment_state=PaymentState.DECLINED, payment_message=message
+    )
+
+
+# --- the saved card -------------------------------------------------------------------------------
+
+
+def save_payment_method(user: AbstractBaseUser, payment_method: Any) -> SavedCard:
+    """Attach `payment_method` (a provider PaymentMethod id, such as pm_card_visa in test mode)
+    to the user's provider customer, made on first use, and save it as the card one-click
+    purchases charge. InvalidPaymentMethod when it is missing or refused; PaymentsUnavailable
+    when the provider cannot be reached (nothing is changed then)."""
+    if not isinstance(payment_method, str) or not payment_method.strip():
+        raise InvalidPaymentMethod("payment_method is required (a PaymentMethod id, pm_...)")
+    saved = SavedCard.objects.filter(user=user).first()
+    try:
+        card = payments.attach_card(
+            saved.customer_id if saved else "", payment_method.strip(),
+            user_id=user.pk, email=getattr(user, "email", "") or "",
+        )  # fmt: skip
+    except payments.InvalidPaymentMethod as exc:
+        raise InvalidPaymentMethod(f"payment_method {payment_method!r}: {exc}") from exc
+    except payments.ProviderUnavailable as exc:
+        raise PaymentsUnavailable(
+            f"The payment provider is unavailable, nothing was changed: {exc}"
+        ) from exc
+    saved, _ = SavedCard.objects.update_or_create(
+        user=user,
+        defaults={
+            "customer_id": card.customer_id, "payment_method_id": card.payment_method_id,
+            "brand": card.brand, "last4": card.last4,
+        },
+    )  # fmt: skip
+    return saved

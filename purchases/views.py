@@ -22,8 +22,8 @@ from django.utils.cache import patch_cache_control
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST, require_safe
 
-from purchases import selectors, services
-from purchases.forms import BuyForm
+from purchases import payments, selectors, services
+from purchases.forms import TEST_CARDS, BuyForm, CardForm
 from purchases.models import Purchase
 from purchases.selectors import PurchaseStatus
 from purchases.signin import LockoutAuthenticationForm, answer_lockout
@@ -62,7 +62,8 @@ def catalog(request: HttpRequest) -> HttpResponse:
     offers = [
         (product, BuyForm.for_item(product.item_id)) for product in selectors.active_products()
     ]
-    response = render(request, "purchases/catalog.html", {"offers": offers})
+    card = selectors.saved_card(request.user)
+    response = render(request, "purchases/catalog.html", {"offers": offers, "card": card})
     # Cacheable by the browser only (never no-store): going back must show the same page and
     # so the same keys, so that "back, then Buy again" names the purchase already made.
     patch_cache_control(response, private=True)
@@ -88,6 +89,9 @@ def buy(request: HttpRequest) -> HttpResponse:
     except services.TooManyPending as exc:
         messages.error(request, exc.message)
         return redirect("catalog")
+    except services.NoPaymentMethod:
+        messages.error(request, "Save a card on your account page first: one click charges it.")
+        return redirect("account")
     except services.PurchaseError:
         messages.error(request, "That Buy button has expired. Please try again.")
         return redirect("catalog")
@@ -149,6 +153,42 @@ def orders(request: HttpRequest) -> HttpResponse:
     )
     rows = [(item, selectors.purchase_status(item)) for item in page]
     return render(request, "purchases/orders.html", {"page": page, "rows": rows})
+
+
+@login_required
+@require_safe
+def account(request: HttpRequest) -> HttpResponse:
+    """The customer's saved card and, in test mode, Stripe's test cards to choose from."""
+    return render(
+        request,
+        "purchases/account.html",
+        {
+            "card": selectors.saved_card(request.user),
+            "test_cards": TEST_CARDS if payments.test_mode() else [],
+        },
+    )
+
+
+@login_required
+@require_POST
+def save_card(request: HttpRequest) -> HttpResponse:
+    """Save the chosen card; what went wrong is a message on the account page."""
+    form = CardForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose a card to save.")
+        return redirect("account")
+    try:
+        card = services.save_payment_method(request.user, form.cleaned_data["payment_method"])
+    except services.PaymentsUnavailable:
+        messages.error(
+            request, "Our payment provider is unavailable right now, nothing was changed. "
+            "Please try again in a minute.",
+        )  # fmt: skip
+    except services.PurchaseError:
+        messages.error(request, "That card was refused. Please choose another.")
+    else:
+        messages.success(request, f"Saved: one click now charges your {card}.")
+    return redirect("account")
 
 
 def _own_purchase(request: HttpRequest, key: str) -> Purchase:

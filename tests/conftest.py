@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -11,13 +12,50 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
 
+from devtools.stripe_provider import LocalProvider, configured_provider
+from purchases import services
 from purchases.models import Product
 
 
+@pytest.fixture(scope="session", autouse=True)
+def stripe_provider() -> Iterator[LocalProvider]:
+    """localstripe in a process of its own for the whole session, and the settings (and the
+    environment of the processes tests start) pointing the SDK at it: every purchase charges a
+    saved card, so every test that buys needs a provider."""
+    from django.conf import settings
+
+    settings.STRIPE_API_KEY = ""  # a local provider, whatever the environment says
+    with configured_provider() as provider:
+        assert provider is not None
+        yield provider
+
+
 @pytest.fixture
-def make_user(db):
-    def make(username: str = "alice", password: str = "pw-alice-123"):
-        return get_user_model().objects.create_user(username=username, password=password)
+def provider(stripe_provider) -> LocalProvider:
+    """The session's local provider, emptied for this test."""
+    stripe_provider.flush()
+    return stripe_provider
+
+
+@pytest.fixture
+def give_card(provider):
+    """Save a card for a user at the local provider (default: a Visa that charges)."""
+
+    def give(user, payment_method: str = "pm_card_visa"):
+        return services.save_payment_method(user, payment_method)
+
+    return give
+
+
+@pytest.fixture
+def make_user(db, give_card):
+    """A customer with a saved Visa (`card=False`: without a card)."""
+
+    def make(username: str = "alice", password: str = "pw-alice-123", *, card: bool = True):
+        user = get_user_model().objects.create_user(username=username, password=password)
+        if card:
+            give_card(user)
+        return user
 
     return make
 

@@ -258,6 +258,16 @@ MUTANTS: tuple[Mutant, ...] = (
             "test_a_runs_next_call_keeps_its_lease_past_several_lease_lengths",
         ),
     ),
+    Mutant(
+        "M15",
+        "the charge is asked without the step's idempotency key (a retry after a kill pays again)",
+        "purchases/payments.py",
+        (('options={"idempotency_key": key}', "options={}"),),
+        (
+            "tests/purchases/test_payment_processes.py::"
+            "test_workers_killed_while_charges_are_in_flight_charge_each_confirmed_purchase_once",
+        ),
+    ),
 )
 
 

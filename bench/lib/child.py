@@ -10,6 +10,7 @@ drops the database and writes the result as JSON.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import inspect
 import os
@@ -20,6 +21,7 @@ from pathlib import Path
 from bench.lib.context import BenchContext, bench_env, seed, setup_django
 from bench.lib.database import fresh_database
 from bench.lib.results import BenchResult
+from devtools.stripe_provider import configured_provider
 
 BENCHMARKS = {
     "throughput": ("bench.benchmarks.throughput", "1. Engine throughput (zero window)"),
@@ -72,11 +74,14 @@ def main() -> int:
         f"{args.rounds} round(s)); logs in {log_dir}",
         flush=True,
     )
-    with fresh_database(args.db, args.bench) as database:
+    with fresh_database(args.db, args.bench) as database, contextlib.ExitStack() as provider:
         cluster = f"bench-{args.bench}-{args.db}-{os.getpid()}"
         env = bench_env(database.url, cluster)
         migrate_seconds = database.migrate(env, log_dir / "migrate.log")
         setup_django(env)
+        # Every purchase charges a saved card: a local provider unless one is configured.
+        provider.enter_context(configured_provider())
+        env.update({name: os.environ[name] for name in ("STRIPE_API_KEY", "STRIPE_API_BASE")})
         ctx = BenchContext(database, env, seed(), result, log_dir, args.quick, args.rounds)
         result.settings.update(effective_settings(args.db))
         result.settings["migrate seconds"] = round(migrate_seconds, 1)

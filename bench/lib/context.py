@@ -114,14 +114,16 @@ def setup_django(env: dict[str, str]) -> None:
 
 
 def seed() -> Seed:
-    """A bench user with a password (HTTP Basic) and a DRF token, and one product with stock
-    enough for every benchmark."""
+    """A bench user with a password (HTTP Basic), a DRF token and a saved Visa, and one product
+    with stock enough for every benchmark."""
     from django.contrib.auth import get_user_model
     from rest_framework.authtoken.models import Token
 
+    from purchases import services
     from purchases.models import Product
 
     user = get_user_model().objects.create_user("bench", password=BENCH_PASSWORD)
+    services.save_payment_method(user, "pm_card_visa")
     token = Token.objects.create(user=user)
     Product.objects.create(item_id=BENCH_ITEM, name="Bench item", price="1.00", stock=1_000_000_000)
     return Seed(user, token.key, BENCH_ITEM)

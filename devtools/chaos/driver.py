@@ -40,6 +40,7 @@ from devtools.environments import NO_RATE_LIMITS
 from devtools.ports import CHAOS_SERVERS, free_port
 from devtools.processes import Process, poller, wait_for_http, web, worker
 from durable.models import ACTIVE_STATUSES, RunStatus, StepCheckpoint, WorkflowRun, WorkflowSignal
+from purchases import services
 from purchases.models import Order, Product, Purchase
 from purchases.services import run_id_for
 from purchases.states import CANCEL_SIGNAL, CANCELLED, CONFIRMED, FAILED
@@ -363,6 +364,8 @@ def run_chaos(config: ChaosConfig, child_env: dict[str, str]) -> ChaosReport:
         user_model.objects.create(username=f"chaos-{run_tag}-{n}", password=encoded)
         for n in range(config.users)
     ]
+    for user in users:  # one click charges a saved card (the configured provider's)
+        services.save_payment_method(user, "pm_card_visa")
     auths = [basic_auth(user.get_username(), password) for user in users]
     Product.objects.update_or_create(
         item_id=PLENTY,

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from devtools.processes import poller, running, worker
+from purchases import services
 from tests.browser.helpers import PASSWORD, WAIT_MS, sign_in
 from tests.support.environment import process_env
 
@@ -135,7 +136,9 @@ def engine(browser: Browser, transactional_db: None) -> Iterator[None]:
 
 @pytest.fixture
 def shopper(django_user_model: Any) -> Any:
-    return django_user_model.objects.create_user(username="shopper", password=PASSWORD)
+    user = django_user_model.objects.create_user(username="shopper", password=PASSWORD)
+    services.save_payment_method(user, "pm_card_visa")
+    return user
 
 
 @pytest.fixture

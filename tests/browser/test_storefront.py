@@ -63,6 +63,7 @@ def test_buy_counts_down_then_confirms_without_a_reload(
     expect(status_of(page)).to_have_attribute("data-state", "CONFIRMED")
     order_number = page.locator("[data-order-number]").inner_text()
     assert order_number == Order.objects.get().order_number
+    expect(status_of(page)).to_contain_text("Paid with your Visa \u2022\u2022\u2022\u2022 4242")
     assert page.evaluate("window.sameDocument") is True  # updated in place, not reloaded
     expect(page.get_by_role("button", name="Cancel purchase")).to_have_count(0)
     screenshot(page, "purchase-confirmed")
@@ -73,6 +74,7 @@ def test_buy_counts_down_then_confirms_without_a_reload(
     expect(row).to_contain_text("Widget")
     expect(row).to_contain_text("Confirmed")
     expect(row).to_contain_text(order_number)
+    expect(row).to_contain_text("Paid")
     screenshot(page, "orders")
     page.set_viewport_size({"width": 390, "height": 844})
     screenshot(page, "orders-mobile")

@@ -62,3 +62,20 @@ def test_a_failing_step_is_named_as_the_reason(admin_client, settings):
     )
     page = admin_client.get(reverse("admin:durable_workflowrun_change", args=["od-flaky"]))
     assert "step flaky failing: ConnectionError: attempt 1 failed" in page.content.decode()
+
+
+def test_the_run_page_shows_each_field_once_and_a_long_error_shortened(admin_client):
+    durable.start("once-1", "send_with_undo", "hello", 30)
+    advance("once-1")
+    StepCheckpoint.objects.filter(run_id="once-1").update(
+        error="Traceback (most recent call last):\n" + "x" * 5000
+    )
+    html = admin_client.get(reverse("admin:durable_workflowrun_change", args=["once-1"]))
+    html = html.content.decode()
+    labels = re.findall(r"<label>([^<]+):</label>", html)
+    assert len(labels) == len(set(labels)), sorted(labels)
+    for field_label in ("Lease expires at", "Wake at", "Finished at", "Blocked at"):
+        assert labels.count(field_label) + labels.count(field_label.removesuffix(" at")) <= 1
+    timeline = html[html.index("Step timeline") :]
+    assert "x" * 81 not in re.sub(r'title="[^"]*"', "", timeline), "the whole error on the page"
+    assert "Traceback (most recent call last):\u2026" in timeline

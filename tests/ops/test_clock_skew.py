@@ -17,6 +17,7 @@ from rest_framework.authtoken.models import Token
 from devtools.ports import TEST_SERVERS, free_port
 from devtools.processes import Process, running, wait_for_http, wait_until, web
 from durable.models import RunStatus, WorkflowRun
+from purchases import services
 from purchases.models import Order, Product, Purchase
 from tests.ops.json_http import call
 from tests.support.environment import process_env
@@ -97,6 +98,7 @@ def finished(keys: list[str]) -> bool:
 def test_skewed_worker_and_poller_clocks_neither_advance_nor_delay_a_confirmation():
     require_program("faketime", "faketime")
     user = get_user_model().objects.create_user("skew", password="unused-pw-123")
+    services.save_payment_method(user, "pm_card_visa")
     token = Token.objects.create(user=user).key
     Product.objects.create(item_id="gizmo-skew", name="Gizmo", price="4.50", stock=100)
     env = process_env(

@@ -39,8 +39,10 @@ RECOVERY = dt.timedelta(seconds=2)
 SETUP = """
 from django.contrib.auth import get_user_model
 from rest_framework.authtoken.models import Token
+from purchases import services
 from purchases.models import Product
 user = get_user_model().objects.create_user("restart", password="unused-pw-123")
+services.save_payment_method(user, "pm_card_visa")
 Product.objects.create(item_id="gizmo-rs", name="Gizmo", price="4.50", stock=100)
 print(Token.objects.create(user=user).key)
 """

@@ -14,6 +14,7 @@ from devtools.ports import TEST_SERVERS, free_port
 from devtools.processes import poller, running, wait_for_http, wait_until, web
 from devtools.processes import worker as cluster
 from durable.models import ACTIVE_STATUSES, WorkflowRun
+from purchases import services
 from purchases.models import Order, Product
 from tests.ops.json_http import call
 from tests.ops.prometheus import samples, value
@@ -33,6 +34,7 @@ def scrape(port: int) -> dict:
 
 def test_one_scrape_of_the_web_process_adds_up_every_process(tmp_path):
     user = get_user_model().objects.create_user("metered", password="unused-pw-123")
+    services.save_payment_method(user, "pm_card_visa")
     token = Token.objects.create(user=user).key
     Product.objects.create(item_id="gizmo-m", name="Gizmo", price="4.50", stock=10)
     env = process_env(

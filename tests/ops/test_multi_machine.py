@@ -23,6 +23,7 @@ from rest_framework.authtoken.models import Token
 from devtools.ports import TEST_SERVERS, free_port
 from devtools.processes import Process, poller, running, wait_for_http, wait_until, web, worker
 from durable.models import ACTIVE_STATUSES, RunStatus, WorkflowRun
+from purchases import services
 from purchases.models import Order, Product, Purchase
 from tests.ops.json_http import call
 from tests.support.environment import process_env
@@ -82,6 +83,7 @@ def broker(request: pytest.FixtureRequest) -> str:
 
 def test_one_machine_is_killed_and_the_other_finishes_every_purchase(broker):
     user = get_user_model().objects.create_user("multi", password="unused-pw-123")
+    services.save_payment_method(user, "pm_card_visa")
     token = Token.objects.create(user=user).key
     Product.objects.create(item_id="gizmo-mm", name="Gizmo", price="4.50", stock=STOCK)
     cluster_name = f"ops-mm-{uuid.uuid4().hex[:8]}"

@@ -57,7 +57,8 @@ def test_with_no_cancel_window_the_buying_request_confirms_the_purchase_in_its_c
     api, alice, product, settings
 ):
     """The eager start runs the workflow in the buy's own transaction, after the purchase row
-    it checks out (started before it, the checkout would find no purchase and fail)."""
+    it checks out (started before it, the checkout would find no purchase and fail), and the
+    charge, a plain step, right after its commit."""
     settings.ONECLICK_CANCEL_WINDOW_SECONDS = 0
     response = buy(api, "k0")
     assert response.status_code == 202

@@ -32,6 +32,7 @@ def test_the_api_root_links_every_endpoint(api):
     assert re.fullmatch(r"http://testserver/api/buy/[A-Za-z0-9_-]{1,64}", links["buy"])
     assert links["cancel"] == "http://testserver/api/cancel/{key}"
     assert links["status"] == "http://testserver/api/status/{key}"
+    assert links["payment_method"] == "http://testserver/api/payment-method"
     assert links["schema"] == "http://testserver/api/schema/"
     assert links["docs"] == "http://testserver/api/docs/"
     assert api.get("/api/").json()["buy"] != links["buy"], "a fresh key per visit"

@@ -38,6 +38,7 @@ def test_a_bad_deploy_blocks_purchases_and_the_rollback_ends_each_as_the_custome
     settings,
 ):
     customer = get_user_model().objects.create_user("deployer", password="pw-deployer-1")
+    services.save_payment_method(customer, "pm_card_visa")
     Product.objects.create(item_id="widget-001", name="Widget", price=Decimal("5"), stock=10)
     v1 = worker(env(), name="purchases-v1")
     with running(v1, poller(env())):

@@ -297,9 +297,10 @@ def test_another_users_purchase_is_a_404(client_of, product, window) -> None:
 # --- my orders ------------------------------------------------------------------------------------
 
 
-def test_orders_lists_only_my_purchases_newest_first(client_of, alice, product, window) -> None:
+def test_orders_lists_only_my_purchases_newest_first(
+    client_of, alice, bob, product, window
+) -> None:
     window(0)  # confirmed by their eager start
-    bob = get_user_model().objects.create_user("bob", password="pw-bob-123")
     services.buy(bob, "bobs-key", "widget-001")
     first = services.buy(alice, "alice-first", "widget-001").purchase
     window(60)
