@@ -29,7 +29,11 @@ class Product(models.Model):
     class Meta:
         ordering = ["name"]
         constraints = [
-            models.CheckConstraint(condition=models.Q(stock__gte=0), name="product_stock_gte_0"),
+            # The database holds the bound too, for writes that skip clean() (update(), F()).
+            models.CheckConstraint(
+                condition=models.Q(stock__gte=0, stock__lte=MAX_STOCK),
+                name="product_stock_within_0_and_max_stock",
+            ),
             models.CheckConstraint(condition=models.Q(price__gte=0), name="product_price_gte_0"),
         ]
 

@@ -317,11 +317,14 @@ def record_payment(run_id: str, payment_intent: str) -> None:
 
 
 def record_decline(run_id: str, message: str) -> None:
-    """The card was declined: the order goes and its unit goes back to stock, and the purchase
-    keeps the provider's message. Nothing was charged."""
+    """The card was declined: the order goes and its unit goes back to stock (unless the stock
+    was filled to MAX_STOCK meanwhile: the unit is then dropped, never a write past the bound),
+    and the purchase keeps the provider's message. Nothing was charged."""
     purchase = Purchase.objects.get(run_id=run_id)
     if Order.objects.filter(purchase=purchase).delete()[0]:
-        Product.objects.filter(pk=purchase.product_id).update(stock=F("stock") + 1)
+        Product.objects.filter(pk=purchase.product_id, stock__lt=MAX_STOCK).update(
+            stock=F("stock") + 1
+        )
     Purchase.objects.filter(pk=purchase.pk).update(
         payment_state=PaymentState.DECLINED, payment_message=message
     )

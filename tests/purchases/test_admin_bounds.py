@@ -1,14 +1,19 @@
 """The admin's number fields have bounds the model enforces (issue 29, item 6): a stock or an
-"Add to stock" past MAX_STOCK, however large, is a form error, never a 500 or a stored value."""
+"Add to stock" past MAX_STOCK, however large, is a form error, never a 500 or a stored value;
+and the database refuses a stock past it from any write that skips the model's clean()."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.urls import reverse
 
 from purchases import services
-from purchases.models import MAX_STOCK, Product
+from purchases.models import MAX_STOCK, Order, PaymentState, Product
 
 pytestmark = pytest.mark.django_db
 
@@ -60,3 +65,46 @@ def test_an_add_that_a_concurrent_one_made_too_large_writes_nothing(product):
     assert Product.objects.get(pk=product.pk).stock == MAX_STOCK - 3
     assert services.add_stock(product, 3) is True
     assert Product.objects.get(pk=product.pk).stock == MAX_STOCK
+
+
+def _update(product: Product) -> None:
+    Product.objects.filter(pk=product.pk).update(stock=MAX_STOCK + 1)
+
+
+def _add_in_the_database(product: Product) -> None:
+    Product.objects.filter(pk=product.pk).update(stock=F("stock") + MAX_STOCK)
+
+
+def _save_without_full_clean(product: Product) -> None:
+    product.stock = MAX_STOCK + 1
+    product.save()
+
+
+def _create(product: Product) -> None:
+    Product.objects.create(item_id="gadget-002", name="Gadget", price="1.00", stock=MAX_STOCK + 1)
+
+
+@pytest.mark.parametrize(
+    "write", [_update, _add_in_the_database, _save_without_full_clean, _create]
+)
+def test_the_database_refuses_a_stock_past_the_bound_from_writes_that_skip_clean(
+    product, write: Callable[[Product], None]
+) -> None:
+    with pytest.raises(IntegrityError), transaction.atomic():
+        write(product)
+    assert Product.objects.get(pk=product.pk).stock == 10
+    assert not Product.objects.filter(stock__gt=MAX_STOCK).exists()
+    Product.objects.filter(pk=product.pk).update(stock=MAX_STOCK)
+    assert Product.objects.get(pk=product.pk).stock == MAX_STOCK
+
+
+def test_a_decline_after_the_stock_was_filled_to_the_bound_drops_its_unit(make_user, product):
+    # checkout took a unit; the admin filled the stock to the bound before the card was declined.
+    purchase = services.buy(make_user(), "k1", product.item_id).purchase
+    assert services.checkout(purchase.run_id)["ok"] is True
+    Product.objects.filter(pk=product.pk).update(stock=MAX_STOCK)
+    services.record_decline(purchase.run_id, "Your card was declined.")
+    assert Product.objects.get(pk=product.pk).stock == MAX_STOCK
+    assert not Order.objects.exists()
+    purchase.refresh_from_db()
+    assert purchase.payment_state == PaymentState.DECLINED
