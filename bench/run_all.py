@@ -42,6 +42,7 @@ ORDER = [
     "recovery",
     "dbos",
     "httppeers",
+    "slowsteps",
 ]
 TIME_LIMIT = {False: 4 * 3600, True: 1200}  # per benchmark, full / quick
 

@@ -22,6 +22,10 @@ DEFAULTS: dict[str, float] = {
     "HEARTBEAT_SECONDS": 5.0,
     "HEALTH_STALE_SECONDS": 30.0,
     "OVERDUE_SECONDS": 5.0,
+    # Plain steps' calls in flight at once per worker process (durable.runtime.step_pool).
+    "STEPS_IN_FLIGHT": 32,
+    # How long one task waits in all for a free step slot before handing its run back.
+    "STEP_SLOT_WAIT_SECONDS": 10.0,
 }
 
 

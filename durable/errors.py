@@ -63,8 +63,8 @@ class StepInterrupted(DurableError):
 
 
 class StepTimedOut(DurableError):
-    """A plain step's attempt outlasted the step's `timeout`: it was abandoned and counts as a
-    failed attempt."""
+    """A plain step's attempt outlasted the step's `timeout`: its late answer is ignored and it
+    counts as a failed attempt (the retry starts only once the late call has ended)."""
 
 
 class WorkflowArgumentsMismatch(DurableError):

@@ -23,6 +23,7 @@ from durable.persistence.backoff import (
     connection_lost,
     current_connection,
 )
+from durable.runtime import step_pool
 from durable.runtime.executor import advance, advance_many
 from durable.transport import taskqueue
 from durable.transport.dispatch import ENGINE_TASK_PATHS
@@ -87,7 +88,8 @@ def _reconnecting(work: Callable[[Any], Any]) -> Any:
 def advance_task(run_id: str) -> str:
     """The django-q2 task: advance one run. Returns what happened, for the task log."""
     acknowledge = taskqueue.acknowledge_in_transaction()
-    outcome = _reconnecting(lambda used: advance(run_id, last_write=acknowledge))
+    with step_pool.task():
+        outcome = _reconnecting(lambda used: advance(run_id, last_write=acknowledge))
     _engine_task_ended()
     return outcome.value
 
@@ -104,7 +106,8 @@ def advance_batch_task(run_ids: list[str]) -> dict[str, int]:
             raise _BatchLostConnection(f"{outcomes['error']} run(s) failed")
         return outcomes
 
-    outcomes = _reconnecting(batch)
+    with step_pool.task():
+        outcomes = _reconnecting(batch)
     _engine_task_ended()
     return outcomes
 

@@ -299,12 +299,12 @@ def cache_from_url(url: str) -> dict[str, object]:
 
 # Throttles count in the default cache. It must be shared by the processes that serve requests
 # (Django's default, local memory, would give each gunicorn process a limit of its own), and
-# keep every live count (README, "Where the limits count"): Redis when one is
-# configured (one count across machines), else files on this machine, which need no server.
+# keep every live count (README, "Where the limits count"): Redis when DJANGO_CACHE_URL names
+# one (one count across machines), else files on this machine, which need no server. Never the
+# broker's REDIS_URL by default: clearing the cache would flush the task queue with it.
 CACHES = {
     "default": cache_from_url(
         os.environ.get("DJANGO_CACHE_URL", "").strip()
-        or os.environ.get("REDIS_URL", "").strip()
         or f"file://{writable_dir('DJANGO_CACHE_URL', str(BASE_DIR / 'var' / 'cache'))}"
     )
 }
@@ -427,6 +427,8 @@ DURABLE = {
     # enqueues a due run within POLL_INTERVAL_SECONDS and an eager start is due only after
     # EAGER_GRACE_SECONDS, so a healthy engine stays well inside it.
     "OVERDUE_SECONDS": env_float("DURABLE_OVERDUE_SECONDS", 5.0),
+    # Plain steps' calls in flight at once per worker process (each waits on a thread of its own).
+    "STEPS_IN_FLIGHT": int(env_float("DURABLE_STEPS_IN_FLIGHT", 32)),
     # Behind a transaction pooler the engine keeps no session state and polls for tasks.
     "TRANSACTION_POOLER": DATABASE_POOLER == "pgbouncer",
     # Extra modules that register workflows, imported by every process at start-up.
@@ -442,10 +444,11 @@ REDIS_URL = os.environ.get("REDIS_URL", "")
 Q_CLUSTER: dict[str, object] = {
     "name": os.environ.get("Q_CLUSTER_NAME", "oneclick"),
     "workers": int(env_float("Q_WORKERS", 2)),
-    "recycle": 5000,
+    "recycle": int(env_float("Q_RECYCLE", 5000)),
     "bulk": int(env_float("Q_BULK", 4)),
-    "timeout": 60,
-    "retry": 120,
+    # A task's own work (plain steps' calls run beside the tasks, in each worker's step pool).
+    "timeout": int(env_float("Q_TIMEOUT_SECONDS", 60)),
+    "retry": 2 * int(env_float("Q_TIMEOUT_SECONDS", 60)),
     "max_attempts": 3,
     "ack_failures": True,
     "save_limit": -1,

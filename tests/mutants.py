@@ -119,11 +119,11 @@ MUTANTS: tuple[Mutant, ...] = (
         "durable/runtime/run_transaction.py",
         (
             (
-                "        if self._group.is_open:\n            # Earlier runs' writes",
+                "        self.join()\n        if not self._group.is_open:\n",
                 "        self._signals_seen = store.WorkflowSignal.objects.filter(\n"
                 "            run_id=self.run_id, accepted=True, consumed_position__isnull=True\n"
                 "        ).exists()\n"
-                "        if self._group.is_open:\n            # Earlier runs' writes",
+                "        self.join()\n        if not self._group.is_open:\n",
             ),
         ),
         ("tests/durable/test_engine.py",),

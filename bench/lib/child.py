@@ -33,6 +33,7 @@ BENCHMARKS = {
     "profile": ("bench.benchmarks.profile", "Profile of one workflow in the worker path"),
     "dbos": ("bench.benchmarks.peer_dbos", "6. The engine against DBOS, same run"),
     "httppeers": ("bench.benchmarks.peer_http", "7. The HTTP API against its peers, same run"),
+    "slowsteps": ("bench.benchmarks.slow_steps", "8. Slow outside calls: plain steps in flight"),
 }
 
 

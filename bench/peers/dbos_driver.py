@@ -9,6 +9,9 @@ reads commands on stdin, one per line, and answers each with one JSON line on st
                                         # starting one and waiting for its result
     waiting PREFIX COUNT WINDOW         # start COUNT workflows with a WINDOW-second window,
                                         # sample threads and memory while they wait, wait for all
+    slowsteps PREFIX COUNT SECONDS STARTERS  # start COUNT workflows of one SECONDS-long step
+                                        # at once from STARTERS threads, wait for all; sample
+                                        # threads and memory meanwhile
     quit
 
 With --prepare it only creates the tables (DBOS's and the application's), prints the API
@@ -118,6 +121,54 @@ def _waiting(prefix: str, count: int, window: float) -> dict[str, Any]:
     }
 
 
+def _slow_steps(prefix: str, count: int, seconds: float, starters: int) -> dict[str, Any]:
+    threads_before, rss_before = _threads_and_memory()
+    peak = {"threads": threads_before, "rss": rss_before}
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.1):
+            threads, rss = _threads_and_memory()
+            peak["threads"], peak["rss"] = max(peak["threads"], threads), max(peak["rss"], rss)
+
+    sampler = threading.Thread(target=sample, name="sampler", daemon=True)
+    sampler.start()
+    keys = [f"{prefix}-{i}" for i in range(count)]
+    handles: list[Any] = []
+
+    def start(share: list[str]) -> None:
+        mine = [dbos_oneclick.start_slow_step(key, seconds) for key in share]
+        with lock:
+            handles.extend(mine)
+
+    lock = threading.Lock()
+    threads = [threading.Thread(target=start, args=(keys[n::starters],)) for n in range(starters)]
+    began = time.time()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    started = time.time()
+    ended, failures = [], []
+    for handle in handles:
+        try:
+            ended.append(handle.get_result()["ended"])
+        except Exception as exc:  # reported, never hidden
+            failures.append(f"{type(exc).__name__}: {exc}")
+    done.set()
+    sampler.join()
+    return {
+        "count": count,
+        "began": began,
+        "start_seconds": started - began,
+        "ended": ended,
+        "failures": failures[:5],
+        "failure_count": len(failures),
+        "threads_peak": peak["threads"],
+        "rss_kib_peak": peak["rss"],
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--app-db", required=True)
@@ -142,6 +193,8 @@ def main() -> int:
             break
         if command == "throughput":
             answer = _throughput(rest[0], int(rest[1]), int(rest[2]))
+        elif command == "slowsteps":
+            answer = _slow_steps(rest[0], int(rest[1]), float(rest[2]), int(rest[3]))
         elif command == "waiting":
             answer = _waiting(rest[0], int(rest[1]), float(rest[2]))
         else:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import time
 from typing import Any
 
 import sqlalchemy as sa
@@ -128,6 +129,27 @@ def _register_transaction(ds: SQLAlchemyDatasource) -> None:
     # conditional UPDATE and spares DBOS's default SERIALIZABLE its retries on the hot row.
     level = "SERIALIZABLE" if ds.dialect.__name__.endswith("sqlite") else "READ COMMITTED"
     _place_order_tx = ds.transaction(name="place_order", isolation_level=level)(place_order)
+
+
+@DBOS.step(name="outside_call")
+def outside_call(seconds: float) -> str:
+    """A call to the outside world that answers after `seconds` (the GIL is free meanwhile)."""
+    time.sleep(seconds)
+    return "answered"
+
+
+@DBOS.workflow(name="slow_step")
+def slow_step(seconds: float) -> dict[str, Any]:
+    """One step that waits `seconds`, as bench/workflows.py's `bench_slow_step`; returns when it
+    ended (this process's clock), for the end-to-end latency."""
+    answer = outside_call(seconds)
+    return {"answer": answer, "ended": time.time()}
+
+
+def start_slow_step(key: str, seconds: float) -> WorkflowHandle[dict[str, Any]]:
+    """Start the slow-step workflow whose id is `key`, in a thread of this process."""
+    with SetWorkflowID(key):
+        return DBOS.start_workflow(slow_step, seconds)
 
 
 def start(key: str, window: float, item_id: str = ITEM_ID) -> WorkflowHandle[dict[str, Any]]:

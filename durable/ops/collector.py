@@ -1,5 +1,5 @@
 """The engine's Prometheus gauges read from the database at scrape time: runs by status, overdue
-runs, queue depth, live pollers and workers."""
+runs, queue depth, plain steps' calls in flight, live pollers and workers."""
 
 from __future__ import annotations
 
@@ -40,6 +40,12 @@ class EngineCollector(Collector):
             "durable_oldest_overdue_seconds",
             "How far past its wake-up time the most overdue run is (0 when none is).",
             value=engine.oldest_overdue_seconds or 0.0,
+        )
+        yield GaugeMetricFamily(
+            "durable_step_calls_in_flight",
+            "Plain steps' calls in flight in the cluster (attempt recorded, lease held, no answer "
+            "yet).",
+            value=engine.calls_in_flight,
         )
         if engine.queue_depth is not None:
             yield GaugeMetricFamily(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import multiprocessing
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -24,8 +25,9 @@ from django.utils import timezone
 from durable.core import registry
 from durable.models import ACTIVE_STATUSES, BlockedKind, RunStatus, WorkflowRun
 from durable.persistence import heartbeats, store
-from durable.runtime.executor import AdvanceOutcome, advance
-from durable.transport import dispatch
+from durable.runtime import step_pool
+from durable.runtime.executor import AdvanceOutcome, advance, advance_after_call
+from durable.transport import dispatch, taskqueue
 
 logger = logging.getLogger("durable.ops.recovery")
 
@@ -140,8 +142,11 @@ def resume_blocked(
 
 
 def on_worker_start(sender: Any = None, **kwargs: Any) -> None:
-    """django-q2's post_spawn signal, in each new worker process: record the workflow versions
-    it has (its heartbeat), then resume the blocked runs it may now be able to replay."""
+    """django-q2's post_spawn signal, in each new worker process: turn its step pool on (plain
+    steps' calls then run beside its tasks, not inside them), record the workflow versions it
+    has (its heartbeat), then resume the blocked runs it may now be able to replay."""
+    if multiprocessing.parent_process() is not None:  # not django-q2's loop run in place (tests)
+        step_pool.enable(advance_after_call, taskqueue.task_timeout())
     try:
         heartbeats.beat(heartbeats.WORKER)
         resume_blocked(versions=registry.registered())

@@ -17,11 +17,13 @@ from typing import Any
 from django.db.models import Count, Max, Min, Q, QuerySet
 
 from durable import conf, engine
+from durable.core.commands import Step
 from durable.errors import DurableError
 from durable.models import (
     ACTIVE_STATUSES,
     FINISHED_STATUSES,
     BlockedKind,
+    CheckpointStatus,
     EngineHeartbeat,
     RunStatus,
     StepCheckpoint,
@@ -152,6 +154,25 @@ class EngineStatus:
     blocked: int = 0
     # Of the blocked runs, those whose step's outcome stayed unknown: an operator resumes them.
     blocked_outcome_unknown: int = 0
+    calls_in_flight: int = 0
+
+
+def calls_in_flight(now: dt.datetime) -> int:
+    """Plain steps' calls in flight in the whole cluster: runs held under an unexpired lease at
+    a plain step whose attempt is recorded and unanswered."""
+    return StepCheckpoint.objects.filter(
+        status=CheckpointStatus.PENDING,
+        kind=Step.kind,
+        run__status=RunStatus.RUNNING,
+        run__lease_expires_at__gt=now,
+    ).count()
+
+
+def format_backlog(queue_depth: int | None, in_flight: int) -> str:
+    """One line: the tasks waiting in the queue (runs waiting for a worker or a step slot) and
+    the plain steps' calls in flight."""
+    queued = "unknown" if queue_depth is None else str(queue_depth)
+    return f"queue: {queued} task(s) waiting; {in_flight} step call(s) in flight"
 
 
 def engine_status() -> EngineStatus:
@@ -183,6 +204,7 @@ def engine_status() -> EngineStatus:
         queue_depth=dispatch.queue_depth(),
         blocked=blocked["n"],
         blocked_outcome_unknown=blocked["outcome_unknown"],
+        calls_in_flight=calls_in_flight(now),
     )
 
 

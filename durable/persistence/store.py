@@ -208,6 +208,23 @@ def fence(run_id: str, owner: str, ttl: dt.timedelta) -> dt.datetime | None:
     return sql.read_datetime(row[0])
 
 
+def renew_leases(owners: list[str], ttl: dt.timedelta) -> set[str]:
+    """Outside any transaction, in one statement: renew every running run's lease held by one
+    of `owners` (tokens unique to one acquisition each) to the database's clock plus `ttl`.
+    Returns the owners whose lease was renewed; the others have lost theirs."""
+    if not owners:
+        return set()
+    expiry, expiry_params = sql.placeholder(WorkflowRun, "lease_expires_at", sql.DatabaseClock(ttl))
+    now, now_params = sql.placeholder(WorkflowRun, "updated_at", sql.DatabaseClock())
+    marks = ", ".join(["%s"] * len(owners))
+    rows = sql.fetch_all(
+        f"UPDATE {WorkflowRun._meta.db_table} SET lease_expires_at = {expiry}, updated_at = {now} "
+        f"WHERE status = %s AND lease_owner IN ({marks}) RETURNING lease_owner",
+        [*expiry_params, *now_params, str(RunStatus.RUNNING), *owners],
+    )
+    return {owner for (owner,) in rows}
+
+
 def finish_run(run_id: str, owner: str, status: str, result: Any = None, error: str = "") -> None:
     """Inside a fenced transaction: record the run's end and release its lease."""
     sql.update(
@@ -436,30 +453,23 @@ def save_checkpoint(
     unknown_attempts: int = 0,
     unknown_since: dt.datetime | None = None,
 ) -> None:
-    """Insert or complete the checkpoint at `position` (inside a fenced transaction), in one
-    statement; a checkpoint already there keeps its `started_at`."""
+    """Complete (or update) the checkpoint at `position`, which exists (inside a fenced
+    transaction), in one plain statement; it keeps its `started_at`."""
     finished_at = None if status == CheckpointStatus.PENDING else timezone.now()
-    # One upsert, not update_or_create's savepoints and locking read: the run's lease already
-    # makes this transaction the run's only writer.
-    StepCheckpoint.objects.bulk_create(
-        [
-            StepCheckpoint(
-                run_id=run_id, position=position, name=name, kind=kind, status=status,
-                result=result, error=error, attempts=attempts, deadline=deadline,
-                finished_at=finished_at, unknown_attempts=unknown_attempts,
-                unknown_since=unknown_since,
-            )
-        ],
-        update_conflicts=True,
-        unique_fields=["run", "position"],
-        update_fields=_CHECKPOINT_OUTCOME,
+    # Plain SQL, not the ORM's upsert: building that statement cost more CPU than running it,
+    # and the run's lease already makes this transaction the run's only writer.
+    updated, _ = sql.update(
+        StepCheckpoint,
+        {
+            "name": name, "kind": kind, "status": status, "result": result, "error": error,
+            "attempts": attempts, "deadline": deadline, "finished_at": finished_at,
+            "unknown_attempts": unknown_attempts, "unknown_since": unknown_since,
+        },
+        "run_id = %s AND position = %s",
+        [run_id, position],
     )  # fmt: skip
-
-
-_CHECKPOINT_OUTCOME = [
-    "name", "kind", "status", "result", "error", "attempts", "deadline", "finished_at",
-    "unknown_attempts", "unknown_since",
-]  # fmt: skip
+    if updated != 1:
+        raise RuntimeError(f"no checkpoint {run_id}#{position} to complete")
 
 
 def complete_pending_checkpoint(run_id: str, position: int, result: Any) -> Any:

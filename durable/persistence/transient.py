@@ -12,6 +12,7 @@ from __future__ import annotations
 import sqlite3
 
 import psycopg
+from django.db import connection
 
 # SQLSTATEs (https://www.postgresql.org/docs/current/errcodes-appendix.html).
 _TRANSIENT_SQLSTATES = frozenset(
@@ -56,3 +57,10 @@ def _is_transient_itself(exc: BaseException) -> bool:
             getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_BUSY
         )
     return False
+
+
+def forget_broken_connection() -> None:
+    """After a transient error outside any transaction: close this thread's connection if it is
+    lost, so that the next query opens a new one."""
+    if not connection.in_atomic_block:
+        connection.close_if_unusable_or_obsolete()

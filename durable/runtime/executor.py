@@ -23,7 +23,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import transaction
 
 from durable import conf
 from durable.core.commands import Command
@@ -43,10 +43,11 @@ from durable.core.replay import (
 from durable.errors import LeaseLost, WorkflowArgumentsMismatch, WorkflowNotRegistered
 from durable.models import BlockedKind, RunStatus, WorkflowRun
 from durable.persistence import store
-from durable.persistence.transient import is_transient
+from durable.persistence.transient import forget_broken_connection, is_transient
 from durable.runtime import blocked_runs, handlers, runlog
 from durable.runtime.group import GroupTransaction
 from durable.runtime.handlers.live import to_json
+from durable.runtime.in_flight import InFlightCall
 from durable.runtime.run_transaction import CallerTransaction, RunTransaction
 
 logger = logging.getLogger("durable.runtime.executor")
@@ -73,6 +74,9 @@ class AdvanceOutcome(enum.Enum):
     # Advanced in its creating transaction up to a command that must commit first (a plain
     # step): the rest is for after that transaction commits.
     AFTER_COMMIT = "after_commit"
+    # Its plain step's call was handed to this process's step pool, which advances it on once
+    # the call answers (the run stays leased meanwhile).
+    IN_FLIGHT = "in_flight"
 
 
 def new_owner() -> str:
@@ -102,7 +106,7 @@ def advance(
         except Exception as exc:
             if not is_transient(exc):
                 raise
-            _forget_broken_connection()
+            forget_broken_connection()
             logger.warning(
                 "run %s: transient database error (try %d/%d): %s",
                 run_id, retry + 1, retries + 1, describe(exc),
@@ -127,12 +131,6 @@ def advance_in_creating_transaction(run: WorkflowRun) -> AdvanceOutcome:
     leased = store.LeasedRun(run.workflow, list(run.args), None, run.workflow_version)
     # A run created in this transaction has no checkpoint yet.
     return _advance_leased(tx, leased, time.monotonic(), history={})
-
-
-def _forget_broken_connection() -> None:
-    """A lost connection is closed, so the next query opens a new one."""
-    if not connection.in_atomic_block:
-        connection.close_if_unusable_or_obsolete()
 
 
 def _defer(run_id: str, last_write: Callable[[], None] | None) -> None:
@@ -216,13 +214,30 @@ def _advance(run_id: str, group: GroupTransaction, *, fresh: bool = False) -> Ad
     return outcome
 
 
+def advance_after_call(call: InFlightCall, group: GroupTransaction) -> AdvanceOutcome:
+    """In the step pool's completer: record the answer of the run's plain step (handed to the
+    pool by an advance that leased the run as `call.owner`) and advance the run on, as that
+    advance would have, inside `group` (opened if closed, left open for the caller to commit:
+    the answers that came back together share one commit, and no savepoint each). Anything
+    raised, LeaseLost included (the lease was lost meanwhile: the answer is to be dropped),
+    leaves the group for the caller to roll back."""
+    tx = RunTransaction(call.run_id, call.owner, call.ttl, group)
+    tx.leased = call.leased
+    outcome = _advance_leased(tx, call.leased, call.started, resumed=True)
+    tx.release()
+    return outcome
+
+
 def _advance_leased(
     tx: RunTransaction,
     leased: store.LeasedRun,
     started: float,
     history: dict[int, Recorded] | None = None,
+    *,
+    resumed: bool = False,
 ) -> AdvanceOutcome:
-    """Replay the leased run (its `history` read now unless given) and run what follows live."""
+    """Replay the leased run (its `history` read now unless given) and run what follows live
+    (`resumed`: by the step pool's completer, for a run already logged as running)."""
     run_id = tx.run_id
     try:
         generator = instantiate(leased.workflow, run_id, list(leased.args), leased.version)
@@ -235,7 +250,7 @@ def _advance_leased(
         tx.begin()
         blocked_runs.block(run_id, tx.owner, leased.workflow, BlockedKind.CANNOT_REPLAY, str(exc))
         return AdvanceOutcome.BLOCKED
-    if tx.may_commit:  # leased (a run advanced in its creating transaction never is)
+    if tx.may_commit and not resumed:  # leased (a run advanced in its creating tx never is)
         runlog.transition(run_id, leased.workflow, RunStatus.RUNNING, owner=tx.owner)
     if history is None:
         history = store.load_history(run_id)
@@ -277,6 +292,8 @@ def _advance_leased(
         tx.begin()
         store.finish_run(run_id, tx.owner, status, result, error)
     elapsed_ms = (time.monotonic() - started) * 1000
+    if tx.handed_off:
+        return AdvanceOutcome.IN_FLIGHT
     if isinstance(outcome, Suspended):
         wake_at = outcome.suspend.wake_at
         runlog.transition(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 from django.db import transaction
@@ -13,12 +14,30 @@ from django.db import transaction
 
 class GroupTransaction:
     """An `atomic()` block opened and closed on demand. `generation` counts the openings, so a
-    run can tell whether the transaction it fenced in is still the one open."""
+    run can tell whether the transaction it fenced in is still the one open. Work can wait for
+    its commit (`after_commit`), with what undoes its preparation if it rolls back instead."""
 
     def __init__(self) -> None:
         self._atomic: contextlib.AbstractContextManager[Any] | None = None
         self._opened_at = 0.0
         self.generation = 0
+        # (who registered it, done once committed, done if rolled back instead)
+        self._waiting: list[tuple[object, Callable[[], None], Callable[[], None]]] = []
+
+    def after_commit(
+        self, owner: object, on_commit: Callable[[], None], on_rollback: Callable[[], None]
+    ) -> None:
+        """Call `on_commit` once the open transaction has committed, or `on_rollback` if it is
+        rolled back, or if `owner` takes its own writes back (`forget`)."""
+        assert self._atomic is not None, "the group transaction is not open"
+        self._waiting.append((owner, on_commit, on_rollback))
+
+    def forget(self, owner: object) -> None:
+        """`owner`'s writes were taken back: what waited on them for the commit is undone."""
+        mine = [entry for entry in self._waiting if entry[0] is owner]
+        self._waiting = [entry for entry in self._waiting if entry[0] is not owner]
+        for _, _, on_rollback in mine:
+            on_rollback()
 
     @property
     def is_open(self) -> bool:
@@ -38,17 +57,37 @@ class GroupTransaction:
         return time.monotonic() - self._opened_at if self._atomic is not None else 0.0
 
     def commit(self) -> None:
-        """Commit it, if open."""
+        """Commit it, if open; then what waited for the commit runs (or, should the commit
+        fail, what undoes it)."""
         if self._atomic is not None:
             atomic, self._atomic = self._atomic, None
-            atomic.__exit__(None, None, None)
+            waiting, self._waiting = self._waiting, []
+            try:
+                atomic.__exit__(None, None, None)
+            except BaseException:
+                for _, _, on_rollback in waiting:
+                    on_rollback()
+                raise
+            failures = []
+            for _, on_commit, _ in waiting:
+                try:
+                    on_commit()
+                except Exception as exc:  # the others still run; the first is raised after
+                    failures.append(exc)
+            if failures:
+                raise failures[0]
 
     def rollback(self) -> None:
-        """Roll it back, if open."""
+        """Roll it back, if open (what waited for its commit is undone)."""
         if self._atomic is not None:
             atomic, self._atomic = self._atomic, None
+            waiting, self._waiting = self._waiting, []
             exc_type, exc, tb = sys.exc_info()
-            atomic.__exit__(exc_type or RuntimeError, exc or RuntimeError("rollback"), tb)
+            try:
+                atomic.__exit__(exc_type or RuntimeError, exc or RuntimeError("rollback"), tb)
+            finally:
+                for _, _, on_rollback in waiting:
+                    on_rollback()
 
 
 class RunSavepoint:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
+import time
 from types import TracebackType
 
 from django.db import connection
@@ -21,13 +22,17 @@ class LeaseKeeper:
     when the block ends. Renewal stops for good once the lease is found lost: the step's
     result is then refused at write time by the executor's fence, like any stale executor's.
 
-    A renewal that fails for another reason (the database away) is tried again at the next
-    tick: the lease is only lost if another executor takes it meanwhile."""
+    A renewal that fails for another reason (the database away, the connection dropped) closes
+    the connection and is tried again on a new one at the next tick: the lease is only lost if
+    another executor takes it meanwhile. `renewed_at` is when (monotonic) the lease was last
+    known ours."""
 
     def __init__(self, run_id: str, owner: str, ttl: dt.timedelta) -> None:
         self.run_id = run_id
         self.owner = owner
         self.ttl = ttl
+        self.lost = False
+        self.renewed_at = time.monotonic()
         self._stop = threading.Event()
         self._thread = threading.Thread(
             target=self._keep, name=f"lease keeper {run_id}"[:60], daemon=True
@@ -53,6 +58,7 @@ class LeaseKeeper:
                 try:
                     store.fence(self.run_id, self.owner, self.ttl)  # autocommit: one UPDATE
                 except LeaseLost:
+                    self.lost = True
                     logger.warning(
                         "run %s: lease lost while a step ran; its result will be dropped",
                         self.run_id,
@@ -60,5 +66,10 @@ class LeaseKeeper:
                     return
                 except Exception:
                     logger.exception("run %s: lease renewal failed; trying again", self.run_id)
+                    # This thread's connection skips Django's per-request health checks: a
+                    # dropped one would fail every renewal until the step ends.
+                    connection.close()
+                    continue
+                self.renewed_at = time.monotonic()
         finally:
             connection.close()  # this thread's own connection

@@ -9,7 +9,7 @@ overdue runs and queue depth are read from the database at scrape time instead
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 # From a few milliseconds (a step that only writes) to minutes (a retried call).
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
@@ -32,6 +32,18 @@ SIGNAL_TO_RESUME = Histogram(
     "durable_workflow_signal_to_resume_seconds",
     "From a workflow signal being sent to the waiting run resuming with it.",
     buckets=DURATION_BUCKETS,
+)
+# Per worker process, added up over the live ones: how many of the step pools' slots are taken
+# (calls in flight) and how many there are. Taken == slots: new calls wait in the queue.
+STEP_SLOTS_TAKEN = Gauge(
+    "durable_step_slots_taken",
+    "Step pool slots taken (calls in flight or being recorded), over live worker processes.",
+    multiprocess_mode="livesum",
+)
+STEP_SLOTS = Gauge(
+    "durable_step_slots",
+    "Step pool slots (DURABLE_STEPS_IN_FLIGHT per worker process), over live worker processes.",
+    multiprocess_mode="livesum",
 )
 RUN_TRANSITIONS = Counter(
     "durable_run_transitions_total",

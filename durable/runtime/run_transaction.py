@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from collections.abc import Callable
 
 from django.utils import timezone
 
@@ -21,6 +22,10 @@ class RunTransaction:
 
     # Whether a command may commit the work so far (before a plain step calls the outside world).
     may_commit = True
+    # The leased run (for a plain step handed to the step pool, which advances it on later).
+    leased: store.LeasedRun | None = None
+    # Set when a plain step's call was handed to the step pool: the run stays leased meanwhile.
+    handed_off = False
 
     def __init__(self, run_id: str, owner: str, ttl: dt.timedelta, group: GroupTransaction) -> None:
         self.run_id = run_id
@@ -34,16 +39,21 @@ class RunTransaction:
     def acquire(self, *, fresh: bool) -> store.LeasedRun | None:
         """Take the lease as a write of the group transaction (instead of a fence): a run that
         only touches the database is then advanced in one commit."""
-        if self._group.is_open:
-            # Earlier runs' writes share the transaction: mark where this run's begin.
-            self._savepoint = RunSavepoint(self._group)
-        else:
+        self.join()
+        if not self._group.is_open:
             self._group.open()
         leased = store.acquire_lease(self.run_id, self.owner, self.ttl, fresh=fresh)
         if leased is not None:
+            self.leased = leased
             self._fenced_in = self._group.generation
             self._note_clock(leased.db_now)
         return leased
+
+    def join(self) -> None:
+        """Mark where this run's writes begin in the group, when it is open with earlier runs'
+        writes (a savepoint), so that a failure takes back this run's only."""
+        if self._group.is_open:
+            self._savepoint = RunSavepoint(self._group)
 
     def begin(self) -> None:
         """Make sure the group transaction is open and this run's lease is fenced in it."""
@@ -72,6 +82,8 @@ class RunTransaction:
     def commit(self) -> None:
         """Make everything so far durable (before a plain step calls the outside world)."""
         self._group.commit()
+        # Earlier runs' writes are committed: from here on the group holds this run's only.
+        self._savepoint = None
 
     def commit_if_old(self) -> None:
         """Commit once the group has been open for DURABLE["GROUP_COMMIT_SECONDS"], so that it
@@ -84,9 +96,15 @@ class RunTransaction:
         if self._savepoint is not None:
             self._savepoint.release()
 
+    def after_commit(self, on_commit: Callable[[], None], on_rollback: Callable[[], None]) -> None:
+        """Call `on_commit` once this run's writes so far have committed, `on_rollback` if they
+        are taken back instead (the group's or this run's rollback)."""
+        self._group.after_commit(self, on_commit, on_rollback)
+
     def rollback(self) -> None:
         """Take back this run's uncommitted writes, and only those (without a savepoint, the
         group holds nothing else)."""
+        self._group.forget(self)
         if self._savepoint is not None:
             self._savepoint.rollback()
         else:

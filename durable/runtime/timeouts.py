@@ -2,37 +2,31 @@
 
 from __future__ import annotations
 
-import contextvars
-import threading
+import time
 from collections.abc import Callable
 from typing import Any
-
-from django.db import connections
 
 from durable.errors import StepTimedOut
 
 
 def call_with_timeout(fn: Callable[..., Any], args: tuple[Any, ...], seconds: float) -> Any:
-    """`fn(*args)` in a thread of its own, with this thread's context variables: its value, or
-    its exception, or StepTimedOut once `seconds` have passed. A call that times out is
-    abandoned, not stopped (Python cannot stop a thread): it runs on and its outcome is ignored;
-    the database connections it opened are closed when it ends."""
-    outcome: dict[str, Any] = {}
-    done = threading.Event()
-    context = contextvars.copy_context()
+    """`fn(*args)`: its value or its exception when it answered within `seconds`, else
+    StepTimedOut (its late answer, value or exception, is ignored).
 
-    def call() -> None:
-        try:
-            outcome["value"] = context.run(fn, *args)
-        except BaseException as exc:
-            outcome["error"] = exc
-        finally:
-            connections.close_all()  # this thread's own
-            done.set()
+    The call is waited for, never abandoned while it runs: Python cannot stop it, and a retry
+    started beside it would run a second copy under the same idempotency key (a payment
+    provider answers that one with a conflict, or charges twice without a key)."""
+    started = time.monotonic()
+    try:
+        value = fn(*args)
+    except Exception as exc:
+        if time.monotonic() - started > seconds:
+            raise _timed_out(seconds) from exc
+        raise
+    if time.monotonic() - started > seconds:
+        raise _timed_out(seconds)
+    return value
 
-    threading.Thread(target=call, name=f"step {getattr(fn, '__name__', fn)}", daemon=True).start()
-    if not done.wait(seconds):
-        raise StepTimedOut(f"no answer within {seconds:g} s; the call was abandoned")
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["value"]
+
+def _timed_out(seconds: float) -> StepTimedOut:
+    return StepTimedOut(f"no answer within {seconds:g} s; its late answer was ignored")

@@ -77,6 +77,12 @@ def claim_size() -> int:
     return int(Conf.BULK)
 
 
+def task_timeout() -> float | None:
+    """How long django-q2 lets one task run before its worker process is stopped
+    (Q_CLUSTER["timeout"]); None: no limit."""
+    return float(Conf.TIMEOUT) if Conf.TIMEOUT else None
+
+
 def claim_seconds() -> float:
     """How long a claimed task stays claimed before it is handed out again (Q_CLUSTER["retry"])."""
     return float(Conf.RETRY)

@@ -4,17 +4,23 @@ DURABLE_WORKFLOW_MODULES; effects are rows of django.contrib.auth's Group table.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Generator
 from typing import Any
 
 from django.contrib.auth.models import Group
+from django.db import connection
 
 import durable
 from durable import OutcomeUnknown, StepFailed, WorkflowContext, workflow
 from tests.support import fake_psp
-from tests.support.transient_errors import provoke_transient_error
+from tests.support.transient_errors import (
+    break_the_next_write,
+    lock_the_run_for_a_moment,
+    provoke_transient_error,
+)
 
 CALLS: dict[str, int] = {}
 
@@ -148,26 +154,41 @@ def pay_then_confirm(ctx: WorkflowContext, psp_url: str, amount: str) -> Generat
     return {"state": "CONFIRMED", "charge_id": charge["id"]}
 
 
-GATES: dict[str, threading.Event] = {}
+LATER_CALL_STARTED: dict[tuple[str, int], threading.Event] = {}
+IN_CALL: dict[str, int] = {}
+MOST_AT_ONCE: dict[str, int] = {}
+_in_call_lock = threading.Lock()
 
 
-def hang_first_calls(run_id: str, hanging_calls: int) -> str:
-    """Hangs (until the test opens the run's gate) on its first `hanging_calls` calls."""
-    call = _count_call(run_id)
-    if call <= hanging_calls:
-        GATES.setdefault(run_id, threading.Event()).wait(timeout=20)  # bounds a broken timeout
-        return f"late answer {call}"
-    return f"answer {call}"
+def answer_late_first_calls(run_id: str, late_calls: int) -> str:
+    """Answers late (after 1.5 s, past a 0.5 s timeout) on its first `late_calls` calls, unless
+    a later call of the run starts meanwhile; notes how many calls of the run ran at once."""
+    with _in_call_lock:
+        call = _count_call(run_id)
+        for earlier in range(1, call):
+            LATER_CALL_STARTED.setdefault((run_id, earlier), threading.Event()).set()
+        later_call = LATER_CALL_STARTED.setdefault((run_id, call), threading.Event())
+        IN_CALL[run_id] = IN_CALL.get(run_id, 0) + 1
+        MOST_AT_ONCE[run_id] = max(MOST_AT_ONCE.get(run_id, 0), IN_CALL[run_id])
+    try:
+        if call <= late_calls:
+            # A copy started beside this one ends the wait at once: the overlap is noted.
+            later_call.wait(timeout=1.5)
+            return f"late answer {call}"
+        return f"answer {call}"
+    finally:
+        with _in_call_lock:
+            IN_CALL[run_id] -= 1
 
 
 @workflow("step_with_timeout")
 def step_with_timeout(
-    ctx: WorkflowContext, hanging_calls: int, max_attempts: int
+    ctx: WorkflowContext, late_calls: int, max_attempts: int
 ) -> Generator[Any, Any, Any]:
-    """A plain step with a timeout, whose first calls never answer in time."""
+    """A plain step with a timeout, whose first calls answer too late."""
     try:
         answer = yield ctx.step(
-            hang_first_calls, ctx.run_id, hanging_calls, timeout=0.5, max_attempts=max_attempts
+            answer_late_first_calls, ctx.run_id, late_calls, timeout=0.5, max_attempts=max_attempts
         )
     except StepFailed as exc:
         return {"failed": exc.error}
@@ -214,13 +235,14 @@ def step_with_unknown_outcomes(
 
 @workflow("timed_out_step_with_unknown_outcomes")
 def timed_out_step_with_unknown_outcomes(
-    ctx: WorkflowContext, hanging_calls: int
+    ctx: WorkflowContext, late_calls: int
 ) -> Generator[Any, Any, Any]:
-    """A plain step with a timeout whose first calls never answer in time, each an unknown
-    outcome (one attempt allowed)."""
+    """A plain step with a timeout whose first calls answer too late, each an unknown outcome
+    (one attempt allowed)."""
     answer = yield ctx.step(
-        hang_first_calls, ctx.run_id, hanging_calls, timeout=0.3, max_attempts=1, unknown_for=60
-    )
+        answer_late_first_calls, ctx.run_id, late_calls, timeout=0.5, max_attempts=1,
+        unknown_for=60,
+    )  # fmt: skip
     return {"answer": answer}
 
 
@@ -230,3 +252,69 @@ def pay_when_known(ctx: WorkflowContext, psp_url: str, amount: str) -> Generator
     charge = yield ctx.step(charge_card, psp_url, amount, max_attempts=1, unknown_for=600)
     yield ctx.transaction(record_payment, ctx.run_id, charge["id"])
     return {"state": "CONFIRMED", "charge_id": charge["id"]}
+
+
+def write_then_break_the_bookkeeping(run_id: str) -> str:
+    """Writes its effect and returns, leaving the engine's next write to meet a real transient
+    database error."""
+    Group.objects.create(name=f"effect:{run_id}:{_count_call(run_id)}")
+    break_the_next_write()
+    return "done"
+
+
+@workflow("step_then_bookkeeping_error")
+def step_then_bookkeeping_error(ctx: WorkflowContext) -> Generator[Any, Any, Any]:
+    """A plain step of one attempt whose result meets a transient error while being recorded."""
+    outcome = yield ctx.step(write_then_break_the_bookkeeping, ctx.run_id, max_attempts=1)
+    return {"outcome": outcome}
+
+
+def held_call(run_id: str, release_path: str) -> str:
+    """A call to the outside world that lasts until the test creates `release_path` (it holds no
+    database connection meanwhile). Notes its start, and how many calls its process had in
+    flight at once as it started."""
+    with _in_call_lock:
+        key = f"pid:{os.getpid()}"
+        IN_CALL[key] = IN_CALL.get(key, 0) + 1
+        at_once = IN_CALL[key]
+    try:
+        Group.objects.create(name=f"started:{run_id}:{time.monotonic_ns()}")
+        Group.objects.create(name=f"at-once:{os.getpid()}:{at_once}:{run_id}:{time.monotonic_ns()}")
+        connection.close()
+        while not os.path.exists(release_path):
+            time.sleep(0.02)
+        return "released"
+    finally:
+        with _in_call_lock:
+            IN_CALL[key] -= 1
+
+
+@workflow("held_step")
+def held_step(ctx: WorkflowContext, release_path: str) -> Generator[Any, Any, Any]:
+    """One plain step held until the test releases it, then a transactional one."""
+    outcome = yield ctx.step(held_call, ctx.run_id, release_path)
+    yield ctx.transaction(record_payment, ctx.run_id, outcome)
+    return {"outcome": outcome}
+
+
+def write_then_lock_the_run(run_id: str) -> str:
+    """Writes its effect and returns, the run locked for a moment by another connection: the
+    recording of its answer meets a lock it gives up waiting for (a transient error)."""
+    Group.objects.create(name=f"effect:{run_id}:{_count_call(run_id)}")
+    lock_the_run_for_a_moment(run_id)
+    return "done"
+
+
+@workflow("step_then_run_locked")
+def step_then_run_locked(ctx: WorkflowContext) -> Generator[Any, Any, Any]:
+    """A plain step of one attempt whose answer meets a transient error while being recorded."""
+    outcome = yield ctx.step(write_then_lock_the_run, ctx.run_id, max_attempts=1)
+    return {"outcome": outcome}
+
+
+@workflow("two_held_steps")
+def two_held_steps(ctx: WorkflowContext, first: str, second: str) -> Generator[Any, Any, Any]:
+    """Two plain steps, each held until the test creates its file."""
+    yield ctx.step(held_call, f"{ctx.run_id}-first", first)
+    outcome = yield ctx.step(held_call, f"{ctx.run_id}-second", second)
+    return {"outcome": outcome}

@@ -9,6 +9,10 @@ relies on much less of it."""
 from __future__ import annotations
 
 import datetime as dt
+import threading
+import time
+import uuid
+from pathlib import Path
 from typing import Any
 
 import django_q
@@ -290,3 +294,65 @@ def test_a_task_lock_is_a_datetime_compared_by_the_database_clock():
             ["lock-test", *params],
         )
         contract(cursor.fetchone()[0] == 1, "OrmQ.lock holds a datetime the database compares")
+
+
+# --- the step pool (durable/runtime/step_pool.py): calls run beside the tasks ---------------
+
+
+def sleep_past_the_timeout() -> None:
+    """A task that outlasts a one-second task timeout."""
+    time.sleep(5)
+
+
+def task_dict(func: Any, *args: Any) -> dict[str, Any]:
+    return {"id": uuid.uuid4().hex, "name": "contract", "func": func, "args": args, "kwargs": {}}
+
+
+def test_a_workers_loop_returns_after_recycle_tasks_and_after_a_task_timeout(monkeypatch):
+    from multiprocessing import Queue, Value
+
+    from django_q.worker import worker
+
+    monkeypatch.setattr(Conf, "RECYCLE", 1)
+    tasks, results = Queue(), Queue()
+    for n in range(2):
+        tasks.put(task_dict(record, n))
+    worker(tasks, results, Value("f", -1))
+    contract(
+        [call for call in calls if not isinstance(call, tuple)] == [0],
+        "a worker's loop returns after `recycle` tasks, so its process exits normally (running "
+        "the exit hook by which the step pool drains the calls in flight)",
+    )
+    monkeypatch.setattr(Conf, "RECYCLE", 500)
+    tasks, timer = Queue(), Value("f", -1)
+    tasks.put(task_dict(sleep_past_the_timeout))
+    tasks.put(task_dict(record, "after the timeout"))
+    started = time.monotonic()
+    worker(tasks, Queue(), timer, timeout=1)
+    contract(
+        time.monotonic() - started < 4
+        and timer.value == 0
+        and [call for call in calls if not isinstance(call, tuple)] == [0],
+        "a task that outlasts `timeout` is interrupted (SIGALRM in the worker's main thread) and "
+        "the loop returns, its process exiting normally: the step pool's calls, on other "
+        "threads, are not interrupted but drained",
+    )
+
+
+def register_exit_hook(path: str) -> None:
+    """In a child process: note, at its exit, that threading's exit hooks ran."""
+    threading._register_atexit(lambda: Path(path).write_text("drained"))
+
+
+def test_a_worker_process_runs_threadings_exit_hooks_when_its_target_returns(tmp_path):
+    from multiprocessing import Process
+
+    marker = tmp_path / "marker"
+    child = Process(target=register_exit_hook, args=(str(marker),))
+    child.start()
+    child.join(30)
+    contract(
+        marker.exists() and marker.read_text() == "drained",
+        "a django-q2 worker (a multiprocessing.Process) runs threading's exit hooks when its "
+        "loop returns, where the step pool drains",
+    )

@@ -18,20 +18,9 @@ from durable.models import RunStatus, StepCheckpoint, WorkflowRun
 from durable.persistence import store
 from durable.runtime.executor import AdvanceOutcome, advance
 from tests.durable.example_workflows import effect_count
-from tests.support.environment import process_env
+from tests.durable.step_processes import engine_env, keeper_backend
 
 pytestmark = [pytest.mark.crash, pytest.mark.django_db(transaction=True)]
-
-LEASE_SECONDS = 2
-
-
-def engine_env(**overrides: str) -> dict[str, str]:
-    return process_env(
-        DURABLE_WORKFLOW_MODULES="tests.durable.step_workflows",
-        DURABLE_LEASE_SECONDS=str(LEASE_SECONDS),
-        Q_WORKERS="2",
-        **overrides,
-    )
 
 
 def finished(run_id: str):
@@ -159,3 +148,30 @@ def test_a_worker_killed_inside_a_step_uses_an_attempt_and_the_last_one_fails_th
     assert effect_count("started:killed-inside:") == 2
     checkpoint = StepCheckpoint.objects.get(run_id="killed-inside")
     assert checkpoint.status == "error" and checkpoint.attempts == 2
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="pg_terminate_backend")
+def test_the_lease_is_still_renewed_after_the_renewing_connection_was_killed(settings):
+    settings.DURABLE = {**settings.DURABLE, "LEASE_SECONDS": 1.5}
+    durable.start("long-4", "long_step")
+    outcome: list[AdvanceOutcome] = []
+    executor = advance_in_a_thread("long-4", outcome)
+    try:
+        wait_until(lambda: effect_count("started:long-4:") == 1, 30)
+        first = WorkflowRun.objects.get(pk="long-4")
+        wait_until(
+            lambda: WorkflowRun.objects.get(pk="long-4").lease_expires_at > first.lease_expires_at,
+            30,
+        )
+        wait_until(lambda: keeper_backend() is not None, 30)
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(%s)", [keeper_backend()])
+        killed_at = WorkflowRun.objects.get(pk="long-4").lease_expires_at
+        # Renewed again, on a new connection (without one, the lease would lapse at killed_at).
+        wait_until(lambda: WorkflowRun.objects.get(pk="long-4").lease_expires_at > killed_at, 30)
+        assert WorkflowRun.objects.get(pk="long-4").lease_owner == first.lease_owner
+    finally:
+        Group.objects.create(name="release:long-4")
+        executor.join()
+    assert outcome == [AdvanceOutcome.FINISHED]
+    assert effect_count("started:long-4:") == 1

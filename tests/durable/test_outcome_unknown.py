@@ -3,7 +3,6 @@ attempts, then the run is blocked for an operator, never failed; a resume tries 
 
 from __future__ import annotations
 
-import threading
 import time
 
 import pytest
@@ -13,13 +12,15 @@ from django.utils import timezone
 
 import durable
 import tests.durable.step_workflows  # noqa: F401 - registers the workflows
+from devtools.processes import wait_until
+from durable import conf
 from durable.core import registry
 from durable.models import BlockedKind, CheckpointStatus, RunStatus, StepCheckpoint, WorkflowRun
 from durable.ops import recovery
-from durable.runtime import blocked_runs
-from durable.runtime.executor import advance
+from durable.runtime import blocked_runs, step_pool
+from durable.runtime.executor import advance, advance_after_call
 from tests.durable.paying import charge_through_kills, paid
-from tests.durable.step_workflows import CALLS, GATES, KEYS_SEEN, NEXT_CALLS
+from tests.durable.step_workflows import CALLS, KEYS_SEEN, NEXT_CALLS
 from tests.support.inline import finish
 
 
@@ -108,11 +109,8 @@ def test_a_resume_tries_the_step_again_under_the_same_key_with_a_new_horizon(sho
 
 @pytest.mark.django_db
 def test_an_attempt_that_timed_out_is_an_unknown_outcome():
-    try:
-        durable.start("unknown-4", "timed_out_step_with_unknown_outcomes", 2)
-        run = finish(["unknown-4"])["unknown-4"]
-    finally:
-        GATES.setdefault("unknown-4", threading.Event()).set()
+    durable.start("unknown-4", "timed_out_step_with_unknown_outcomes", 2)
+    run = finish(["unknown-4"])["unknown-4"]
     assert run.result == {"answer": "answer 3"}
     assert CALLS["unknown-4"] == 3
     assert checkpoint("unknown-4").unknown_attempts == 2
@@ -175,3 +173,35 @@ def test_the_admin_shows_why_and_its_resume_starts_a_new_horizon(short_backoff, 
     assert checkpoint("unknown-7").unknown_since is None, "a new horizon"
     run = finish(["unknown-7"])["unknown-7"]
     assert run.result == {"key": "unknown-7:0"} and set(KEYS_SEEN["unknown-7"]) == {"unknown-7:0"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_through_a_worker_processs_step_pool_too(short_backoff, monkeypatch):
+    pool = step_pool.StepPool(4, conf.seconds("LEASE_SECONDS"), 1.0, advance_after_call)
+    monkeypatch.setattr(step_pool, "_pool", pool)
+    start("pool-answers", ["unknown"] * 3, max_attempts=1, unknown_for=60)
+    start("pool-blocks", ["unknown"] * 10_000, max_attempts=1, unknown_for=0.3)
+    runs = ["pool-answers", "pool-blocks"]
+
+    def settled() -> bool:
+        for run in WorkflowRun.objects.filter(pk__in=runs):
+            due = run.wake_at is None or run.wake_at <= timezone.now()
+            if run.status in (RunStatus.PENDING, RunStatus.WAITING) and due:
+                with step_pool.task():
+                    advance(run.pk)
+        return all(
+            r.is_finished or r.status == RunStatus.BLOCKED
+            for r in WorkflowRun.objects.filter(pk__in=runs)
+        )
+
+    try:
+        wait_until(settled, 30, interval=0.02)
+    finally:
+        pool.drain()
+    answered, blocked = (WorkflowRun.objects.get(pk=r) for r in runs)
+    assert answered.result == {"key": "pool-answers:0"}, answered.error
+    assert KEYS_SEEN["pool-answers"] == ["pool-answers:0"] * 4
+    assert (
+        blocked.status == RunStatus.BLOCKED and blocked.blocked_kind == BlockedKind.OUTCOME_UNKNOWN
+    )
+    assert set(KEYS_SEEN["pool-blocks"]) == {"pool-blocks:0"}

@@ -13,10 +13,11 @@ import durable
 import tests.durable.step_workflows  # noqa: F401 - registers the workflows
 from devtools.ports import free_port
 from devtools.processes import poller, running, wait_until, worker
+from durable import conf
 from durable.models import CheckpointStatus, RunStatus, StepCheckpoint, WorkflowRun
 from durable.persistence.transient import is_transient
-from durable.runtime import executor
-from durable.runtime.executor import AdvanceOutcome, advance
+from durable.runtime import executor, step_pool
+from durable.runtime.executor import AdvanceOutcome, advance, advance_after_call
 from tests.durable.example_workflows import effect_count
 from tests.durable.step_workflows import CALLS
 from tests.support.environment import process_env
@@ -26,6 +27,7 @@ from tests.support.transient_errors import (
     provoke_deadlock,
     provoke_lock_timeout,
     provoke_sqlite_locked,
+    short_lock_waits_for_new_connections,
     sqlite_write_lock_held_elsewhere,
 )
 
@@ -158,11 +160,10 @@ def test_bugs_and_refusals_are_not_transient():
 # --- the engine: retried, not counted --------------------------------------------------------
 
 
-@pytest.mark.parametrize("plain", [False, True], ids=["transactional", "plain"])
-def test_a_step_meeting_more_transient_errors_than_its_attempts_still_succeeds(plain):
-    run_id = f"transient-{plain}"
+def test_a_transactional_step_meeting_more_transient_errors_than_its_attempts_still_succeeds():
+    run_id = "transient-transactional"
     failures = executor.TRANSIENT_RETRIES_IN_PLACE + 3  # more than max_attempts (3)
-    durable.start(run_id, "transient_errors", failures, plain)
+    durable.start(run_id, "transient_errors", failures, False)
     assert advance(run_id) is AdvanceOutcome.DEFERRED, "tried in place, then left to the poller"
     run = WorkflowRun.objects.get(pk=run_id)
     assert run.status != RunStatus.FAILED and run.wake_at is not None and not run.lease_owner
@@ -171,8 +172,55 @@ def test_a_step_meeting_more_transient_errors_than_its_attempts_still_succeeds(p
     assert runs[run_id].result == {"calls": failures + 1}
     checkpoint = StepCheckpoint.objects.get(run_id=run_id)
     assert checkpoint.status == CheckpointStatus.DONE and checkpoint.attempts == 1
-    # A transactional step's writes were rolled back with each error; a plain step's are not.
-    assert effect_count(f"effect:{run_id}:") == (failures + 1 if plain else 1)
+    assert effect_count(f"effect:{run_id}:") == 1, "each error rolled the step's writes back"
+
+
+@pytest.mark.parametrize("failures", [1, 99])
+def test_a_transient_error_raised_by_a_plain_steps_own_function_counts_as_an_attempt(failures):
+    # The function's effect happened before its error: it is not the engine's to take back.
+    run_id = f"transient-plain-{failures}"
+    durable.start(run_id, "transient_errors", failures, True)
+    run = finish([run_id])[run_id]
+    checkpoint = StepCheckpoint.objects.get(run_id=run_id)
+    if failures == 1:
+        assert run.status == RunStatus.SUCCEEDED and run.result == {"calls": 2}
+        assert checkpoint.attempts == 2 and effect_count(f"effect:{run_id}:") == 2
+    else:
+        assert run.status == RunStatus.FAILED
+        assert durable.StepFailed.step_named_by(run.error) == "write_after_transient_errors"
+        assert checkpoint.status == CheckpointStatus.ERROR and checkpoint.attempts == 3
+        assert effect_count(f"effect:{run_id}:") == 3, "one effect per attempt, no more"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_transient_error_while_recording_a_steps_result_does_not_count_the_attempt():
+    # The step returned (its effect happened) on its one and only attempt.
+    durable.start("bookkeeping-error", "step_then_bookkeeping_error")
+    run = finish(["bookkeeping-error"])["bookkeeping-error"]
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert run.result == {"outcome": "done"}
+    assert StepCheckpoint.objects.get(run_id="bookkeeping-error").attempts == 1
+    assert effect_count("effect:bookkeeping-error:") == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_in_the_step_pool_a_transient_error_recording_an_answer_does_not_count_it(monkeypatch):
+    # As in a worker process: the call runs on the pool's thread, its answer is recorded by the
+    # pool's completer, on a connection of its own that gives up waiting for the run's lock.
+    pool = step_pool.StepPool(2, conf.seconds("LEASE_SECONDS"), 1.0, advance_after_call)
+    monkeypatch.setattr(step_pool, "_pool", pool)
+    try:
+        with short_lock_waits_for_new_connections():
+            durable.start("pool-bookkeeping", "step_then_run_locked")
+            with step_pool.task():
+                assert advance("pool-bookkeeping") is AdvanceOutcome.IN_FLIGHT
+            wait_until(lambda: WorkflowRun.objects.get(pk="pool-bookkeeping").is_finished, 30)
+    finally:
+        pool.drain()
+    run = WorkflowRun.objects.get(pk="pool-bookkeeping")
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert StepCheckpoint.objects.get(run_id="pool-bookkeeping").attempts == 1
+    assert effect_count("effect:pool-bookkeeping:") == 1
 
 
 def test_a_real_bug_in_a_transactional_step_fails_after_its_attempts():

@@ -83,6 +83,7 @@ def test_a_scrape_has_the_engine_and_http_figures(staff_client, make_user, produ
     assert value(after, "durable_runs_overdue") == 1
     assert 40 <= value(after, "durable_oldest_overdue_seconds") < 100
     assert ("durable_queue_depth", ()) in after
+    assert value(after, "durable_step_calls_in_flight") == 0
     assert value(after, "durable_processes_alive", kind="poller") == 1
     assert grew("durable_step_duration_seconds_count", step="checkout", outcome="ok") == 1
     assert (

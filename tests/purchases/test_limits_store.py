@@ -98,11 +98,16 @@ def test_expired_counts_are_swept_past_the_maximum(scheme, settings, tmp_path, m
         assert len(list(tmp_path.glob("*.djcache"))) == 2, "expired files were left behind"
 
 
-def test_redis_holds_the_counts_when_it_is_configured():
+@pytest.mark.parametrize(
+    ("cache_url", "backend"),
+    [("redis://127.0.0.1:6379/3", "RedisCache"), ("", "FileCacheKeepingLiveEntries")],
+)
+def test_the_counts_go_to_redis_only_when_the_cache_url_names_it(cache_url: str, backend: str):
+    # Never the broker's REDIS_URL by default: clearing the cache would flush the task queue.
     result = run_manage(
         "shell", "-c", "from django.conf import settings; print(settings.CACHES['default'])",
-        env_overrides={"DJANGO_DEBUG": "true", "DJANGO_CACHE_URL": "",
-                       "REDIS_URL": "redis://127.0.0.1:6379/3"},
+        env_overrides={"DJANGO_DEBUG": "true", "DJANGO_CACHE_URL": cache_url,
+                       "REDIS_URL": "redis://127.0.0.1:6379/2"},
     )  # fmt: skip
     default = result.stdout.strip().splitlines()[-1]
-    assert "RedisCache" in default and "redis://127.0.0.1:6379/3" in default, result.stderr
+    assert backend in default and "6379/2" not in default, result.stderr

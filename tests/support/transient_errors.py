@@ -6,11 +6,12 @@ import contextlib
 import sqlite3
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
-from django.db import connection, transaction
+from django.db import connection, connections, transaction
 
 LOCK_KEY = 71_170_017  # an advisory lock key no other code of the project takes
 
@@ -66,6 +67,78 @@ def provoke_sqlite_locked() -> None:
                 writer.execute("BEGIN IMMEDIATE")
             finally:
                 writer.close()
+
+
+def break_the_next_write(seconds: float = 0.5) -> None:
+    """Make the next write of this thread's connection meet a real transient error: on PostgreSQL
+    its server process is terminated; on SQLite another connection holds the write lock for
+    `seconds`, longer than this connection's busy timeout (shortened meanwhile)."""
+    if connection.vendor == "postgresql":
+        pid = connection.connection.info.backend_pid
+        with psycopg.connect(postgres_conninfo(), autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", [pid])
+        return
+    own = connections[connection.alias]  # this thread's, not the releasing thread's
+    held = contextlib.ExitStack()
+    held.enter_context(sqlite_write_lock_held_elsewhere(own.settings_dict["NAME"]))
+    busy_timeout, own._lock_timeout = own._lock_timeout, 0.05
+
+    def release() -> None:
+        time.sleep(seconds)
+        own._lock_timeout = busy_timeout
+        held.close()
+
+    threading.Thread(target=release, name="write lock holder", daemon=True).start()
+
+
+@contextlib.contextmanager
+def short_lock_waits_for_new_connections() -> Iterator[None]:
+    """For the block, a connection opened from now on gives up waiting for a lock after 50 ms
+    (PostgreSQL's lock_timeout; SQLite's busy timeout), with a transient error."""
+    if connection.vendor == "postgresql":
+        name = connection.ops.quote_name(connection.settings_dict["NAME"])
+        with psycopg.connect(postgres_conninfo(), autocommit=True) as admin:
+            admin.execute(f"ALTER DATABASE {name} SET lock_timeout = '50ms'")
+            try:
+                yield
+            finally:
+                admin.execute(f"ALTER DATABASE {name} RESET lock_timeout")
+        return
+    options = connection.settings_dict.setdefault("OPTIONS", {})
+    before = options.get("timeout")
+    options["timeout"] = 0.05
+    try:
+        yield
+    finally:
+        if before is None:
+            options.pop("timeout")
+        else:
+            options["timeout"] = before
+
+
+def lock_the_run_for_a_moment(run_id: str, seconds: float = 0.5) -> None:
+    """Another connection holds the run's row lock (PostgreSQL) or the database's write lock
+    (SQLite) for `seconds`, from before this returns."""
+    from durable.models import WorkflowRun
+
+    held = threading.Event()
+
+    def hold() -> None:
+        if connection.vendor == "postgresql":
+            with psycopg.connect(postgres_conninfo()) as other:
+                other.execute(
+                    f"SELECT 1 FROM {WorkflowRun._meta.db_table} WHERE id = %s FOR UPDATE",
+                    [run_id],
+                )
+                held.set()
+                time.sleep(seconds)
+            return
+        with sqlite_write_lock_held_elsewhere(connection.settings_dict["NAME"]):
+            held.set()
+            time.sleep(seconds)
+
+    threading.Thread(target=hold, name="run lock holder", daemon=True).start()
+    held.wait(10)
 
 
 def provoke_transient_error() -> None:

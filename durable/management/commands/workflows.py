@@ -7,6 +7,7 @@ from django.utils import timezone
 from durable import engine, testing
 from durable.errors import RunNotFound
 from durable.ops import replaycheck, run_reports
+from durable.transport import dispatch
 
 
 class Command(BaseCommand):
@@ -54,7 +55,14 @@ class Command(BaseCommand):
                     options["status"], options["workflow"], options["limit"],
                     overdue=options["overdue"],
                 )  # fmt: skip
-                output = run_reports.format_run_list(runs, engine.database_now())
+                now = engine.database_now()
+                output = (
+                    run_reports.format_run_list(runs, now)
+                    + "\n"
+                    + run_reports.format_backlog(
+                        dispatch.queue_depth(), run_reports.calls_in_flight(now)
+                    )
+                )
             elif options["action"] == "show":
                 output = run_reports.format_run_detail(run_reports.run_detail(options["run_id"]))
             elif options["action"] == "replay-check":

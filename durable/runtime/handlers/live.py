@@ -44,6 +44,12 @@ class UnknownOutcomes:
         """With one more unknown attempt, made at `now` (which starts the horizon if none is)."""
         return UnknownOutcomes(self.attempts + 1, self.since or now)
 
+    def one_fewer(self) -> UnknownOutcomes:
+        """Without the last one (an attempt presumed unknown that answered): no horizon if it
+        was the only one."""
+        attempts = max(self.attempts - 1, 0)
+        return UnknownOutcomes(attempts, self.since if attempts else None)
+
 
 NO_UNKNOWN_OUTCOMES: Final = UnknownOutcomes()
 

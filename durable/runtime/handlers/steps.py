@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from typing import Any
 
 from django.db import transaction
@@ -17,19 +18,25 @@ from durable.core.step_context import StepInfo
 from durable.errors import LeaseLost, OutcomeUnknown, StepInterrupted, StepTimedOut
 from durable.models import CheckpointStatus
 from durable.persistence import store
-from durable.persistence.transient import is_transient
-from durable.runtime import blocked_runs, metrics
+from durable.persistence.transient import forget_broken_connection, is_transient
+from durable.runtime import blocked_runs, metrics, step_pool
 from durable.runtime.handlers.live import (
     NO_UNKNOWN_OUTCOMES,
     LiveCommand,
     UnknownOutcomes,
     to_json,
 )
+from durable.runtime.in_flight import Answer, InFlightCall
 from durable.runtime.lease_keeper import LeaseKeeper
 from durable.runtime.timeouts import call_with_timeout
 
 # The executor's log: where operators already look for a run's failed attempts.
 logger = logging.getLogger("durable.runtime.executor")
+
+# A step's result met a transient error while being recorded: tried again after this pause,
+# doubling up to the maximum, while the lease lasts.
+RECORD_RETRY_PAUSE_SECONDS = 0.05
+RECORD_RETRY_PAUSE_MAX_SECONDS = 1.0
 
 # What a step with `unknown_for` takes for an attempt whose effect may or may not have happened
 # (a worker that died during the attempt is one too: its attempt stays presumed unknown).
@@ -38,8 +45,13 @@ UNKNOWN_OUTCOMES = (OutcomeUnknown, StepTimedOut)
 
 def run_step(live: LiveCommand[Step]) -> Resolved | Raised | Suspend:
     """A plain step: at least once, outside any transaction, the run's lease kept meanwhile.
+    In a worker process the call is handed to the process's step pool (`durable.runtime.step_pool`),
+    which records its answer and advances the run on; elsewhere it is called in place.
     With `unknown_for`, attempts whose outcome is unknown do not count (`_unknown_outcome`)."""
     command, tx = live.command, live.tx
+    answer = step_pool.take_answer(tx.run_id, live.position)
+    if answer is not None:
+        return _record_answer(live, answer)
     attempt = (live.recorded.attempts if live.recorded else 0) + 1
     unknown = UnknownOutcomes.of(live.recorded)
     if attempt - unknown.attempts > command.max_attempts:
@@ -49,32 +61,119 @@ def run_step(live: LiveCommand[Step]) -> Resolved | Raised | Suspend:
             StepInterrupted(f"its worker died or lost the run during attempt {attempt - 1}"),
             unknown,
         )  # fmt: skip
-    tx.begin()
-    if command.unknown_for is not None and _past_horizon(live, unknown):
-        return _blocked(live, attempt - 1, live.recorded.error if live.recorded else None)
-    # An attempt is presumed of unknown outcome until it answers: one whose worker dies stays so.
-    presumed = unknown if command.unknown_for is None else unknown.one_more(tx.now())
+    presumed = unknown
+    if command.unknown_for is not None:
+        tx.begin()
+        if _past_horizon(live, unknown):
+            return _blocked(live, attempt - 1, live.recorded.error if live.recorded else None)
+        # Presumed of unknown outcome until it answers: one whose worker dies stays so.
+        presumed = unknown.one_more(tx.now())
+    pool = step_pool.current()
+    if pool is not None and tx.leased is not None:
+        return _hand_to_pool(live, attempt, presumed, pool, tx.leased)
     # The attempt is counted before the call (a worker killed inside the step used it up),
     # and commits with what came before: no lock is held while the outside world is called.
     _record_attempt(live, attempt, presumed)
     tx.commit()
-    try:
-        # However long the call takes, the run stays ours (a takeover would run it twice).
-        with LeaseKeeper(tx.run_id, tx.owner, tx.ttl):
+    # However long the call takes, the run stays ours (a takeover would run it twice).
+    with LeaseKeeper(tx.run_id, tx.owner, tx.ttl) as keeper:
+        try:
             result = to_json(_call(live, attempt))
-    except Exception as exc:
-        if is_transient(exc):
-            # Tried again without counting an attempt (`executor.advance`).
-            _record_attempt(live, attempt - 1, unknown)
-            tx.commit()
-            raise
-        if command.unknown_for is not None and isinstance(exc, UNKNOWN_OUTCOMES):
-            return _unknown_outcome(live, attempt, exc, presumed)
-        return _failed(live, attempt, exc, unknown)
-    tx.begin()
-    live.finish(result, attempts=attempt, unknown=unknown)
+        except Exception as exc:
+            # The function's own error, a transient database error included: the attempt was
+            # made and its effect may have happened, so it counts. Only the engine's own
+            # bookkeeping goes uncounted.
+            forget_broken_connection()
+            return _attempt_failed(live, attempt, exc, presumed)
+        _record_result(live, result, attempt, _definite(live, presumed), keeper)
     metrics.step_finished(command.name, live.elapsed(), ok=True)
     return Resolved(result)
+
+
+def _hand_to_pool(
+    live: LiveCommand[Step],
+    attempt: int,
+    presumed: UnknownOutcomes,
+    pool: step_pool.StepPool,
+    leased: store.LeasedRun,
+) -> Suspend:
+    """Record the attempt and hand the call to the pool, the run's lease kept by its renewer;
+    with no slot free within the task's budget, give the run back to the queue instead."""
+    tx = live.tx
+    if not pool.reserve():
+        tx.commit()  # nothing held while waiting for a slot
+        if not pool.reserve(wait=True):
+            tx.begin()
+            wake_at = tx.now()
+            store.defer_run(tx.run_id, tx.owner, wake_at)
+            return Suspend(wake_at, "every step slot of the worker was taken")
+    try:
+        _record_attempt(live, attempt, presumed)
+    except BaseException:
+        pool.release()
+        raise
+    # The call starts once the attempt has committed (with the task's acknowledgement, or the
+    # other answers recorded with this one): never before, and not at all if it rolls back.
+    call = InFlightCall(tx.run_id, tx.owner, tx.ttl, leased, live.position, attempt)
+
+    def start() -> None:
+        try:
+            pool.submit(call, lambda: to_json(_call(live, attempt)))
+        except BaseException:
+            pool.release()  # the lease lapses and the attempt counts, as after a crash
+            raise
+
+    tx.after_commit(start, pool.release)
+    tx.handed_off = True
+    return Suspend(None, "its step is in flight")
+
+
+def _record_answer(live: LiveCommand[Step], answer: Answer) -> Resolved | Raised | Suspend:
+    """The answer a pooled call came back with, recorded as an attempt done in place would be
+    (inside the run's transaction, which the completer commits or tries again). The checkpoint
+    read holds the attempt as recorded when it started (presumed unknown with `unknown_for`)."""
+    presumed = UnknownOutcomes.of(live.recorded)
+    if answer.error is not None:
+        return _attempt_failed(live, answer.attempt, answer.error, presumed, answer.seconds)
+    live.tx.begin()
+    live.finish(answer.value, attempts=answer.attempt, unknown=_definite(live, presumed))
+    metrics.step_finished(live.command.name, answer.seconds, ok=True)
+    return Resolved(answer.value)
+
+
+def _record_result(
+    live: LiveCommand[Step],
+    result: Any,
+    attempt: int,
+    unknown: UnknownOutcomes,
+    keeper: LeaseKeeper,
+) -> None:
+    """Commit the step's result at once. The call's effect has happened: a transient database
+    error while recording it is tried again in place, for as long as the lease is known ours,
+    rather than rolling the advance back (which would run the step again and count the attempt,
+    failing a step whose effect happened on its last attempt)."""
+    tx = live.tx
+    pause = RECORD_RETRY_PAUSE_SECONDS
+    while True:
+        try:
+            tx.begin()
+            live.finish(result, attempts=attempt, unknown=unknown)
+            tx.commit()
+            return
+        except LeaseLost:
+            raise
+        except Exception as exc:
+            tx.rollback()
+            lease_left = tx.ttl.total_seconds() - (time.monotonic() - keeper.renewed_at)
+            if not is_transient(exc) or keeper.lost or lease_left < pause * 2:
+                raise
+            forget_broken_connection()
+            logger.warning(
+                "run %s step=%d: recording its result met a transient error, trying again: %s",
+                tx.run_id, live.position, describe(exc),
+            )  # fmt: skip
+        time.sleep(pause)
+        pause = min(pause * 2, RECORD_RETRY_PAUSE_MAX_SECONDS)
 
 
 def run_transaction_step(live: LiveCommand[TransactionStep]) -> Resolved | Raised | Suspend:
@@ -110,17 +209,41 @@ def _record_attempt(live: LiveCommand[Step], attempts: int, unknown: UnknownOutc
     live.save(CheckpointStatus.PENDING, attempts=attempts, unknown=unknown)
 
 
+def _definite(live: LiveCommand[Step], presumed: UnknownOutcomes) -> UnknownOutcomes:
+    """The unknown outcomes once the attempt presumed unknown (with `unknown_for`) answered
+    definitely: one fewer, and no horizon if it was the first."""
+    if live.command.unknown_for is None or presumed.attempts == 0:
+        return presumed
+    return presumed.one_fewer()
+
+
+def _attempt_failed(
+    live: LiveCommand[Step],
+    attempt: int,
+    exc: Exception,
+    presumed: UnknownOutcomes,
+    seconds: float | None = None,
+) -> Raised | Suspend:
+    """An attempt that raised: an unknown outcome (with `unknown_for`), or a failed attempt."""
+    if live.command.unknown_for is not None and isinstance(exc, UNKNOWN_OUTCOMES):
+        return _unknown_outcome(live, attempt, exc, presumed, seconds)
+    return _failed(live, attempt, exc, _definite(live, presumed), seconds=seconds)
+
+
 def _failed(
     live: LiveCommand[Step],
     attempt: int,
     exc: Exception,
     unknown: UnknownOutcomes = NO_UNKNOWN_OUTCOMES,
+    *,
+    seconds: float | None = None,
 ) -> Raised | Suspend:
-    """Record a failed attempt, one of `max_attempts` (the `unknown` outcomes before it do not
-    count): the step's final error, or a retry after a backoff."""
+    """Record a failed attempt (that took `seconds`, by default since the command was met), one
+    of `max_attempts` (the `unknown` outcomes before it do not count): the step's final error,
+    or a retry after a backoff."""
     command, tx = live.command, live.tx
     error = describe(exc)
-    metrics.step_finished(command.name, live.elapsed(), ok=False)
+    metrics.step_finished(command.name, live.elapsed() if seconds is None else seconds, ok=False)
     counted = attempt - unknown.attempts
     logger.warning(
         "run %s step=%d name=%s attempt %d/%d failed: %s",
@@ -134,13 +257,17 @@ def _failed(
 
 
 def _unknown_outcome(
-    live: LiveCommand[Step], attempt: int, exc: Exception, unknown: UnknownOutcomes
+    live: LiveCommand[Step],
+    attempt: int,
+    exc: Exception,
+    unknown: UnknownOutcomes,
+    seconds: float | None = None,
 ) -> Suspend:
     """Record an attempt whose outcome is unknown (`unknown` counts it): retried after a
     backoff, without using up an attempt, until the horizon; past it the run is blocked."""
     command, tx = live.command, live.tx
     error = describe(exc)
-    metrics.step_finished(command.name, live.elapsed(), ok=False)
+    metrics.step_finished(command.name, live.elapsed() if seconds is None else seconds, ok=False)
     logger.warning(
         "run %s step=%d name=%s attempt %d: outcome unknown (%d so far, since %s): %s",
         tx.run_id, live.position, command.name, attempt, unknown.attempts,

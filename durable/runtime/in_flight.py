@@ -1,0 +1,40 @@
+"""A plain step's call in flight in the step pool (durable/runtime/step_pool.py), and its answer:
+what the pool hands back to the executor, which records it and advances the run on."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from durable.persistence import store
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What a call came back with: its value (JSON, as recorded) or its exception."""
+
+    attempt: int
+    seconds: float
+    value: Any = None
+    error: Exception | None = None
+
+
+@dataclass(slots=True)
+class InFlightCall:
+    """A plain step's call handed to the pool, with what its run's advance needs afterwards."""
+
+    run_id: str
+    owner: str
+    ttl: dt.timedelta
+    leased: store.LeasedRun
+    position: int
+    attempt: int
+    started: float = field(default_factory=time.monotonic)
+    renewed_at: float = field(default_factory=time.monotonic)
+    lost: bool = False
+
+    def lease_left(self) -> float:
+        """Seconds the lease is known to last (from its last renewal)."""
+        return self.ttl.total_seconds() - (time.monotonic() - self.renewed_at)
