@@ -119,11 +119,11 @@ MUTANTS: tuple[Mutant, ...] = (
         "durable/runtime/run_transaction.py",
         (
             (
-                "        self.join()\n        if not self._group.is_open:\n",
+                "        if self._group.is_open:\n            # Earlier runs' writes",
                 "        self._signals_seen = store.WorkflowSignal.objects.filter(\n"
                 "            run_id=self.run_id, accepted=True, consumed_position__isnull=True\n"
                 "        ).exists()\n"
-                "        self.join()\n        if not self._group.is_open:\n",
+                "        if self._group.is_open:\n            # Earlier runs' writes",
             ),
         ),
         ("tests/durable/test_engine.py",),
@@ -228,6 +228,38 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         "M13",
+        "a worker's step pool starts calls beyond its limit",
+        "durable/runtime/step_pool.py",
+        (("                if self._slots_taken < self.limit:", "                if True:"),),
+        (
+            "tests/durable/test_step_pool.py::test_a_worker_never_has_more_calls_in_flight_than_its_limit",
+        ),
+    ),
+    Mutant(
+        "M14",
+        "the step pool keeps its calls by lease owner (a run's next call loses its renewal)",
+        "durable/runtime/step_pool.py",
+        (
+            (
+                "            self._calls[id(call)] = call",
+                "            self._calls[call.owner] = call",
+            ),
+            (
+                "                self._calls.pop(id(call), None)",
+                "                self._calls.pop(call.owner, None)",
+            ),
+            (
+                "                calls = [call for call in calls if id(call) in self._calls]",
+                "                calls = [call for call in calls if call.owner in self._calls]",
+            ),
+        ),
+        (
+            "tests/durable/test_step_pool.py::"
+            "test_a_runs_next_call_keeps_its_lease_past_several_lease_lengths",
+        ),
+    ),
+    Mutant(
+        "M15",
         "the charge is asked without the step's idempotency key (a retry after a kill pays again)",
         "purchases/payments.py",
         (('options={"idempotency_key": key}', "options={}"),),

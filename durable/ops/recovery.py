@@ -22,6 +22,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from durable import conf
 from durable.core import registry
 from durable.models import ACTIVE_STATUSES, BlockedKind, RunStatus, WorkflowRun
 from durable.persistence import heartbeats, store
@@ -145,7 +146,8 @@ def on_worker_start(sender: Any = None, **kwargs: Any) -> None:
     """django-q2's post_spawn signal, in each new worker process: turn its step pool on (plain
     steps' calls then run beside its tasks, not inside them), record the workflow versions it
     has (its heartbeat), then resume the blocked runs it may now be able to replay."""
-    if multiprocessing.parent_process() is not None:  # not django-q2's loop run in place (tests)
+    # Not when django-q2's loops run in place (tests), nor with the pool turned off (0).
+    if multiprocessing.parent_process() is not None and conf.get("STEPS_IN_FLIGHT") > 0:
         step_pool.enable(advance_after_call, taskqueue.task_timeout())
     try:
         heartbeats.beat(heartbeats.WORKER)

@@ -39,8 +39,10 @@ class RunTransaction:
     def acquire(self, *, fresh: bool) -> store.LeasedRun | None:
         """Take the lease as a write of the group transaction (instead of a fence): a run that
         only touches the database is then advanced in one commit."""
-        self.join()
-        if not self._group.is_open:
+        if self._group.is_open:
+            # Earlier runs' writes share the transaction: mark where this run's begin.
+            self._savepoint = RunSavepoint(self._group)
+        else:
             self._group.open()
         leased = store.acquire_lease(self.run_id, self.owner, self.ttl, fresh=fresh)
         if leased is not None:
@@ -48,12 +50,6 @@ class RunTransaction:
             self._fenced_in = self._group.generation
             self._note_clock(leased.db_now)
         return leased
-
-    def join(self) -> None:
-        """Mark where this run's writes begin in the group, when it is open with earlier runs'
-        writes (a savepoint), so that a failure takes back this run's only."""
-        if self._group.is_open:
-            self._savepoint = RunSavepoint(self._group)
 
     def begin(self) -> None:
         """Make sure the group transaction is open and this run's lease is fenced in it."""

@@ -193,9 +193,14 @@ class StepPool:
             try:
                 for n, (call, answer) in enumerate(left):
                     current = call
+                    opened = group.generation + (0 if group.is_open else 1)
                     self._record_one(call, answer, group, holding)
                     current = None
-                    if not group.is_open or group.age() > conf.get("GROUP_COMMIT_SECONDS"):
+                    # Committed inside (a run that found no free slot commits before it waits):
+                    # what came before must never be recorded again (a run's next call may be
+                    # in flight already).
+                    committed = not group.is_open or group.generation != opened
+                    if committed or group.age() > conf.get("GROUP_COMMIT_SECONDS"):
                         group.commit()
                         self._settle([c for c, _ in left[done : n + 1]], holding)
                         done = n + 1
