@@ -11,6 +11,7 @@ import pytest
 import stripe
 from django.core import mail
 from django.core.management import call_command
+from django.urls import reverse
 from django.utils import timezone
 
 from devtools.stripe_provider import TEST_API_KEY, captured_charges
@@ -162,7 +163,7 @@ def advance_until(run_id: str, status: str, timeout: float = 60) -> None:
 
 
 def test_an_unknown_outcome_is_asked_again_under_its_key_then_waits_for_an_operator_not_failed(
-    shopper, product, short_window, settings, provider, direct
+    shopper, product, short_window, settings, provider, direct, client
 ):
     settings.DURABLE = {**settings.DURABLE, "RETRY_BACKOFF_SECONDS": 0.05}
     settings.ONECLICK_CHARGE_UNKNOWN_FOR_MINUTES = 0.03  # 1.8 s of connections refused
@@ -179,6 +180,10 @@ def test_an_unknown_outcome_is_asked_again_under_its_key_then_waits_for_an_opera
         assert run.blocked_kind == "outcome_unknown" and "charge" in run.blocked_reason
         status = services.purchase_status(purchase, refresh=True).as_json()
         assert status["status"] == "pending" and status["waiting_on_provider"] is True
+        client.force_login(shopper)
+        page = client.get(reverse("purchase-status", args=["k1"])).json()["html"]
+        assert "Charging your Visa" in page and "data-waiting-on-provider" in page
+        assert "charged at most once" in page
         assert captured_charges(direct, purchase.customer_id) == []
         # The provider is back; an operator resumes the purchase, which asks again, same key.
         proxy.control.refuse(False)
