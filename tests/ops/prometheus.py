@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.test import Client
 from prometheus_client.parser import text_string_to_metric_families
 
 
@@ -17,3 +18,11 @@ def samples(text: str) -> dict[tuple[str, tuple], float]:
 def value(figures: dict, name: str, **labels: str) -> float:
     """The sample `name` with exactly `labels` in `figures` (0 when absent)."""
     return figures.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+def scrape(client: Client, **extra: str) -> dict[tuple[str, tuple], float]:
+    """Every sample `GET /metrics` answers `client` with (asserting a 200 of Prometheus text)."""
+    response = client.get("/metrics", **extra)
+    assert response.status_code == 200, response.status_code
+    assert response["Content-Type"].startswith("text/plain")
+    return samples(response.content.decode())

@@ -17,7 +17,7 @@ from durable.persistence import heartbeats
 from durable.runtime.executor import advance
 from purchases import services
 from tests.durable import example_workflows  # noqa: F401 - registers the example workflows
-from tests.ops.prometheus import samples, value
+from tests.ops.prometheus import scrape, value
 from tests.support.inline import finish
 
 pytestmark = pytest.mark.django_db
@@ -29,13 +29,6 @@ def staff_client(db) -> Client:
     client = Client()
     client.force_login(user)
     return client
-
-
-def scrape(client: Client, **extra: str) -> dict:
-    response = client.get("/metrics", **extra)
-    assert response.status_code == 200, response.status_code
-    assert response["Content-Type"].startswith("text/plain")
-    return samples(response.content.decode())
 
 
 def test_only_staff_or_the_token_may_scrape(make_user, settings, staff_client):

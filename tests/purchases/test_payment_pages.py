@@ -14,7 +14,7 @@ from django.urls import reverse
 from devtools.processes import wait_until
 from purchases import services
 from purchases.models import Purchase
-from tests.ops.test_metrics import scrape, value
+from tests.ops.prometheus import scrape, value
 from tests.purchases.conftest import wait_past_the_window
 from tests.support.inline import finish
 
