@@ -54,7 +54,9 @@ def _label(seconds: float) -> str:
     return "no wait" if seconds == 0 else f"{seconds * 1000:.0f} ms step"
 
 
-def _ours(ctx: BenchContext, prefix: str, count: int, seconds: float) -> dict[str, Any]:
+def _ours(
+    ctx: BenchContext, prefix: str, count: int, seconds: float, side: str = ""
+) -> dict[str, Any]:
 
     import durable
     from durable.models import WorkflowRun
@@ -62,7 +64,8 @@ def _ours(ctx: BenchContext, prefix: str, count: int, seconds: float) -> dict[st
     run_ids = [f"{prefix}-{i}" for i in range(count)]
     began = time.time()
     _in_threads(run_ids, lambda run_id: durable.start(run_id, "bench_slow_step", seconds))
-    ctx.result.add(f"ours, {_label(seconds)}: starting all", "s", time.time() - began)
+    if side:
+        ctx.result.add(f"{side}, {_label(seconds)}: starting all", "s", time.time() - began)
     left = workload.wait_finished(run_ids, ROUND_TIME_LIMIT, interval=0.05)
     rows = WorkflowRun.objects.filter(pk__in=run_ids).values_list("status", "finished_at")
     ended = [finished.timestamp() for status, finished in rows if status == "succeeded"]
@@ -193,7 +196,7 @@ def run(ctx: BenchContext) -> None:
             for seconds in LATENCIES:
                 prefix = f"r{n}-{int(seconds * 1000)}"
                 with workload.Sampler(cluster, interval=0.25, extra=count_ours) as sampler:
-                    answer = _ours(ctx, f"ours-{prefix}", count, seconds)
+                    answer = _ours(ctx, f"ours-{prefix}", count, seconds, "ours")
                 for label, (rss, _pss) in sampler.memory_max.items():
                     memory_peak[label] = max(memory_peak.get(label, 0), rss)
                 connections_peak["ours"] = max(
