@@ -223,7 +223,7 @@ def advance_after_call(call: InFlightCall, group: GroupTransaction) -> AdvanceOu
     leaves the group for the caller to roll back."""
     tx = RunTransaction(call.run_id, call.owner, call.ttl, group)
     tx.leased = call.leased
-    outcome = _advance_leased(tx, call.leased, call.started, resumed=True)
+    outcome = _advance_leased(tx, call.leased, call.started, call.history, resumed=True)
     tx.release()
     return outcome
 
@@ -254,6 +254,7 @@ def _advance_leased(
         runlog.transition(run_id, leased.workflow, RunStatus.RUNNING, owner=tx.owner)
     if history is None:
         history = store.load_history(run_id)
+    tx.history = dict(history)
     reached = -1  # the last position run live
     stopped_for_commit = False
 

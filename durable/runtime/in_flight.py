@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from durable.core.replay import Recorded
 from durable.persistence import store
 
 
@@ -31,6 +32,9 @@ class InFlightCall:
     leased: store.LeasedRun
     position: int
     attempt: int
+    # The run's checkpoints once the attempt committed (None: read them again), so that the
+    # completer replays without reading them.
+    history: dict[int, Recorded] | None = None
     started: float = field(default_factory=time.monotonic)
     renewed_at: float = field(default_factory=time.monotonic)
     lost: bool = False

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from django.utils import timezone
 
 from durable import conf
+from durable.core.replay import Recorded
 from durable.persistence import store
 from durable.runtime.group import GroupTransaction, RunSavepoint
 
@@ -26,6 +27,9 @@ class RunTransaction:
     leased: store.LeasedRun | None = None
     # Set when a plain step's call was handed to the step pool: the run stays leased meanwhile.
     handed_off = False
+    # The run's checkpoints as this advance knows them (read, then written), for the step pool's
+    # completer to replay from without reading them again; None when they may differ.
+    history: dict[int, Recorded] | None = None
 
     def __init__(self, run_id: str, owner: str, ttl: dt.timedelta, group: GroupTransaction) -> None:
         self.run_id = run_id
@@ -63,6 +67,15 @@ class RunTransaction:
             self.rollback()
             raise
         self._fenced_in = self._group.generation
+
+    def remember(self, position: int, recorded: Recorded) -> None:
+        """The checkpoint at `position` was just written as `recorded`."""
+        if self.history is not None:
+            self.history[position] = recorded
+
+    def forget_history(self) -> None:
+        """A checkpoint was written in a way `remember` cannot follow: read them again."""
+        self.history = None
 
     def _note_clock(self, db_now: dt.datetime | None) -> None:
         self._db_clock = (db_now, time.monotonic())

@@ -9,6 +9,7 @@ import contextlib
 import functools
 import json
 import logging
+import re
 from collections.abc import Iterator
 from contextvars import ContextVar
 from typing import Any
@@ -54,10 +55,14 @@ def _record(run_id: str, workflow: str, status: str, fields: dict[str, Any]) -> 
     logger.log(level, "run_transition %s", text)
 
 
+# A value with any of these is written as a JSON string, so each line parses as key=value pairs.
+_NEEDS_QUOTES = re.compile(r"[\s\"'=]")
+
+
 def _value(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.1f}"
     text = str(value)
-    if not text or any(c.isspace() or c in "\"'=" for c in text):
+    if not text or _NEEDS_QUOTES.search(text):
         return json.dumps(text)
     return text

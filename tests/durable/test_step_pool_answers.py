@@ -4,7 +4,9 @@ together, one of them refused because its run's lease was taken meanwhile."""
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.utils import timezone
@@ -17,6 +19,7 @@ from durable.models import RunStatus, StepCheckpoint, WorkflowRun
 from durable.persistence import store
 from durable.runtime import step_pool
 from durable.runtime.executor import AdvanceOutcome, advance, advance_after_call
+from durable.runtime.in_flight import InFlightCall
 from tests.durable.example_workflows import effect_count
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -51,3 +54,45 @@ def test_an_answer_whose_lease_was_taken_is_dropped_and_the_others_recorded(
         run = WorkflowRun.objects.get(pk=run_id)
         assert run.status == RunStatus.SUCCEEDED, run.error
         assert effect_count(f"paid:{run_id}:") == 1
+
+
+def test_the_completer_replays_from_the_checkpoints_the_advance_wrote_without_reading_them(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    """The advance that hands a call off passes on the run's checkpoints as it read and wrote
+    them: the completer replays from those, which are what the database holds, and reads none."""
+    read_history = store.load_history
+    reads: list[str] = []
+    differing: list[str] = []
+
+    def counted_read(run_id: str) -> Any:
+        reads.append(threading.current_thread().name)
+        return read_history(run_id)
+
+    def checked_advance_after_call(call: InFlightCall, group: Any) -> AdvanceOutcome:
+        if call.history != read_history(call.run_id):
+            differing.append(f"{call.run_id}@{call.position}")
+        return advance_after_call(call, group)
+
+    monkeypatch.setattr(store, "load_history", counted_read)
+    pool = step_pool.StepPool(4, conf.seconds("LEASE_SECONDS"), 1.0, checked_advance_after_call)
+    monkeypatch.setattr(step_pool, "_pool", pool)
+    # Transactional steps written live before the plain step; two plain steps in a row (the
+    # second handed off by the completer itself).
+    starts = {"history-kinds": ("many_steps", 2, 0, 0), "history-two": ("two_keyed_steps", 0)}
+    try:
+        for run_id, (name, *args) in starts.items():
+            durable.start(run_id, name, *args)
+            with step_pool.task():
+                assert advance(run_id) is AdvanceOutcome.IN_FLIGHT
+        wait_until(lambda: all(WorkflowRun.objects.get(pk=r).is_finished for r in starts), 30)
+    finally:
+        pool.drain()
+    assert differing == []
+    assert [name for name in reads if name == "durable completer"] == []
+    kinds = WorkflowRun.objects.get(pk="history-kinds")
+    assert kinds.status == RunStatus.SUCCEEDED, kinds.error
+    assert kinds.result["total"] == 1 and kinds.result["observed"] == 20
+    two = WorkflowRun.objects.get(pk="history-two")
+    assert two.status == RunStatus.SUCCEEDED, two.error
+    assert StepCheckpoint.objects.filter(run_id="history-two", status="done").count() == 2

@@ -127,3 +127,12 @@ class LiveCommand(Generic[C]):
                 status=status, result=result, error=error, attempts=attempts, deadline=deadline,
                 unknown_attempts=unknown.attempts, unknown_since=unknown.since,
             )  # fmt: skip
+        # As `store.load_history` would read it back (a JSON column's value round-tripped).
+        self.tx.remember(
+            self.position,
+            store.recorded(
+                self.command.name, self.command.kind, status,
+                None if result is None else to_json(result), error, attempts, deadline,
+                unknown_attempts=unknown.attempts, unknown_since=unknown.since,
+            ),
+        )  # fmt: skip

@@ -114,7 +114,8 @@ def _hand_to_pool(
         raise
     # The call starts once the attempt has committed (with the task's acknowledgement, or the
     # other answers recorded with this one): never before, and not at all if it rolls back.
-    call = InFlightCall(tx.run_id, tx.owner, tx.ttl, leased, live.position, attempt)
+    history = None if tx.history is None else dict(tx.history)
+    call = InFlightCall(tx.run_id, tx.owner, tx.ttl, leased, live.position, attempt, history)
 
     def start() -> None:
         try:

@@ -39,6 +39,7 @@ def wait_for_signal(live: LiveCommand[WaitForSignal]) -> Resolved | Suspend:
         return _park(live, deadline, f"waiting for {command.signal!r}", command.signal)
     if recorded is not None:
         # A sender may have decided the timeout since the history was read: its word stands.
+        tx.forget_history()
         return Resolved(store.complete_pending_checkpoint(tx.run_id, live.position, result))
     live.finish(result, attempts=0, deadline=deadline)
     return Resolved(result)
