@@ -23,7 +23,7 @@ DEFAULTS: dict[str, float] = {
     "HEALTH_STALE_SECONDS": 30.0,
     "OVERDUE_SECONDS": 5.0,
     # Plain steps' calls in flight at once per worker process (durable.runtime.step_pool).
-    "STEPS_IN_FLIGHT": 32,
+    "STEPS_IN_FLIGHT": 128,
     # How long one task waits in all for a free step slot before handing its run back.
     "STEP_SLOT_WAIT_SECONDS": 10.0,
 }

@@ -428,7 +428,7 @@ DURABLE = {
     # EAGER_GRACE_SECONDS, so a healthy engine stays well inside it.
     "OVERDUE_SECONDS": env_float("DURABLE_OVERDUE_SECONDS", 5.0),
     # Plain steps' calls in flight at once per worker process (each waits on a thread of its own).
-    "STEPS_IN_FLIGHT": int(env_float("DURABLE_STEPS_IN_FLIGHT", 32)),
+    "STEPS_IN_FLIGHT": int(env_float("DURABLE_STEPS_IN_FLIGHT", 128)),
     # Behind a transaction pooler the engine keeps no session state and polls for tasks.
     "TRANSACTION_POOLER": DATABASE_POOLER == "pgbouncer",
     # Extra modules that register workflows, imported by every process at start-up.
