@@ -268,6 +268,22 @@ MUTANTS: tuple[Mutant, ...] = (
             "test_workers_killed_while_charges_are_in_flight_charge_each_confirmed_purchase_once",
         ),
     ),
+    Mutant(
+        "M16",
+        "the checkpoints handed to the completer miss those written live (a step ran again)",
+        "durable/runtime/run_transaction.py",
+        (
+            (
+                "        if self.history is not None:\n"
+                "            self.history[position] = recorded",
+                "        pass",
+            ),
+        ),
+        (
+            "tests/durable/test_step_pool_answers.py::"
+            "test_the_completer_replays_from_the_checkpoints_the_advance_wrote_without_reading_them",
+        ),
+    ),
 )
 
 
