@@ -149,16 +149,29 @@ def status_counts() -> dict[str, int]:
     }
 
 
-def running_leased_elsewhere() -> int:
-    """Runs 'running' whose lease is not held by this process. A lease owner is
-    'host:pid:token' (durable.runtime.executor.new_owner), so this process's pid between colons
-    marks
-    the leases it holds itself (an eager start takes none to park a purchase, but one to go on
-    after a plain step)."""
-    from durable.models import WorkflowRun
+def running_leased_elsewhere() -> dict[str, int]:
+    """Runs 'running' whose lease is not held by this process, split in two: those in a plain
+    step's call (its checkpoint pending: on a worker's step pool, holding a slot, not the worker)
+    and the others (in a task or being recorded). A lease owner is 'host:pid:token'
+    (durable.runtime.executor.new_owner), so this process's pid between colons marks the leases
+    it holds itself (an eager start takes none to park a purchase, but one to go on after a plain
+    step)."""
+    from django.db.models import Count, Exists, OuterRef
+
+    from durable.models import StepCheckpoint, WorkflowRun
 
     mine = f":{os.getpid()}:"
-    return WorkflowRun.objects.filter(status="running").exclude(lease_owner__contains=mine).count()
+    in_call = StepCheckpoint.objects.filter(run=OuterRef("pk"), kind="step", status="pending")
+    rows = (
+        WorkflowRun.objects.filter(status="running")
+        .exclude(lease_owner__contains=mine)
+        .annotate(in_call=Exists(in_call))
+        .values("in_call")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    by_call = {row["in_call"]: row["n"] for row in rows}
+    return {"in a call": by_call.get(True, 0), "not in a call": by_call.get(False, 0)}
 
 
 def queue_depth() -> int:
