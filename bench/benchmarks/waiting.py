@@ -70,7 +70,8 @@ def _held(res: BenchResult, label: str, sampler: workload.Sampler, workers: int)
         goal_max=workers,
     )
     res.add(
-        f"{label}: runs in a plain step's call on a worker's step pool, peak",
+        f"{label}: runs in a plain step's call (a step pool's slot, or a task with the pool "
+        "off), peak",
         "runs",
         sampler.max_extra(ELSEWHERE + "in a call"),
     )
