@@ -249,8 +249,8 @@ MUTANTS: tuple[Mutant, ...] = (
                 "                self._calls.pop(call.owner, None)",
             ),
             (
-                "                calls = [call for call in calls if id(call) in self._calls]",
-                "                calls = [call for call in calls if call.owner in self._calls]",
+                "            calls = [call for call in calls if id(call) in self._calls]",
+                "            calls = [call for call in calls if call.owner in self._calls]",
             ),
         ),
         (
@@ -282,6 +282,21 @@ MUTANTS: tuple[Mutant, ...] = (
         (
             "tests/durable/test_step_pool_answers.py::"
             "test_the_completer_replays_from_the_checkpoints_the_advance_wrote_without_reading_them",
+        ),
+    ),
+    Mutant(
+        "M17",
+        "the renewer calls a lease lost that the recording of its answer released",
+        "durable/runtime/step_pool.py",
+        (
+            (
+                "            elif not call.lost and not call.recording:",
+                "            elif not call.lost:",
+            ),
+        ),
+        (
+            "tests/durable/test_step_pool_answers.py::"
+            "test_a_run_ended_by_its_answer_is_not_called_lost_before_its_call_is_settled",
         ),
     ),
 )

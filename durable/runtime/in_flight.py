@@ -38,6 +38,9 @@ class InFlightCall:
     started: float = field(default_factory=time.monotonic)
     renewed_at: float = field(default_factory=time.monotonic)
     lost: bool = False
+    # Its answer is being recorded: a commit may release its run's lease (the run ended or
+    # waits) before the completer settles it, which is not a lost lease.
+    recording: bool = False
 
     def lease_left(self) -> float:
         """Seconds the lease is known to last (from its last renewal)."""

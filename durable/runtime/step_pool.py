@@ -193,6 +193,7 @@ class StepPool:
             try:
                 for n, (call, answer) in enumerate(left):
                     current = call
+                    call.recording = True
                     opened = group.generation + (0 if group.is_open else 1)
                     self._record_one(call, answer, group, holding)
                     current = None
@@ -210,6 +211,8 @@ class StepPool:
             except Exception as exc:
                 group.rollback()
                 left = left[done:]
+                for call, _ in left:
+                    call.recording = False
                 if current is not None and not is_transient(exc):
                     self._give_up(current, exc, holding)
                     left = [(c, a) for c, a in left if c is not current]
@@ -263,32 +266,38 @@ class StepPool:
     def _renew(self) -> None:
         interval = self.ttl.total_seconds() / 3
         while not self._renewal_stop.wait(interval):
-            with self._state:
-                calls = list(self._calls.values())
-            if not calls:
-                continue
-            try:
-                renewed = store.renew_leases([call.owner for call in calls], self.ttl)
-            except Exception:
-                logger.exception("renewing %d leases failed; trying again", len(calls))
-                # This thread's connection skips Django's per-request health checks: a dropped
-                # one would fail every renewal from then on.
-                connection.close()
-                continue
-            now = time.monotonic()
-            with self._state:
-                # A call recorded meanwhile is no longer running: not lost.
-                calls = [call for call in calls if id(call) in self._calls]
-            for call in calls:
-                if call.owner in renewed:
-                    call.renewed_at = now
-                elif not call.lost:
-                    call.lost = True
-                    logger.warning(
-                        "run %s: lease lost while its step ran; its answer will be dropped",
-                        call.run_id,
-                    )
+            self.renew_once()
         connection.close()
+
+    def renew_once(self) -> None:
+        """Renew the leases of every call in flight, in one statement; a call whose lease was
+        not renewed is marked lost (its answer will be dropped), unless it was recorded
+        meanwhile or is being recorded (its run's lease released by the recording commit)."""
+        with self._state:
+            calls = list(self._calls.values())
+        if not calls:
+            return
+        try:
+            renewed = store.renew_leases([call.owner for call in calls], self.ttl)
+        except Exception:
+            logger.exception("renewing %d leases failed; trying again", len(calls))
+            # This thread's connection skips Django's per-request health checks: a dropped one
+            # would fail every renewal from then on.
+            connection.close()
+            return
+        now = time.monotonic()
+        with self._state:
+            # A call recorded meanwhile is no longer running: not lost.
+            calls = [call for call in calls if id(call) in self._calls]
+        for call in calls:
+            if call.owner in renewed:
+                call.renewed_at = now
+            elif not call.lost and not call.recording:
+                call.lost = True
+                logger.warning(
+                    "run %s: lease lost while its step ran; its answer will be dropped",
+                    call.run_id,
+                )
 
     # --- exit -----------------------------------------------------------------------------------
 

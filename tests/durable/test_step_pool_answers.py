@@ -1,9 +1,11 @@
-"""The step pool's completer in this process (as in a worker process): answers recorded
-together, one of them refused because its run's lease was taken meanwhile."""
+"""The step pool's completer and renewer in this process (as in a worker process): answers
+recorded together, one of them refused because its run's lease was taken meanwhile; a run whose
+answer ended it is not taken for a lost lease before the completer settles its call."""
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import threading
 from pathlib import Path
 from typing import Any
@@ -54,6 +56,45 @@ def test_an_answer_whose_lease_was_taken_is_dropped_and_the_others_recorded(
         run = WorkflowRun.objects.get(pk=run_id)
         assert run.status == RunStatus.SUCCEEDED, run.error
         assert effect_count(f"paid:{run_id}:") == 1
+
+
+def test_a_run_ended_by_its_answer_is_not_called_lost_before_its_call_is_settled(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+):
+    """The renewer's statement can land between the completer's commit (the run ended, its
+    lease released) and the completer taking the call off the renewer's list; 56-70 false
+    "lease lost" warnings per 10,000 purchases on PostgreSQL in benchmark 2."""
+    release = tmp_path / "release"
+    pool = step_pool.StepPool(4, conf.seconds("LEASE_SECONDS"), 1.0, advance_after_call)
+    monkeypatch.setattr(step_pool, "_pool", pool)
+    committed, settle_now = threading.Event(), threading.Event()
+    settling: list[InFlightCall] = []
+    settle = pool._settle
+
+    def settle_when_told(calls: list[InFlightCall], holding: set[str]) -> None:
+        if calls and not committed.is_set():  # the completer, right after its commit
+            settling.extend(calls)
+            committed.set()
+            settle_now.wait(60)  # set below; the bound only keeps a broken test from hanging
+        settle(calls, holding)
+
+    monkeypatch.setattr(pool, "_settle", settle_when_told)
+    try:
+        durable.start("ended-by-answer", "held_step", str(release))
+        with step_pool.task():
+            assert advance("ended-by-answer") is AdvanceOutcome.IN_FLIGHT
+        release.touch()
+        assert committed.wait(30)
+        run = WorkflowRun.objects.get(pk="ended-by-answer")
+        assert run.status == RunStatus.SUCCEEDED and run.lease_owner == ""
+        with caplog.at_level(logging.WARNING, logger="durable.runtime.step_pool"):
+            pool.renew_once()
+        assert [call.lost for call in settling] == [False]
+        assert "lease lost" not in caplog.text
+    finally:
+        settle_now.set()
+        pool.drain()
+    assert pool.in_flight() == 0, "every slot was given back"
 
 
 def test_the_completer_replays_from_the_checkpoints_the_advance_wrote_without_reading_them(
