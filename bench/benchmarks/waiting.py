@@ -37,7 +37,6 @@ PACED_RATE = 150.0
 ALL_AT_ONCE_WINDOW = 150.0
 STARTER_THREADS = 4
 HTTP_CONCURRENCY = 16
-ELSEWHERE = "running, leased elsewhere, "
 
 
 def _memory(res: BenchResult, label: str, sampler: workload.Sampler) -> None:
@@ -52,11 +51,7 @@ def _memory(res: BenchResult, label: str, sampler: workload.Sampler) -> None:
 
 def _sampler(procs: list[Process]) -> workload.Sampler:
     """The sampler of a round, also counting the runs leased by processes other than this one."""
-
-    def leased() -> dict[str, int]:
-        return {ELSEWHERE + k: n for k, n in workload.running_leased_elsewhere().items()}
-
-    return workload.Sampler(procs, extra=leased)
+    return workload.Sampler(procs, extra=workload.running_leased_elsewhere)
 
 
 def _held(res: BenchResult, label: str, sampler: workload.Sampler, workers: int) -> None:
@@ -65,7 +60,7 @@ def _held(res: BenchResult, label: str, sampler: workload.Sampler, workers: int)
         f"{label}: runs 'running' leased by processes other than the bench process, "
         "not in a plain step's call, peak",
         "runs",
-        sampler.max_extra(ELSEWHERE + "not in a call"),
+        sampler.max_extra("not in a call"),
         goal=f"<= {workers} (Q_WORKERS): no worker held by a waiting run",
         goal_max=workers,
     )
@@ -73,7 +68,7 @@ def _held(res: BenchResult, label: str, sampler: workload.Sampler, workers: int)
         f"{label}: runs in a plain step's call (a step pool's slot, or a task with the pool "
         "off), peak",
         "runs",
-        sampler.max_extra(ELSEWHERE + "in a call"),
+        sampler.max_extra("in a call"),
     )
     res.add(
         f"{label}: runs 'running' (any lease, the bench process's too), peak",
